@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   -- installs into .venv, then runs the whole pipeline on the embedded digits
+#   make test   -- installs into .venv, then runs ruff and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch must be installed before the project: a bare `torch`
+# requirement would otherwise pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+DEMO ?= demo-output
+
+.PHONY: setup demo test test-slow lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml plugins/vaekit-example/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]" -e plugins/vaekit-example
+	touch $@
+
+demo: setup
+	bash scripts/demo.sh "$(DEMO)"
+
+lint: setup
+	$(BIN)/ruff check vaekit tests plugins benchmarks datasets
+	$(BIN)/ruff format --check vaekit tests plugins benchmarks datasets
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) $(DEMO)

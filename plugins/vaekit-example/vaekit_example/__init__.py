@@ -1,0 +1,1 @@
+"""vaekit-example: the plugin package that docs/plugins.md walks through."""

@@ -1,0 +1,18 @@
+"""Shared fixtures: a fresh plugin host per test, small thread counts, tiny runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vaekit.plugins import reset_plugin_host
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugin_host():
+    """Every test starts (and ends) with a plugin host built anew."""
+    reset_plugin_host()
+    yield
+    reset_plugin_host()

@@ -1,0 +1,38 @@
+"""Built-in plugin: the standard-normal prior N(0, I)."""
+
+from __future__ import annotations
+
+import math
+
+from vaekit import hookimpl
+
+
+def _build():
+    import torch
+    from torch import Tensor, nn
+
+    class NormalPrior(nn.Module):
+        """p(z) = N(0, I), with the closed-form KL to a diagonal Gaussian."""
+
+        def __init__(self, latent_dim: int):
+            super().__init__()
+            self.latent_dim = latent_dim
+            self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+        def log_prob(self, z: Tensor) -> Tensor:
+            return (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(1)
+
+        def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+            return torch.randn(n, self.latent_dim, generator=generator, device=self._anchor.device)
+
+        def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+            # KL(N(mu, s^2) || N(0, 1)) = 1/2 (mu^2 + s^2 - 1 - ln s^2), per dimension
+            return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+
+    return NormalPrior
+
+
+@hookimpl
+def register_priors(register):
+    """Register the built-in prior."""
+    register("normal", _build())

@@ -1,0 +1,91 @@
+"""Built-in plugin: KL-weight schedules ``constant``, ``warmup``, ``sigmoid``, ``cyclical``.
+
+Each is a pure function of the optimiser step, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from vaekit import hookimpl
+
+DEFAULT_WARMUP_FRACTION = 0.3
+
+
+def _steps(steps: int | None, total_steps: int, fraction: float) -> int:
+    return max(1, int(steps if steps is not None else fraction * total_steps))
+
+
+@dataclass(frozen=True)
+class ConstantSchedule:
+    """beta = ``beta`` at every step."""
+
+    beta: float = 1.0
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return self.beta
+
+
+class WarmupSchedule:
+    """beta rises linearly from 0 to ``beta`` over ``steps`` steps, then stays.
+
+    ``steps`` defaults to 30% of the run's optimiser steps.
+    """
+
+    def __init__(self, total_steps: int, steps: int | None = None, beta: float = 1.0):
+        self.steps = _steps(steps, total_steps, DEFAULT_WARMUP_FRACTION)
+        self.beta = beta
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return self.beta * min(1.0, step / self.steps)
+
+
+class SigmoidSchedule:
+    """beta = beta / (1 + exp(-k (step - midpoint))) (Bowman et al. 2016).
+
+    ``midpoint`` defaults to 15% of the run's steps; ``k`` to 10 / midpoint.
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        midpoint: int | None = None,
+        k: float | None = None,
+        beta: float = 1.0,
+    ):
+        self.midpoint = _steps(midpoint, total_steps, DEFAULT_WARMUP_FRACTION / 2)
+        self.k = k if k is not None else 10.0 / self.midpoint
+        self.beta = beta
+
+    def __call__(self, step: int, epoch: int) -> float:
+        x = -self.k * (step - self.midpoint)
+        return self.beta / (1.0 + math.exp(min(x, 700.0)))
+
+
+class CyclicalSchedule:
+    """Fu et al. 2019: ``cycles`` cycles; in each, beta rises linearly over the first
+    ``ratio`` of the cycle, then stays at ``beta``."""
+
+    def __init__(self, total_steps: int, cycles: int = 4, ratio: float = 0.5, beta: float = 1.0):
+        if cycles < 1 or not 0 < ratio <= 1:
+            raise ValueError("cyclical needs cycles >= 1 and 0 < ratio <= 1")
+        self.period = max(1, total_steps // cycles)
+        self.ratio, self.beta = ratio, beta
+
+    def __call__(self, step: int, epoch: int) -> float:
+        phase = (step % self.period) / self.period
+        return self.beta * min(1.0, phase / self.ratio)
+
+
+def _constant(total_steps: int, beta: float = 1.0) -> ConstantSchedule:
+    return ConstantSchedule(beta)
+
+
+@hookimpl
+def register_kl_schedules(register):
+    """Register the built-in KL schedules."""
+    register("constant", _constant)
+    register("warmup", WarmupSchedule)
+    register("sigmoid", SigmoidSchedule)
+    register("cyclical", CyclicalSchedule)

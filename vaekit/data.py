@@ -1,0 +1,275 @@
+"""Datasets in memory, and turning a dataset plugin into batches.
+
+Images stay uint8 ``(N, C, H, W)`` (in memory or memory-mapped from the decode
+cache) until a batch reaches the device, where it becomes float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vaekit.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+UNLABELLED = -1
+
+
+@dataclass
+class ImageDataset:
+    """Images with ids, splits and optional class labels and binary attributes.
+
+    ``labels`` holds one class id per image (``UNLABELLED`` = -1 where unknown)
+    with ``class_names[id]`` its name; ``attributes`` holds many booleans per
+    image with ``attribute_names``. ``split`` holds an index into ``SPLITS`` per
+    image, or is ``None`` when the data has no split of its own.
+    """
+
+    images: np.ndarray  # (N, C, H, W) uint8
+    ids: np.ndarray  # (N,) str: relative paths or indices
+    source: str  # the dataset plugin's name
+    location: str  # the path it came from, or "embedded"
+    labels: np.ndarray | None = None  # (N,) int64
+    class_names: list[str] | None = None
+    attributes: np.ndarray | None = None  # (N, A) bool
+    attribute_names: list[str] | None = None
+    split: np.ndarray | None = None  # (N,) uint8 index into SPLITS
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise DataError(
+                f"dataset '{self.source}' gave images of dtype {self.images.dtype} and shape "
+                f"{self.images.shape}; expected uint8 (N, C, H, W)"
+            )
+        n = len(self.images)
+        self.ids = np.asarray(self.ids, dtype=str)
+        for name in ("ids", "labels", "attributes", "split"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise DataError(
+                    f"dataset '{self.source}': {name} has {len(value)} rows, images {n}"
+                )
+        if not self.fingerprint:
+            self.fingerprint = fingerprint_arrays(self.images, self.ids)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of every image."""
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: np.ndarray) -> ImageDataset:
+        """The rows at ``index`` (an int array or boolean mask), keeping names and source."""
+
+        def take(a):
+            return None if a is None else a[index]
+
+        return replace(
+            self,
+            images=self.images[index],
+            ids=self.ids[index],
+            labels=take(self.labels),
+            attributes=take(self.attributes),
+            split=take(self.split),
+        )
+
+    def with_splits(self, val_fraction: float = 0.1, seed: int = 0) -> ImageDataset:
+        """Give every image a split. The dataset's own split is kept; ``val_fraction`` of
+        its training images (of all images, when it has none) become ``val``, chosen by a
+        seeded permutation so every command sees the same split."""
+        if not 0 <= val_fraction < 1:
+            raise UsageError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        split = np.zeros(len(self), dtype=np.uint8) if self.split is None else self.split.copy()
+        train = np.flatnonzero(split == SPLITS.index("train"))
+        n_val = int(round(val_fraction * len(train)))
+        if n_val:
+            rng = np.random.default_rng(seed)
+            split[rng.permutation(train)[:n_val]] = SPLITS.index("val")
+        return replace(self, split=split)
+
+    def select_split(self, name: str | None) -> ImageDataset:
+        """Only the images of split ``name`` (``None`` or ``"all"``: everything)."""
+        if name in (None, "all"):
+            return self
+        if name not in SPLITS:
+            raise UsageError(f"unknown split '{name}'; choose one of: all, {', '.join(SPLITS)}")
+        if self.split is None:
+            raise UsageError(f"dataset '{self.source}' has no splits; use --split all")
+        return self.subset(self.split == SPLITS.index(name))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description for run configs and file attributes."""
+        return {
+            "source": self.source,
+            "location": self.location,
+            "n": len(self),
+            "image_shape": list(self.image_shape),
+            "class_names": self.class_names,
+            "attribute_names": self.attribute_names,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def fingerprint_arrays(*arrays: np.ndarray, sample: int = 4096) -> str:
+    """A short, stable hash of arrays' shapes and (a strided sample of) their contents."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        step = max(1, len(array) // sample)
+        digest.update(np.ascontiguousarray(array[::step]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resolve_source(path: str | Path | None, dataset: str | None) -> tuple[str, Any]:
+    """The dataset plugin to use: ``dataset`` if named, else the one that detects ``path``."""
+    from vaekit.plugins import get_plugin_host
+
+    host = get_plugin_host()
+    if dataset is not None:
+        return dataset, host.get("datasets", dataset).factory
+    if path is None:
+        return "digits", host.get("datasets", "digits").factory
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data path '{path}' does not exist; give an image folder or file")
+    registry = host.registry("datasets")
+    ordered = sorted(
+        registry.values(), key=lambda c: -int(getattr(c.factory, "detect_priority", 0))
+    )
+    for component in ordered:
+        if component.factory.detect(p):
+            return component.name, component.factory
+    raise DataError(
+        f"'{path}' holds none of the known kinds of data ({', '.join(sorted(registry))}); "
+        "pass --dataset NAME to choose one"
+    )
+
+
+def load_dataset(
+    path: str | Path | None = None,
+    dataset: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    **options: Any,
+) -> ImageDataset:
+    """Load images through a dataset plugin and apply the image options.
+
+    ``path=None`` gives the embedded digits. ``image_size`` (square resize + centre
+    crop) and ``channels`` (1 or 3) are passed to plugins that accept them and
+    applied afterwards either way. Other ``options`` go to the plugin as given.
+    """
+    from vaekit.options import check_options
+
+    name, source = resolve_source(path, dataset)
+    load = source.load
+    accepted = inspect.signature(load).parameters
+    for key, value in (("image_size", image_size), ("channels", channels)):
+        if value is not None and key in accepted:
+            options[key] = value
+    check_options("dataset", name, load, options, skip=1)
+    data = load(None if path is None else Path(path), **options)
+    return apply_image_options(data, image_size=image_size, channels=channels)
+
+
+def apply_image_options(
+    data: ImageDataset, image_size: int | None = None, channels: int | None = None
+) -> ImageDataset:
+    """Convert to ``channels`` (1 or 3) and resize + centre-crop to ``image_size`` squares."""
+    images = data.images
+    if channels is not None and channels not in (1, 3):
+        raise UsageError(f"--channels must be 1 or 3, got {channels}")
+    if channels is not None and images.shape[1] != channels:
+        if channels == 1:  # ITU-R 601 luma, as Pillow's "L" mode
+            weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)[None, :, None, None]
+            images = np.rint((images[:, :3].astype(np.float32) * weights).sum(1, keepdims=True))
+            images = images.clip(0, 255).astype(np.uint8)
+        else:
+            images = np.repeat(images[:, :1], 3, axis=1)
+    if image_size is not None and images.shape[2:] != (image_size, image_size):
+        images = np.stack([resize_square(img, image_size) for img in images])
+    if images is data.images:
+        return data
+    return replace(data, images=np.ascontiguousarray(images), fingerprint="")
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) uint8 -> (C, size, size): scale the short side to ``size``, centre-crop."""
+    from PIL import Image
+
+    channels, height, width = image.shape
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    planes = []
+    for plane in image:
+        resized = Image.fromarray(plane).resize((new_w, new_h), Image.Resampling.BILINEAR)
+        planes.append(np.asarray(resized)[top : top + size, left : left + size])
+    return np.stack(planes)
+
+
+class DeviceBatches:
+    """Batches of a uint8 image tensor, converted to float on the device.
+
+    The whole uint8 array is one tensor (shared with numpy, no copy on CPU); a
+    batch is one index/gather, one transfer and one conversion -- no per-sample
+    Python. Shuffling uses a generator seeded per epoch, so a resumed run sees
+    the same order.
+    """
+
+    def __init__(self, images: np.ndarray, device: torch.device, labels: np.ndarray | None = None):
+        import torch
+
+        self.device = device
+        tensor = torch.from_numpy(np.ascontiguousarray(images))
+        if device.type == "cuda":
+            # small datasets live on the GPU; large ones are pinned for async copies
+            tensor = tensor.to(device) if tensor.nbytes < 2**31 else tensor.pin_memory()
+        self.images = tensor
+        self.labels = None if labels is None else torch.from_numpy(labels.astype(np.int64))
+        self.n = len(images)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """Batches per epoch."""
+        return self.n // batch_size if drop_last else -(-self.n // batch_size)
+
+    def epoch(
+        self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(x, y)`` per batch: x float (B, C, H, W) in [0, 1] on the device."""
+        import torch
+
+        if shuffle:
+            generator = torch.Generator().manual_seed(seed)
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = None
+        stop = self.num_batches(batch_size, drop_last) * batch_size
+        for start in range(0, min(stop, self.n), batch_size):
+            if order is None:
+                idx = slice(start, start + batch_size)
+                x = self.images[idx]
+            else:
+                idx = order[start : start + batch_size]
+                x = self.images[idx.to(self.images.device)]
+            y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
+            yield to_float(x, self.device), y
+
+
+def to_float(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [0, 1] on ``device`` (converted after the copy)."""
+    return x.to(device, non_blocking=True).float().div_(255.0)

@@ -1,0 +1,178 @@
+"""The vaekit plugin contract: every hook a plugin can implement.
+
+This is the one file a plugin author needs to read. A plugin is a module (or any
+object) with functions decorated by ``@vaekit.hookimpl`` whose names match the
+hooks below. Third-party packages expose such a module through the entry-point
+group ``vaekit`` in their ``pyproject.toml``::
+
+    [project.entry-points.vaekit]
+    my_plugin = "my_package.vaekit_plugin"
+
+Registration hooks
+------------------
+Each component family has one ``register_<family>(register)`` hook. The hook is
+called once, the first time vaekit needs that family, with a ``register``
+callable: ``register(name, factory)``. vaekit owns naming: a name registered by
+two plugins is an error naming both, and an unknown name fails with the list of
+registered names and the closest match. Import heavy libraries (torch) inside
+the hook body, not at module level, so ``vaekit --help`` stays fast.
+
+Factories are called with keyword options. Any option a user passes with
+``--encoder-opt key=value`` (and the like) must be a keyword parameter of the
+factory, otherwise vaekit reports the misspelt option with the accepted ones.
+
+Lifecycle hooks
+---------------
+``vaekit_train_start``, ``vaekit_epoch_end`` and ``vaekit_train_end`` are
+called by the training loop for every plugin that implements them; their
+return values are ignored. Use them to log, checkpoint elsewhere, or stop early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # heavy types only for readers and type checkers
+    import typer
+
+    from vaekit.runs import Run
+
+hookspec = pluggy.HookspecMarker("vaekit")
+
+Register = Callable[[str, Any], None]
+
+
+@hookspec
+def register_encoders(register: Register) -> None:
+    """Register encoder factories.
+
+    ``register(name, factory)`` where ``factory(input_shape, **options)`` returns a
+    ``torch.nn.Module`` that maps a float batch ``x`` of shape ``(B, C, H, W)``
+    (values in [0, 1]) to features of shape ``(B, F)``. The module must expose
+    ``out_features: int`` (F). The core's posterior head maps the features to
+    the diagonal-Gaussian posterior (mu, log sigma^2).
+    """
+
+
+@hookspec
+def register_decoders(register: Register) -> None:
+    """Register decoder factories.
+
+    ``register(name, factory)`` where ``factory(latent_dim, output_shape, **options)``
+    returns a ``torch.nn.Module`` that maps ``z`` of shape ``(B, latent_dim)`` to
+    likelihood parameters of shape ``(B, *output_shape)``. ``output_shape`` is
+    ``(C * k, H, W)`` where ``k`` is the likelihood's ``params_per_channel``.
+    """
+
+
+@hookspec
+def register_likelihoods(register: Register) -> None:
+    """Register likelihood factories.
+
+    ``register(name, factory)`` where ``factory(**options)`` returns a
+    ``torch.nn.Module`` with:
+
+    - ``params_per_channel: int`` -- how many decoder output channels it needs
+      per data channel;
+    - ``log_prob(x, params) -> Tensor[B]`` -- log p(x | z) in nats, summed over
+      every data dimension, with all normalising constants;
+    - ``mean(params) -> Tensor[B, C, H, W]`` -- the mean image, in [0, 1];
+    - ``sample(params) -> Tensor[B, C, H, W]`` -- a draw from p(x | z).
+    """
+
+
+@hookspec
+def register_priors(register: Register) -> None:
+    """Register prior factories.
+
+    ``register(name, factory)`` where ``factory(latent_dim, **options)`` returns a
+    ``torch.nn.Module`` with ``log_prob(z) -> Tensor[B]``, ``sample(n) -> Tensor[n, D]``
+    and ``kl(mu, logvar) -> Tensor[B, D]``: the per-dimension KL from the
+    diagonal Gaussian N(mu, exp(logvar)) to the prior (closed form where it exists,
+    a one-sample estimate otherwise).
+    """
+
+
+@hookspec
+def register_kl_schedules(register: Register) -> None:
+    """Register KL-weight schedules.
+
+    ``register(name, factory)`` where ``factory(total_steps, **options)`` returns a
+    callable ``schedule(step, epoch) -> float``: the weight beta of the KL term
+    at optimiser step ``step`` (0-based) of epoch ``epoch``. It must be a pure
+    function of its arguments so that a resumed run continues exactly.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset sources.
+
+    ``register(name, source)`` where ``source`` is an object (usually a class)
+    with:
+
+    - ``detect(path: pathlib.Path) -> bool`` -- whether ``path`` holds this kind
+      of data (used when the user gives no ``--dataset``);
+    - ``load(path, **options) -> vaekit.data.ImageDataset`` -- the images as uint8
+      ``(N, C, H, W)`` with ids, splits and optional labels/attributes. ``path``
+      is ``None`` when the source needs none (the embedded digits).
+    """
+
+
+@hookspec
+def register_accelerators(register: Register) -> None:
+    """Register accelerators (where and how training runs).
+
+    ``register(name, factory)`` where ``factory(**options)`` returns an object with
+    ``is_available() -> bool``, ``device: torch.device``, ``prepare(model) -> model``
+    (move to the device, memory format, compile) and ``autocast()`` (a context
+    manager for mixed precision; a null context on CPU).
+    """
+
+
+@hookspec
+def register_models(register: Register) -> None:
+    """Register model kinds (``vae``; class-conditional ones, ...).
+
+    ``register(name, factory)`` where ``factory(config, components)`` returns a
+    ``torch.nn.Module`` that follows ``vaekit.model.VAE``'s interface: ``encode``,
+    ``decode``, ``forward(x, y=None) -> ELBOTerms``. ``config`` is a
+    ``vaekit.model.ModelConfig``; ``components`` is a ``vaekit.model.Components``
+    with the built encoder, decoder, likelihood and prior.
+    """
+
+
+@hookspec
+def register_commands(cli: typer.Typer) -> None:
+    """Add commands to the ``vaekit`` command line.
+
+    Called once when the CLI starts, with the root ``typer.Typer`` app. Add
+    commands with ``@cli.command(rich_help_panel="Plugins")``. Keep imports of
+    heavy libraries inside the command function.
+    """
+
+
+@hookspec
+def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
+    """Called once before the first training step (also on resume).
+
+    ``run`` is the run directory (``vaekit.runs.Run``); ``config`` the full
+    training configuration as written to ``config.json``.
+    """
+
+
+@hookspec
+def vaekit_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
+    """Called after each epoch, once its checkpoint is written.
+
+    ``metrics`` holds the epoch's mean training loss, reconstruction NLL, KL,
+    beta, throughput and, when there is a validation split, ``val_loss``.
+    """
+
+
+@hookspec
+def vaekit_train_end(run: Run, metrics: dict[str, float]) -> None:
+    """Called once after the last epoch, when the final model is saved."""

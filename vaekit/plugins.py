@@ -1,0 +1,263 @@
+"""The plugin manager: built-in and third-party plugins, component registries.
+
+Plugins are loaded lazily, once, on first use of :func:`get_plugin_host`. Each
+entry point in the group ``vaekit`` is imported on its own, inside
+``try/except``: a plugin that fails to import (or implements a hook that does
+not exist) is unregistered, reported with a warning naming it, and shown as
+broken by ``vaekit plugins``; everything else keeps working. Set
+``VAEKIT_STRICT_PLUGINS=1`` to turn those warnings into errors (for CI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from vaekit import hookspecs
+from vaekit.errors import PluginConflictError, UnknownComponentError, VaekitError
+from vaekit.options import check_options
+
+FAMILIES: tuple[str, ...] = (
+    "encoders",
+    "decoders",
+    "likelihoods",
+    "priors",
+    "kl_schedules",
+    "datasets",
+    "accelerators",
+    "models",
+)
+
+#: The word for one member of each family, used in messages.
+SINGULAR: dict[str, str] = {
+    "encoders": "encoder",
+    "decoders": "decoder",
+    "likelihoods": "likelihood",
+    "priors": "prior",
+    "kl_schedules": "KL schedule",
+    "datasets": "dataset",
+    "accelerators": "accelerator",
+    "models": "model",
+}
+
+BUILTIN_MODULES: tuple[str, ...] = (
+    "vaekit.builtin.networks",
+    "vaekit.builtin.likelihoods",
+    "vaekit.builtin.priors",
+    "vaekit.builtin.schedules",
+    "vaekit.builtin.datasets",
+    "vaekit.builtin.accelerators",
+    "vaekit.builtin.models",
+)
+
+ENTRY_POINT_GROUP = "vaekit"
+STRICT_ENV = "VAEKIT_STRICT_PLUGINS"
+
+
+class VaekitPluginWarning(UserWarning):
+    """A third-party plugin could not be loaded; vaekit carries on without it."""
+
+
+@dataclass
+class PluginInfo:
+    """One registered plugin and where it came from."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool = False
+    status: str = "ok"  # "ok" or "broken"
+    error: str = ""
+    hooks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A named factory in one family, with the plugin that registered it."""
+
+    family: str
+    name: str
+    factory: Any
+    plugin: str
+
+
+class PluginHost:
+    """Owns the pluggy manager, plugin provenance and per-family registries."""
+
+    def __init__(self, entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager("vaekit")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self._registries: dict[str, dict[str, Component]] = {}
+        from vaekit import __version__
+
+        for module_name in BUILTIN_MODULES:
+            module = importlib.import_module(module_name)
+            self.add_plugin(module, module_name, "vaekit", __version__, builtin=True)
+        if entry_points:
+            self._load_entry_points()
+
+    # -- loading ---------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.name if dist is not None else "?"
+            version = dist.version if dist is not None else "?"
+            try:
+                module = ep.load()
+            except Exception as exc:  # any import failure of third-party code
+                self._mark_broken(ep.name, dist_name, version, f"import failed: {exc!r}")
+                continue
+            self.add_plugin(module, ep.name, dist_name, version)
+
+    def add_plugin(
+        self,
+        plugin: object,
+        name: str,
+        distribution: str = "?",
+        version: str = "?",
+        builtin: bool = False,
+    ) -> PluginInfo | None:
+        """Register ``plugin`` under ``name``; returns its info, or None if it was rejected.
+
+        A plugin whose hooks fail validation is unregistered again (rolled back)
+        and reported as broken. Registries already built are rebuilt on next use.
+        """
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            if builtin:
+                raise
+            self._mark_broken(name, distribution, version, f"invalid plugin: {exc}")
+            return None
+        hooks = sorted(caller.name for caller in (self.pm.get_hookcallers(plugin) or []))
+        info = PluginInfo(name, distribution, version, builtin=builtin, hooks=hooks)
+        self.plugins[name] = info
+        self._registries.clear()
+        return info
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin by name (tests use this in ``finally``)."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.plugins.pop(name, None)
+        self._registries.clear()
+
+    def _mark_broken(self, name: str, distribution: str, version: str, error: str) -> None:
+        self.plugins[name] = PluginInfo(name, distribution, version, status="broken", error=error)
+        message = f"vaekit plugin '{name}' (from {distribution}) is broken and was skipped: {error}"
+        if os.environ.get(STRICT_ENV, "") not in ("", "0"):
+            raise VaekitError(message)
+        warnings.warn(message, VaekitPluginWarning, stacklevel=3)
+
+    # -- registries ------------------------------------------------------
+    def registry(self, family: str) -> dict[str, Component]:
+        """All components of ``family`` by name, built on first use."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown component family {family!r}; families: {FAMILIES}")
+        if family not in self._registries:
+            self._registries[family] = self._build_registry(family)
+        return self._registries[family]
+
+    def _build_registry(self, family: str) -> dict[str, Component]:
+        registry: dict[str, Component] = {}
+        caller = getattr(self.pm.hook, f"register_{family}")
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            added: list[str] = []
+
+            def register(name: str, factory: Any, _plugin: str = impl.plugin_name) -> None:
+                if not isinstance(name, str) or not name:
+                    raise VaekitError(f"plugin '{_plugin}' registered a {family} with no name")
+                if name in registry and registry[name].plugin != _plugin:
+                    other = registry[name].plugin
+                    raise PluginConflictError(
+                        f"{SINGULAR[family]} '{name}' is registered by two plugins: "
+                        f"'{other}' ({self._dist(other)}) and '{_plugin}' ({self._dist(_plugin)}); "
+                        "uninstall one of them or ask its author to rename it"
+                    )
+                registry[name] = Component(family, name, factory, _plugin)
+                added.append(name)
+
+            try:
+                impl.function(register=register)
+            except PluginConflictError:
+                raise
+            except Exception as exc:
+                info = self.plugins.get(impl.plugin_name)
+                if info is None or info.builtin:
+                    raise
+                for name in added:  # roll back this plugin's part of the family
+                    registry.pop(name, None)
+                self.remove_plugin(impl.plugin_name)
+                self._mark_broken(
+                    impl.plugin_name,
+                    info.distribution,
+                    info.version,
+                    f"register_{family} failed: {exc!r}",
+                )
+                return self._build_registry(family)
+        return registry
+
+    def _dist(self, plugin_name: str) -> str:
+        info = self.plugins.get(plugin_name)
+        return f"{info.distribution} {info.version}" if info else "?"
+
+    def names(self, family: str) -> list[str]:
+        """Sorted names registered in ``family``."""
+        return sorted(self.registry(family))
+
+    def get(self, family: str, name: str) -> Component:
+        """The component ``name`` of ``family``; unknown names fail with suggestions."""
+        registry = self.registry(family)
+        if name not in registry:
+            raise UnknownComponentError(SINGULAR[family], name, list(registry))
+        return registry[name]
+
+    def create(self, family: str, name: str, *args: Any, **options: Any) -> Any:
+        """Build component ``name`` with positional ``args`` and checked keyword ``options``."""
+        component = self.get(family, name)
+        check_options(SINGULAR[family], name, component.factory, options, skip=len(args))
+        return component.factory(*args, **options)
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay, for lifecycle hooks."""
+        return self.pm.hook
+
+
+_HOST: PluginHost | None = None
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide plugin host, created (and entry points loaded) on first call."""
+    global _HOST
+    if _HOST is None:
+        _HOST = PluginHost()
+    return _HOST
+
+
+def reset_plugin_host() -> None:
+    """Forget the plugin host so the next call rebuilds it (for tests)."""
+    global _HOST
+    _HOST = None
+
+
+def create(family: str, name: str, *args: Any, **options: Any) -> Any:
+    """Shortcut for ``get_plugin_host().create(...)``."""
+    return get_plugin_host().create(family, name, *args, **options)
+
+
+def factory(family: str, name: str) -> Callable[..., Any]:
+    """The registered factory for ``name`` in ``family``."""
+    return get_plugin_host().get(family, name).factory

@@ -1,0 +1,83 @@
+"""Rich display of long work: the training progress bar and summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+def make_progress(console: Console | None = None, transient: bool = False) -> Progress:
+    """A progress bar with counts, times and a free-text ``info`` field."""
+    return Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=transient,
+    )
+
+
+class RichTrainReporter:
+    """Shows loss, recon, KL, beta and samples/s while training; a table at the end."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = make_progress(self.console)
+        self.task: Any = None
+
+    def start(self, total_steps: int, done_steps: int, run: Any) -> None:
+        self.console.print(f"training into [bold]{run.path}[/]")
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=total_steps, completed=done_steps, info=""
+        )
+
+    def update(self, step: int, m: dict[str, float]) -> None:
+        info = (
+            f"epoch {m['epoch']}  loss {m['loss']:.2f}  recon {m['recon']:.2f}  "
+            f"KL {m['kl']:.2f}  β {m['beta']:.3f}  {m['samples_per_s']:.0f} samples/s"
+        )
+        self.progress.update(self.task, completed=step, info=info)
+
+    def epoch_end(self, epoch: int, m: dict[str, float]) -> None:
+        val = f"  val {m['val_loss']:.2f}" if "val_loss" in m else ""
+        self.progress.console.print(
+            f"epoch {epoch:>3}  loss {m['loss']:.3f}  recon {m['recon']:.3f}  KL {m['kl']:.3f}{val}"
+        )
+
+    def end(self, history: list[dict[str, Any]]) -> None:
+        self.progress.stop()
+        if history:
+            self.console.print(summary_table(history))
+
+
+def summary_table(history: list[dict[str, Any]]) -> Table:
+    """First and last epoch side by side."""
+    table = Table(title="training summary")
+    table.add_column("metric")
+    table.add_column("first epoch", justify="right")
+    table.add_column("last epoch", justify="right")
+    first, last = history[0], history[-1]
+    for key in ("epoch", "loss", "recon", "kl", "beta", "val_loss", "samples_per_s"):
+        if key in last:
+            table.add_row(key, _fmt(first.get(key)), _fmt(last[key]))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
