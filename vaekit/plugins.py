@@ -175,20 +175,7 @@ class PluginHost:
         caller = getattr(self.pm.hook, f"register_{family}")
         for impl in reversed(caller.get_hookimpls()):  # registration order
             added: list[str] = []
-
-            def register(name: str, factory: Any, _plugin: str = impl.plugin_name) -> None:
-                if not isinstance(name, str) or not name:
-                    raise VaekitError(f"plugin '{_plugin}' registered a {family} with no name")
-                if name in registry and registry[name].plugin != _plugin:
-                    other = registry[name].plugin
-                    raise PluginConflictError(
-                        f"{SINGULAR[family]} '{name}' is registered by two plugins: "
-                        f"'{other}' ({self._dist(other)}) and '{_plugin}' ({self._dist(_plugin)}); "
-                        "uninstall one of them or ask its author to rename it"
-                    )
-                registry[name] = Component(family, name, factory, _plugin)
-                added.append(name)
-
+            register = self._registrar(family, impl.plugin_name, registry, added)
             try:
                 impl.function(register=register)
             except PluginConflictError:
@@ -208,6 +195,26 @@ class PluginHost:
                 )
                 return self._build_registry(family)
         return registry
+
+    def _registrar(
+        self, family: str, plugin: str, registry: dict[str, Component], added: list[str]
+    ) -> Callable[[str, Any], None]:
+        """The ``register`` callable handed to one plugin's registration hook."""
+
+        def register(name: str, factory: Any) -> None:
+            if not isinstance(name, str) or not name:
+                raise VaekitError(f"plugin '{plugin}' registered a {family} with no name")
+            if name in registry and registry[name].plugin != plugin:
+                other = registry[name].plugin
+                raise PluginConflictError(
+                    f"{SINGULAR[family]} '{name}' is registered by two plugins: "
+                    f"'{other}' ({self._dist(other)}) and '{plugin}' ({self._dist(plugin)}); "
+                    "uninstall one of them or ask its author to rename it"
+                )
+            registry[name] = Component(family, name, factory, plugin)
+            added.append(name)
+
+        return register
 
     def _dist(self, plugin_name: str) -> str:
         info = self.plugins.get(plugin_name)
