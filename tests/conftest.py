@@ -16,3 +16,9 @@ def fresh_plugin_host():
     reset_plugin_host()
     yield
     reset_plugin_host()
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Decode caches go to a per-test temporary folder, never the user's cache."""
+    monkeypatch.setenv("VAEKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
