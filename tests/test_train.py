@@ -1,0 +1,121 @@
+"""Training end to end through the API: falling loss, run files, load_model, resume, hooks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vaekit
+from tests.helpers import tiny_config, train_tiny
+from vaekit.data import load_dataset
+from vaekit.errors import UsageError
+from vaekit.plugins import get_plugin_host
+from vaekit.train import train
+
+
+def test_training_leaves_a_complete_loadable_run(tmp_path):
+    result = train_tiny(tmp_path, epochs=3)
+    run = result.run
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "samples.png",
+        "reconstructions.png",
+        "checkpoint/state.pt",
+    ):
+        assert run.file(name).is_file(), name
+    assert (tmp_path / "runs" / "latest").resolve() == run.path
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0]
+    config = json.loads(run.config_path.read_text())
+    assert config["model"]["encoder"] == "mlp"
+    assert config["data"]["class_names"] == [str(i) for i in range(10)]
+    assert config["train"]["epochs"] == 3
+    assert len(run.read_metrics()) == 3
+
+    model = vaekit.load_model(tmp_path / "runs" / "latest")
+    assert not model.training
+    x = torch.from_numpy(load_dataset().images[:32]).float() / 255
+    with torch.no_grad():
+        first = model(x, sample=False).neg_elbo
+        again = vaekit.load_model(run.path)(x, sample=False).neg_elbo
+    torch.testing.assert_close(first, again)
+
+
+class Interrupt:
+    """A plugin that kills training right after the first epoch's checkpoint."""
+
+    @vaekit.hookimpl
+    def vaekit_epoch_end(self, run, epoch, metrics):
+        raise KeyboardInterrupt
+
+
+def test_resume_after_an_interruption_continues_exactly(tmp_path):
+    straight = train_tiny(tmp_path / "a", epochs=2)
+    host = get_plugin_host()
+    host.add_plugin(Interrupt(), "interrupt")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tmp_path / "b", epochs=2)
+    finally:
+        host.remove_plugin("interrupt")
+    assert vaekit.load_model(tmp_path / "b" / "runs" / "latest") is not None  # loadable mid-run
+    resumed = train(tiny_config(tmp_path / "b", epochs=2), resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-6)
+    a = vaekit.load_model(straight.run.path).state_dict()
+    b = vaekit.load_model(resumed.run.path).state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    train_tiny(tmp_path, epochs=1)
+    before = (tmp_path / "runs" / "tiny" / "model.safetensors").read_bytes()
+    with pytest.raises(UsageError, match="already exists; pass --resume"):
+        train_tiny(tmp_path, epochs=1)
+    assert (tmp_path / "runs" / "tiny" / "model.safetensors").read_bytes() == before
+
+
+def test_unknown_component_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(UsageError, match="did you mean 'resnet'"):
+        train_tiny(tmp_path, encoder="resnt")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "laplace"])
+@pytest.mark.parametrize("schedule", ["sigmoid", "cyclical", "constant"])
+def test_other_likelihoods_and_schedules_train(tmp_path, likelihood, schedule):
+    result = train_tiny(
+        tmp_path, epochs=1, likelihood=likelihood, kl_schedule=schedule, free_bits=0.05
+    )
+    assert np.isfinite(result.final["loss"])
+
+
+def test_lifecycle_hooks_are_called(tmp_path):
+    calls: list[tuple] = []
+
+    class Recorder:
+        @vaekit.hookimpl
+        def vaekit_train_start(self, run, config):
+            calls.append(("start", config["model"]["encoder"]))
+
+        @vaekit.hookimpl
+        def vaekit_epoch_end(self, run, epoch, metrics):
+            calls.append(("epoch", epoch, "val_loss" in metrics))
+
+        @vaekit.hookimpl
+        def vaekit_train_end(self, run, metrics):
+            calls.append(("end", metrics["epoch"]))
+
+    host = get_plugin_host()
+    host.add_plugin(Recorder(), "recorder")
+    try:
+        train_tiny(tmp_path, epochs=2)
+    finally:
+        host.remove_plugin("recorder")
+    assert calls == [("start", "mlp"), ("epoch", 1, True), ("epoch", 2, True), ("end", 2)]
