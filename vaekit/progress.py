@@ -27,6 +27,7 @@ def make_progress(console: Console | None = None, transient: bool = False) -> Pr
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=transient,
+        refresh_per_second=4,  # a redraw costs CPU that training on 2 cores would feel
     )
 
 
