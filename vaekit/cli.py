@@ -212,6 +212,82 @@ def plugins_command(
         console.print(table)
 
 
+@app.command()
+def encode(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Image folder or data file; none: the run's own training data."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Latent store to write (HDF5).")
+    ] = Path("latents.h5"),
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Run directory of the trained model.")
+    ] = Path("runs/latest"),
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    split: Annotated[
+        str | None, typer.Option(help="Encode only this split: train, val, test (default: all).")
+    ] = None,
+    compression: Annotated[str, typer.Option(help="HDF5 compression: gzip, lzf or none.")] = "gzip",
+    samples: Annotated[
+        int, typer.Option(help="Also store K posterior draws per image (samples, N×K×D).")
+    ] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Encode a dataset into an HDF5 latent store (mu, logvar, labels, ids, split)."""
+    with user_errors():
+        import os
+
+        from vaekit.encode import encode_dataset
+        from vaekit.progress import make_progress
+
+        lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
+        bar = make_progress(err_console)
+        tasks: list[Any] = []
+
+        def progress(done: int, total: int) -> None:
+            if not tasks:  # shown once encoding starts, not while options are checked
+                bar.start()
+                tasks.append(bar.add_task("encode", total=total, info=""))
+            bar.update(tasks[0], completed=done)
+
+        try:
+            path = encode_dataset(
+                data,
+                output,
+                model_dir=model,
+                batch_size=batch_size,
+                split=split,
+                compression=compression,
+                samples=samples,
+                overwrite=overwrite,
+                progress=progress if lead else None,
+            )
+        finally:
+            bar.stop()
+        if lead:
+            from vaekit.store import LatentStore
+
+            with LatentStore.open(path) as store:
+                console.print(
+                    f"wrote [bold]{path}[/]: {store.n:,} rows × {store.latent_dim} latents"
+                )
+
+
+@app.command()
+def inspect(
+    path: Annotated[
+        Path, typer.Argument(help="A latent store (.h5), a cluster file (.json) or a run dir.")
+    ],
+) -> None:
+    """Summarise a latent store, a cluster file or a run directory."""
+    with user_errors():
+        from vaekit.summary import summarise
+
+        for renderable in summarise(path):
+            console.print(renderable)
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands (``register_commands``); a failure never breaks the CLI."""
     import warnings

@@ -1,0 +1,367 @@
+"""``vaekit encode``: stream a dataset's posterior latents into an HDF5 latent store.
+
+The data is read the way the run's training read it (the preprocessing in its
+config.json), split as training split it, and encoded in eval mode under
+``torch.inference_mode`` in fixed-order batches; each batch's rows go to the
+store's writer while the model runs on, so memory is one batch plus one chunk
+per dataset whatever N is. The file is written beside the target under a
+temporary name and renamed when complete.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank encodes a contiguous shard into
+its own part file, and rank 0 joins the parts, in order, into the target.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vaekit.data import SPLITS, DeviceBatches, ImageDataset, apply_image_options, load_dataset
+from vaekit.errors import DataError, UsageError
+from vaekit.runs import WEIGHTS, Run, atomic_path, file_sha256, resolve_run
+from vaekit.store import LatentStoreWriter, compression_options, join_stores, remove_quietly
+
+#: ``progress(done, total)``: rows encoded so far (this process's shard) and the shard's size.
+Progress = Callable[[int, int], None]
+
+
+def encode_dataset(
+    data_path: str | Path | ImageDataset | None = None,
+    output: str | Path = "latents.h5",
+    model_dir: str | Path = "runs/latest",
+    batch_size: int = 256,
+    split: str | None = None,
+    compression: str = "gzip",
+    samples: int = 0,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    *,
+    accelerator: str = "auto",
+    seed: int = 0,
+) -> Path:
+    """Encode ``data_path`` with the model in ``model_dir`` into the latent store ``output``.
+
+    ``data_path``: an image folder or data file, an :class:`~vaekit.data.ImageDataset`,
+    or None for the run's own training data. The run's preprocessing (dataset plugin
+    and its options, image size, channels, validation split) is applied. ``split``:
+    ``train``, ``val``, ``test`` or None/``all``. ``compression``: ``gzip``, ``lzf`` or
+    ``none``. ``samples``: K posterior draws per image stored as ``samples`` (N, K, D),
+    drawn with a generator seeded by ``seed`` (plus the rank). An existing ``output``
+    is replaced only with ``overwrite``. ``progress(done, total)`` is called after each
+    batch. Returns the path of the complete store.
+
+    Raises :class:`~vaekit.errors.DataError` before any encoding when the model does
+    not fit the data (with both shapes), and :class:`~vaekit.errors.UsageError` for
+    bad options.
+    """
+    compression_options(compression)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    if samples < 0:
+        raise UsageError(f"--samples must be >= 0, got {samples}")
+    if split not in (None, "all", *SPLITS):
+        raise UsageError(f"unknown split '{split}'; choose one of: all, {', '.join(SPLITS)}")
+    output = Path(output)
+    check_output(output, overwrite)
+
+    run = resolve_run(model_dir)
+    config = run.read_config()
+    if not run.weights_path.is_file():
+        raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
+    data = load_run_data(config, data_path)
+    check_fits(run, config, data)
+    data = data.select_split(split)
+
+    ctx = DistContext.start()
+    try:
+        lo, hi = ctx.shard(len(data))
+        shard = data.subset(slice(lo, hi))
+        device = _accelerator(accelerator, ctx.local_rank)
+        attrs = store_attrs(run, config, data, split, ctx.world_size)
+        if ctx.world_size == 1:
+            with atomic_path(output) as tmp:
+                encode_shard(
+                    shard, run, device, tmp, batch_size, compression, samples, seed, attrs, progress
+                )
+                check_output(output, overwrite)  # a file made meanwhile is not clobbered
+            return output
+        return _encode_distributed(
+            ctx,
+            shard,
+            run,
+            device,
+            output,
+            overwrite,
+            batch_size,
+            compression,
+            samples,
+            seed,
+            attrs,
+            progress,
+        )
+    finally:
+        ctx.stop()
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing ``output`` unless ``overwrite``."""
+    if output.is_dir():
+        raise UsageError(f"output '{output}' is a directory; give a file name such as latents.h5")
+    if output.exists() and not overwrite:
+        raise UsageError(
+            f"'{output}' already exists; pass --overwrite to replace it or -o to write elsewhere"
+        )
+
+
+def load_run_data(
+    config: dict[str, Any], data_path: str | Path | ImageDataset | None
+) -> ImageDataset:
+    """Load ``data_path`` (None: the run's training data) with the run's preprocessing and
+    validation split. The training's dataset plugin and options are used when DATA is the
+    training data or that plugin recognises DATA; otherwise the plugin is detected."""
+    train = config.get("train", {})
+    image_size, channels = train.get("image_size"), train.get("channels")
+    if isinstance(data_path, ImageDataset):
+        data = apply_image_options(data_path, image_size=image_size, channels=channels)
+    else:
+        dataset, options = train.get("dataset"), dict(train.get("dataset_options") or {})
+        path = train.get("data") if data_path is None else data_path
+        if data_path is not None and dataset is not None and not _detects(dataset, data_path):
+            dataset, options = None, {}
+        data = load_dataset(path, dataset, image_size=image_size, channels=channels, **options)
+    if len(data) == 0:
+        raise DataError(f"dataset '{data.source}' at {data.location} holds no images")
+    return data.with_splits(float(train.get("val_fraction", 0.0)), int(train.get("seed", 0)))
+
+
+def _detects(dataset: str, path: str | Path) -> bool:
+    from vaekit.plugins import get_plugin_host
+
+    factory = get_plugin_host().get("datasets", dataset).factory
+    detect = getattr(factory, "detect", None)
+    return bool(detect and Path(path).exists() and detect(Path(path)))
+
+
+def check_fits(run: Run, config: dict[str, Any], data: ImageDataset) -> None:
+    """Fail, before any encoding, when the model's input shape or classes do not fit ``data``."""
+    model = config["model"]
+    expected = tuple(int(s) for s in model["input_shape"])
+    if data.image_shape != expected:
+        raise DataError(
+            f"the model in {run.path} takes images of shape {expected} (C, H, W) but "
+            f"'{data.location}' gives {data.image_shape}; encode data like its training data "
+            f"or train a model on this data (`vaekit train {data.location}`)"
+        )
+    if int(model.get("num_classes", 0)):
+        trained = (config.get("data") or {}).get("class_names")
+        if data.labels is None:
+            raise DataError(
+                f"the model in {run.path} is class-conditional and '{data.location}' has no "
+                "class labels; encode labelled data"
+            )
+        if trained is not None and list(data.class_names or []) != list(trained):
+            raise DataError(
+                f"the model in {run.path} was trained on classes {trained} but "
+                f"'{data.location}' has {data.class_names}; class ids would not match"
+            )
+
+
+def store_attrs(
+    run: Run, config: dict[str, Any], data: ImageDataset, split: str | None, world_size: int
+) -> dict[str, Any]:
+    """The file attributes that say what made a store."""
+    train = config.get("train", {})
+    return {
+        "model_config": config["model"],
+        "weights_sha256": file_sha256(run.weights_path),
+        "run_dir": str(run.path),
+        "dataset_source": data.source,
+        "dataset_location": data.location,
+        "dataset_fingerprint": data.fingerprint,
+        "split_selected": split or "all",
+        "image_shape": list(data.image_shape),
+        "preprocessing": {
+            "image_size": train.get("image_size"),
+            "channels": train.get("channels"),
+            "dataset_options": train.get("dataset_options") or {},
+            "val_fraction": train.get("val_fraction"),
+            "seed": train.get("seed"),
+        },
+        "processes": world_size,
+    }
+
+
+def _accelerator(name: str, local_rank: int) -> Any:
+    from vaekit.train import choose_accelerator
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return choose_accelerator(name, {"index": local_rank} if name == "cuda" else {})
+
+
+def encode_shard(
+    data: ImageDataset,
+    run: Run,
+    accelerator: Any,
+    path: Path,
+    batch_size: int,
+    compression: str,
+    samples: int,
+    seed: int,
+    attrs: dict[str, Any],
+    progress: Progress | None = None,
+) -> None:
+    """Encode every image of ``data`` into a complete store at ``path``."""
+    from vaekit.runs import load_model
+
+    model = accelerator.prepare(load_model(run.path, "cpu")).eval()
+    device = accelerator.device
+    num_classes = int(model.config.num_classes)
+    latent_dim = int(model.config.latent_dim)
+    batches = DeviceBatches(data.images, device, data.labels if num_classes else None)
+    generator = torch.Generator(device=device).manual_seed(seed) if samples else None
+    n = len(data)
+    writer = LatentStoreWriter(
+        path,
+        n,
+        latent_dim,
+        class_names=data.class_names,
+        labels=data.labels is not None,
+        attribute_names=data.attribute_names if data.attributes is not None else None,
+        samples=samples,
+        split_names=SPLITS if data.split is not None else None,
+        compression=compression,
+        attrs=attrs,
+    )
+    with writer, torch.inference_mode():
+        if progress:
+            progress(0, n)
+        start = 0
+        for x, y in batches.epoch(batch_size, shuffle=False):
+            stop = start + len(x)
+            y_in = None
+            if num_classes and y is not None:  # unlabelled rows (-1) get an all-zero one-hot
+                y_in = F.one_hot(y.clamp(min=0), num_classes).float() * (y >= 0)[:, None]
+            with accelerator.autocast():
+                mu, logvar = model.encode(x, y_in)  # (B, D) each, float32
+            draws = None
+            if samples:
+                eps = torch.randn((len(x), samples, latent_dim), generator=generator, device=device)
+                draws = (mu[:, None] + (0.5 * logvar).exp()[:, None] * eps).cpu().numpy()
+            rows = slice(start, stop)
+            writer.append(
+                mu.float().cpu().numpy(),
+                logvar.float().cpu().numpy(),
+                samples=draws,
+                labels=None if data.labels is None else data.labels[rows],
+                attributes=None if data.attributes is None else data.attributes[rows],
+                ids=data.ids[rows],
+                split=None if data.split is None else data.split[rows],
+            )
+            start = stop
+            if progress:
+                progress(stop, n)
+        writer.finish()
+
+
+@dataclass
+class DistContext:
+    """This process's place among ``torchrun``'s processes (rank 0 of 1 without it)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @classmethod
+    def start(cls) -> DistContext:
+        """Join the process group when launched by torchrun (gloo, for small messages)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        owns = not dist.is_initialized()
+        if owns:
+            dist.init_process_group("gloo")
+        return cls(
+            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owns
+        )
+
+    def shard(self, n: int) -> tuple[int, int]:
+        """This rank's contiguous rows [lo, hi) of ``n``."""
+        return self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order."""
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def stop(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _encode_distributed(
+    ctx: DistContext,
+    shard: ImageDataset,
+    run: Run,
+    accelerator: Any,
+    output: Path,
+    overwrite: bool,
+    batch_size: int,
+    compression: str,
+    samples: int,
+    seed: int,
+    attrs: dict[str, Any],
+    progress: Progress | None,
+) -> Path:
+    """Each rank writes a part file; rank 0 joins them into ``output``; all ranks agree on
+    success (a failure on any rank removes every part and raises on every rank)."""
+    token = ctx.gather(uuid.uuid4().hex[:12] if ctx.rank == 0 else None)[0]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parts = [
+        output.parent / f".{output.name}.{token}.part{r}of{ctx.world_size}.tmp"
+        for r in range(ctx.world_size)
+    ]
+    error = None
+    try:
+        encode_shard(
+            shard,
+            run,
+            accelerator,
+            parts[ctx.rank],
+            batch_size,
+            compression,
+            samples,
+            seed + ctx.rank,
+            attrs,
+            progress if ctx.rank == 0 else None,
+        )
+    except Exception as exc:  # reported to every rank below
+        error = f"rank {ctx.rank}: {exc}"
+    errors = [e for e in ctx.gather(error) if e]
+    if not errors and ctx.rank == 0:
+        try:
+            with atomic_path(output) as tmp:
+                join_stores(parts, tmp, compression, attrs)
+                check_output(output, overwrite)
+        except Exception as exc:
+            errors.append(f"joining the parts: {exc}")
+    errors = ctx.gather(errors)[0]  # rank 0's verdict, which includes every rank's error
+    remove_quietly(parts[ctx.rank])
+    if errors:
+        raise DataError("encode failed on " + "; ".join(errors))
+    return output

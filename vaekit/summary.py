@@ -1,0 +1,154 @@
+"""What ``vaekit inspect`` shows: rich summaries of a latent store, a cluster file, a run.
+
+Each ``*_summary`` function returns rich renderables; nothing here imports torch
+(a latent store needs h5py, imported when one is inspected).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+
+from vaekit.errors import DataError
+
+
+def summarise(path: str | Path) -> list[RenderableType]:
+    """Summaries of ``path``: a run directory, a cluster file (``.json``) or a latent store."""
+    p = Path(path)
+    if p.is_dir():
+        return run_summary(p)
+    if not p.exists():
+        raise DataError(f"'{path}' does not exist; give a latent store, a cluster file or a run")
+    if p.suffix.lower() == ".json":
+        return cluster_summary(p)
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    if magic == b"\x89HDF\r\n\x1a\n":
+        return store_summary(p)
+    raise DataError(
+        f"'{path}' is neither a latent store (HDF5), a cluster file (.json) nor a run directory"
+    )
+
+
+def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        if value is not None and value != "":
+            table.add_row(key, str(value))
+    return table
+
+
+def _components(model: dict[str, Any]) -> str:
+    parts = []
+    for family in ("encoder", "decoder", "likelihood", "prior"):
+        name = model.get(family)
+        options = model.get(f"{family}_options") or {}
+        if name:
+            opts = ", ".join(f"{k}={v}" for k, v in options.items())
+            parts.append(f"{family} {name}" + (f" ({opts})" if opts else ""))
+    return "; ".join(parts)
+
+
+def store_summary(path: Path) -> list[RenderableType]:
+    """N, D, labels and attributes with counts, model, source, completeness."""
+    from vaekit.store import LatentStore
+
+    with LatentStore.open(path, allow_incomplete=True) as store:
+        info = store.describe()
+    model = info["model"]
+    complete = "[green]yes[/]" if info["complete"] else "[red]no (an unfinished encode)[/]"
+    dataset = info["dataset"]
+    rows: list[tuple[str, Any]] = [
+        ("rows (N)", f"{info['n']:,}"),
+        ("latent size (D)", info["latent_dim"]),
+        ("posterior samples (K)", info["samples"] or None),
+        ("complete", complete),
+        ("splits", ", ".join(f"{k} {v:,}" for k, v in info["splits"].items() if v)),
+        ("model kind", model.get("model")),
+        ("components", _components(model)),
+        ("input shape", model.get("input_shape")),
+        ("run", info["run_dir"]),
+        ("weights sha256", (info["weights_sha256"] or "")[:16]),
+        ("dataset", f"{dataset['source']} at {dataset['location']}"),
+        ("dataset fingerprint", dataset["fingerprint"]),
+        ("compression", info["compression"]),
+        ("created", info["created"]),
+        ("vaekit", info["vaekit_version"]),
+    ]
+    out: list[RenderableType] = [_kv_table(f"latent store {path}", rows)]
+    for kind, counts in info["labels"].items():
+        if counts:
+            table = Table(title=f"{kind} (rows{' where true' if kind == 'attributes' else ''})")
+            table.add_column("label")
+            table.add_column("rows", justify="right")
+            for name, count in counts.items():
+                table.add_row(name, f"{count:,}")
+            out.append(table)
+    return out
+
+
+def _shape(value: Any) -> str:
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
+        value = value[0] if value else None
+    return "×".join(str(d) for d in dims)
+
+
+def cluster_summary(path: Path) -> list[RenderableType]:
+    """Every field of a cluster file; arrays are shown by their shape."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"'{path}' is JSON but not a cluster file (not an object)")
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], (list, int, float)):
+            if isinstance(value[0], list) or len(value) > 8:
+                value = f"array {_shape(value)}"
+        elif isinstance(value, dict):
+            value = ", ".join(
+                f"{k}: {f'array {_shape(v)}' if isinstance(v, list) and len(v) > 8 else v}"
+                for k, v in value.items()
+            )
+        rows.append((key, value))
+    return [_kv_table(f"cluster file {path}", rows)]
+
+
+def run_summary(path: Path) -> list[RenderableType]:
+    """A run directory: model, data, training settings, last metrics, files."""
+    from vaekit.runs import Run, resolve_run
+
+    run: Run = resolve_run(path)
+    config = run.read_config()
+    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
+    metrics = run.read_metrics()
+    last = metrics[-1] if metrics else {}
+    rows: list[tuple[str, Any]] = [
+        ("run", run.path),
+        ("created", config.get("created")),
+        ("model kind", model.get("model")),
+        ("components", _components(model)),
+        ("latent size", model.get("latent_dim")),
+        ("input shape", model.get("input_shape")),
+        ("data", f"{data.get('source')} at {data.get('location')} ({data.get('n')} images)"),
+        (
+            "preprocessing",
+            f"image size {train.get('image_size')}, channels {train.get('channels')}",
+        ),
+        ("KL schedule", train.get("kl_schedule")),
+        ("epochs", f"{last.get('epoch', 0)} of {train.get('epochs')}"),
+        ("last loss", f"{last['loss']:.3f}" if "loss" in last else None),
+        ("last val -ELBO", f"{last['val_loss']:.3f}" if "val_loss" in last else None),
+        ("weights", "present" if run.weights_path.is_file() else "[red]missing[/]"),
+        ("vaekit", config.get("vaekit_version")),
+    ]
+    return [_kv_table(f"run {run.name}", rows)]
