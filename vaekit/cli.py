@@ -30,6 +30,12 @@ err_console = Console(stderr=True)
 _state = {"debug": False}
 
 OptList = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
+# --split for commands that read a dataset: the data's own split (IDX train/t10k, CelebA
+# partition, split folders) or the seeded train/val split; apply with data.require_split.
+SplitOpt = Annotated[
+    str,
+    typer.Option(help="Which images to use: all, train, val or test.", metavar="SPLIT"),
+]
 
 
 @contextlib.contextmanager
@@ -81,6 +87,9 @@ def train(
         int | None, typer.Option(help="Resize + centre-crop images to this square size.")
     ] = None,
     channels: Annotated[int | None, typer.Option(help="Convert images to 1 or 3 channels.")] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip unreadable images (and report how many).")
+    ] = False,
     val_fraction: Annotated[float, typer.Option(help="Share of training images held out.")] = 0.1,
     model: Annotated[str, typer.Option(help="Model kind.")] = "vae",
     encoder: Annotated[
@@ -136,6 +145,7 @@ def train(
             dataset_options=parse_options(dataset_opt or [], "--dataset-opt"),
             image_size=image_size,
             channels=channels,
+            skip_bad=skip_bad,
             val_fraction=val_fraction,
             model=model,
             encoder=encoder,

@@ -109,6 +109,18 @@ class ImageDataset:
             raise UsageError(f"dataset '{self.source}' has no splits; use --split all")
         return self.subset(self.split == SPLITS.index(name))
 
+    def require_split(self, name: str | None) -> ImageDataset:
+        """Like :meth:`select_split` (for a ``--split`` option), but an empty selection is an
+        error that names the splits the data has."""
+        chosen = self.select_split(name)
+        if len(chosen) == 0 and len(self) and self.split is not None:
+            present = [s for i, s in enumerate(SPLITS) if (self.split == i).any()]
+            raise UsageError(
+                f"dataset '{self.source}' has no '{name}' images; its splits are: "
+                f"{', '.join(present)} (use --split {present[-1]} or --split all)"
+            )
+        return chosen
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for run configs and file attributes."""
         return {
@@ -162,21 +174,24 @@ def load_dataset(
     dataset: str | None = None,
     image_size: int | None = None,
     channels: int | None = None,
+    skip_bad: bool = False,
     **options: Any,
 ) -> ImageDataset:
     """Load images through a dataset plugin and apply the image options.
 
     ``path=None`` gives the embedded digits. ``image_size`` (square resize + centre
     crop) and ``channels`` (1 or 3) are passed to plugins that accept them and
-    applied afterwards either way. Other ``options`` go to the plugin as given.
+    applied afterwards either way. ``skip_bad`` (leave out unreadable images and
+    report the count) goes to plugins that accept it. Other ``options`` go to the
+    plugin as given.
     """
     from vaekit.options import check_options
 
     name, source = resolve_source(path, dataset)
     load = source.load
     accepted = inspect.signature(load).parameters
-    for key, value in (("image_size", image_size), ("channels", channels)):
-        if value is not None and key in accepted:
+    for key, value in (("image_size", image_size), ("channels", channels), ("skip_bad", skip_bad)):
+        if value not in (None, False) and key in accepted:
             options[key] = value
     check_options("dataset", name, load, options, skip=1)
     data = load(None if path is None else Path(path), **options)

@@ -44,8 +44,11 @@ def read_image(
         raise UsageError(f"--channels must be 1 or 3, got {channels}")
     try:
         with Image.open(path) as picture:
-            picture.load()
             mode = _target_mode(picture.mode, channels)
+            if image_size is not None:
+                # JPEG: decode at a reduced scale that still covers image_size (much faster)
+                picture.draft(mode, (image_size, image_size))
+            picture.load()
             if picture.mode != mode:
                 if picture.mode.startswith("I;16") or picture.mode in ("I", "F"):
                     # 16-bit/float grayscale: scale to 8 bits instead of clipping

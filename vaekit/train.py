@@ -44,6 +44,7 @@ class TrainConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     image_size: int | None = None
     channels: int | None = None
+    skip_bad: bool = False
     val_fraction: float = 0.1
     model: str = "vae"
     encoder: str = "conv"
@@ -149,6 +150,7 @@ def prepare_data(config: TrainConfig) -> ImageDataset:
         config.dataset,
         image_size=config.image_size,
         channels=config.channels,
+        skip_bad=config.skip_bad,
         **config.dataset_options,
     )
     if len(data) == 0:

@@ -1,7 +1,9 @@
 """Built-in plugin: dataset sources.
 
 ``digits`` is scikit-learn's bundled 8x8 digits, the embedded default: real,
-offline, instant.
+offline, instant. ``celeba``, ``idx``, ``arrays`` and ``folder`` read data from a
+path; the readers live in :mod:`vaekit.sources`. Detection tries the most
+specific kind first (higher ``detect_priority``): celeba, idx, arrays, folder.
 """
 
 from __future__ import annotations
@@ -39,7 +41,99 @@ class DigitsSource:
         )
 
 
+class CelebASource:
+    """The CelebA layout: images + list_attr_celeba.txt (+ list_eval_partition.txt)."""
+
+    detect_priority = 30
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        from vaekit.sources.celeba import detect
+
+        return detect(path)
+
+    @staticmethod
+    def load(
+        path: Path,
+        images: str | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
+        skip_bad: bool = False,
+    ) -> ImageDataset:
+        from vaekit.sources.celeba import load_celeba
+
+        return load_celeba(
+            path, images=images, channels=channels, image_size=image_size, skip_bad=skip_bad
+        )
+
+
+class IdxSource:
+    """MNIST-style IDX files (train + t10k, gzipped or not); Fashion-MNIST class names."""
+
+    detect_priority = 20
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        from vaekit.sources.idx import detect
+
+        return detect(path)
+
+    @staticmethod
+    def load(path: Path, class_names: list[str] | None = None) -> ImageDataset:
+        from vaekit.sources.idx import load_idx
+
+        return load_idx(path, class_names=class_names)
+
+
+class ArraysSource:
+    """Images (and labels, attributes, splits) in a .npz, .npy or HDF5 file."""
+
+    detect_priority = 10
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        from vaekit.sources.arrays import detect
+
+        return detect(path)
+
+    @staticmethod
+    def load(path: Path, layout: str | None = None) -> ImageDataset:
+        from vaekit.sources.arrays import load_arrays
+
+        return load_arrays(path, layout=layout)
+
+
+class FolderSource:
+    """A folder of images (recursive); sub-folders are classes; optional labels CSV."""
+
+    detect_priority = 0
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        from vaekit.sources.folder import has_images
+
+        return path.is_dir() and has_images(path)
+
+    @staticmethod
+    def load(
+        path: Path,
+        labels: str | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
+        skip_bad: bool = False,
+    ) -> ImageDataset:
+        from vaekit.sources.folder import load_folder
+
+        return load_folder(
+            path, labels=labels, channels=channels, image_size=image_size, skip_bad=skip_bad
+        )
+
+
 @hookimpl
 def register_datasets(register):
     """Register the built-in dataset sources."""
     register("digits", DigitsSource)
+    register("celeba", CelebASource)
+    register("idx", IdxSource)
+    register("arrays", ArraysSource)
+    register("folder", FolderSource)
