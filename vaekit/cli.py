@@ -46,7 +46,8 @@ def user_errors() -> Iterator[None]:
     except VaekitError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        # soft_wrap: the message stays one line (paths are never folded)
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

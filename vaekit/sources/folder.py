@@ -115,6 +115,7 @@ def report_skipped(skipped: list[str]) -> None:
     Console(stderr=True).print(
         f"[yellow]skipped {len(skipped)} unreadable image(s)[/] (--skip-bad); first: {skipped[0]}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
