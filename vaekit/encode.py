@@ -14,12 +14,15 @@ its own part file, and rank 0 joins the parts, in order, into the target.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -90,6 +93,7 @@ def encode_dataset(
                 encode_shard(
                     shard, run, device, tmp, batch_size, compression, samples, seed, attrs, progress
                 )
+                set_default_permissions(tmp)
                 check_output(output, overwrite)  # a file made meanwhile is not clobbered
             return output
         return _encode_distributed(
@@ -108,6 +112,13 @@ def encode_dataset(
         )
     finally:
         ctx.stop()
+
+
+def set_default_permissions(path: Path) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the mode a plain ``open`` would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def check_output(output: Path, overwrite: bool) -> None:
@@ -225,7 +236,6 @@ def encode_shard(
     device = accelerator.device
     num_classes = int(model.config.num_classes)
     latent_dim = int(model.config.latent_dim)
-    batches = DeviceBatches(data.images, device, data.labels if num_classes else None)
     generator = torch.Generator(device=device).manual_seed(seed) if samples else None
     n = len(data)
     writer = LatentStoreWriter(
@@ -240,35 +250,80 @@ def encode_shard(
         compression=compression,
         attrs=attrs,
     )
+    # Windows of whole batches: a memory-mapped dataset's pages are handed back after each
+    # window, so even the images' share of resident memory does not grow with N.
+    window = window_rows(data.images, batch_size)
     with writer, torch.inference_mode():
         if progress:
             progress(0, n)
-        start = 0
-        for x, y in batches.epoch(batch_size, shuffle=False):
-            stop = start + len(x)
-            y_in = None
-            if num_classes and y is not None:  # unlabelled rows (-1) get an all-zero one-hot
-                y_in = F.one_hot(y.clamp(min=0), num_classes).float() * (y >= 0)[:, None]
-            with accelerator.autocast():
-                mu, logvar = model.encode(x, y_in)  # (B, D) each, float32
-            draws = None
-            if samples:
-                eps = torch.randn((len(x), samples, latent_dim), generator=generator, device=device)
-                draws = (mu[:, None] + (0.5 * logvar).exp()[:, None] * eps).cpu().numpy()
-            rows = slice(start, stop)
-            writer.append(
-                mu.float().cpu().numpy(),
-                logvar.float().cpu().numpy(),
-                samples=draws,
-                labels=None if data.labels is None else data.labels[rows],
-                attributes=None if data.attributes is None else data.attributes[rows],
-                ids=data.ids[rows],
-                split=None if data.split is None else data.split[rows],
-            )
-            start = stop
-            if progress:
-                progress(stop, n)
+        for lo in range(0, n, window):
+            images = data.images[lo : lo + window]
+            labels = data.labels[lo : lo + window] if num_classes else None
+            with warnings.catch_warnings():  # read-only memory maps: encode never writes
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                batches = DeviceBatches(images, device, labels)
+            start = lo
+            for x, y in batches.epoch(batch_size, shuffle=False):
+                stop = start + len(x)
+                y_in = None
+                if num_classes and y is not None:  # unlabelled rows (-1): an all-zero one-hot
+                    y_in = F.one_hot(y.clamp(min=0), num_classes).float() * (y >= 0)[:, None]
+                with accelerator.autocast():
+                    mu, logvar = model.encode(x, y_in)  # (B, D) each, float32
+                draws = None
+                if samples:
+                    eps = torch.randn(
+                        (len(x), samples, latent_dim), generator=generator, device=device
+                    )
+                    draws = (mu[:, None] + (0.5 * logvar).exp()[:, None] * eps).cpu().numpy()
+                rows = slice(start, stop)
+                writer.append(
+                    mu.float().cpu().numpy(),
+                    logvar.float().cpu().numpy(),
+                    samples=draws,
+                    labels=None if data.labels is None else data.labels[rows],
+                    attributes=None if data.attributes is None else data.attributes[rows],
+                    ids=data.ids[rows],
+                    split=None if data.split is None else data.split[rows],
+                )
+                start = stop
+                if progress:
+                    progress(stop, n)
+            del batches
+            release_mapped_pages(images)
         writer.finish()
+
+
+WINDOW_BYTES = 64 << 20
+
+
+def window_rows(images: np.ndarray, batch_size: int) -> int:
+    """Rows per window: whole batches, about ``WINDOW_BYTES`` of images."""
+    per_image = max(1, int(np.prod(images.shape[1:])) * images.itemsize)
+    return max(1, WINDOW_BYTES // (per_image * batch_size)) * batch_size
+
+
+def release_mapped_pages(array: np.ndarray) -> None:
+    """Let the kernel drop ``array``'s pages from this process when it is a view of a
+    read-only file mapping (``np.load(mmap_mode="r")``, the decode cache); they are read
+    again from the page cache if touched. In-memory arrays are left alone. Linux only."""
+    import mmap
+
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if not isinstance(base, mmap.mmap) or not sys.platform.startswith("linux"):
+        return
+    if array.flags.writeable or not array.flags.c_contiguous:
+        return  # only read-only mappings: dropping a written page of a private map loses it
+    import ctypes
+
+    page = mmap.PAGESIZE
+    start = -(-array.ctypes.data // page) * page  # whole pages inside the array only
+    stop = (array.ctypes.data + array.nbytes) // page * page
+    if stop > start:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), 4)  # MADV_DONTNEED
 
 
 @dataclass
@@ -357,6 +412,7 @@ def _encode_distributed(
         try:
             with atomic_path(output) as tmp:
                 join_stores(parts, tmp, compression, attrs)
+                set_default_permissions(tmp)
                 check_output(output, overwrite)
         except Exception as exc:
             errors.append(f"joining the parts: {exc}")

@@ -250,27 +250,39 @@ class LatentStore:
                 "`vaekit encode`"
             ) from None
         store = cls(path, file)
-        attrs = file.attrs
-        kind = store.attrs.get("format")
-        if kind != FORMAT or "mu" not in file or "logvar" not in file:
+        try:
+            store._validate(allow_incomplete)
+        except DataError:
             file.close()
+            raise
+        except Exception as exc:  # h5py reports damaged objects as KeyError, OSError, ...
+            file.close()
+            raise DataError(
+                f"'{path}' is a damaged HDF5 file ({exc}); if an encode was killed while "
+                "writing it, delete it and run `vaekit encode` again"
+            ) from None
+        return store
+
+    def _validate(self, allow_incomplete: bool) -> None:
+        path, attrs = self.path, self.attrs
+        kind = attrs.get("format")
+        if kind != FORMAT:
             raise DataError(
                 f"'{path}' is an HDF5 file but not a vaekit latent store (its 'format' attribute "
                 f"is {kind!r}, not '{FORMAT}'); write one with `vaekit encode`"
             )
         if int(attrs.get("format_version", 0)) > FORMAT_VERSION:
-            file.close()
             raise DataError(
                 f"'{path}' is a version {attrs['format_version']} latent store; this vaekit reads "
                 f"up to version {FORMAT_VERSION}: upgrade vaekit"
             )
-        if not allow_incomplete and not store.complete:
-            file.close()
+        if not allow_incomplete and not self.complete:
             raise DataError(
                 f"'{path}' is an incomplete latent store: the encode that wrote it did not "
                 "finish; run `vaekit encode` again (with --overwrite)"
             )
-        return store
+        if "mu" not in self.file or "logvar" not in self.file:
+            raise DataError(f"'{path}' is a damaged latent store: it has no 'mu'/'logvar'")
 
     def __enter__(self) -> LatentStore:
         return self
