@@ -285,8 +285,8 @@ def encode(
                 )
 
 
-@app.command()
-def inspect(
+@app.command("inspect")
+def inspect_command(
     path: Annotated[
         Path, typer.Argument(help="A latent store (.h5), a cluster file (.json) or a run dir.")
     ],

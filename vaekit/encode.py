@@ -144,6 +144,11 @@ def load_run_data(
     else:
         dataset, options = train.get("dataset"), dict(train.get("dataset_options") or {})
         path = train.get("data") if data_path is None else data_path
+        if data_path is None and path is not None and not Path(path).exists():
+            raise DataError(
+                f"the run was trained on '{path}', which is not found from here; "
+                "pass the data to encode as DATA"
+            )
         if data_path is not None and dataset is not None and not _detects(dataset, data_path):
             dataset, options = None, {}
         data = load_dataset(path, dataset, image_size=image_size, channels=channels, **options)
@@ -228,8 +233,10 @@ def encode_shard(
     seed: int,
     attrs: dict[str, Any],
     progress: Progress | None = None,
+    mark_complete: bool = True,
 ) -> None:
-    """Encode every image of ``data`` into a complete store at ``path``."""
+    """Encode every image of ``data`` into a store at ``path`` (marked complete unless
+    ``mark_complete`` is false: a part file that claims nothing until it is joined)."""
     from vaekit.runs import load_model
 
     model = accelerator.prepare(load_model(run.path, "cpu")).eval()
@@ -291,7 +298,7 @@ def encode_shard(
                     progress(stop, n)
             del batches
             release_mapped_pages(images)
-        writer.finish()
+        writer.finish(mark_complete)
 
 
 WINDOW_BYTES = 64 << 20
@@ -399,11 +406,12 @@ def _encode_distributed(
             accelerator,
             parts[ctx.rank],
             batch_size,
-            compression,
+            "none",  # parts are temporary: compressed once, when joined
             samples,
             seed + ctx.rank,
             attrs,
             progress if ctx.rank == 0 else None,
+            mark_complete=False,
         )
     except Exception as exc:  # reported to every rank below
         error = f"rank {ctx.rank}: {exc}"
@@ -411,7 +419,7 @@ def _encode_distributed(
     if not errors and ctx.rank == 0:
         try:
             with atomic_path(output) as tmp:
-                join_stores(parts, tmp, compression, attrs)
+                join_stores(parts, tmp, compression, attrs, allow_incomplete=True)
                 set_default_permissions(tmp)
                 check_output(output, overwrite)
         except Exception as exc:

@@ -206,14 +206,15 @@ class LatentStoreWriter:
             dataset[self.written : stop] = self.buffers[name][: self.filled]
         self.written, self.filled = stop, 0
 
-    def finish(self) -> None:
-        """Write what is buffered, check every row arrived, mark the file complete, close it."""
+    def finish(self, mark_complete: bool = True) -> None:
+        """Write what is buffered, check every row arrived, mark the file complete (unless
+        ``mark_complete`` is false: a part that is only useful once joined), close it."""
         self._flush()
         if self.written != self.n:
             raise DataError(
                 f"latent store {self.path}: {self.written} of {self.n} rows were written"
             )
-        self.file.attrs["complete"] = True
+        self.file.attrs["complete"] = bool(mark_complete)
         self.file.flush()
         self.close()
 
@@ -532,10 +533,12 @@ def join_stores(
     output: str | Path,
     compression: str = "gzip",
     attrs: dict[str, Any] | None = None,
+    allow_incomplete: bool = False,
 ) -> Path:
-    """Concatenate complete stores (the shards of one encode, in order) into ``output``,
-    block by block; file attributes come from the first part, updated with ``attrs``."""
-    opened = [LatentStore.open(p) for p in parts]
+    """Concatenate stores (the shards of one encode, in order) into ``output``, block by
+    block; file attributes come from the first part, updated with ``attrs``. Parts must be
+    complete unless ``allow_incomplete`` (encode's parts, whose rows it has checked)."""
+    opened = [LatentStore.open(p, allow_incomplete=allow_incomplete) for p in parts]
     try:
         first = opened[0]
         header = {
