@@ -41,7 +41,7 @@ class Decoded:
     kept: np.ndarray  # (K,) int64: index into the input file list of each row
     skipped: list[str] = field(default_factory=list)  # "path: reason" of unreadable files
     from_cache: bool = False
-    signature: str = ""
+    signature: str = ""  # changes with the files (paths, sizes, mtimes) and the options
 
 
 def files_signature(files: Sequence[Path], root: Path) -> str:
@@ -75,8 +75,9 @@ def decode_files(
     ``skip_bad`` is set: then it is left out and listed in ``Decoded.skipped``.
     """
     files = [Path(f) for f in files]
-    signature = files_signature(files, root)
     key = _cache_key(root, source, channels, image_size)
+    # the inputs' signature, made specific to the options: the dataset's fingerprint
+    signature = hashlib.sha256(f"{key}:{files_signature(files, root)}".encode()).hexdigest()[:16]
     directory = cache_dir()
     array_path, meta_path = directory / f"{key}.npy", directory / f"{key}.json"
     if use_cache:
@@ -252,11 +253,16 @@ def _decode_into(
                 failed[j] = _reason(exc)
         return len(chunk)
 
-    progress = make_progress(Console(stderr=True), transient=True)
-    with progress, ThreadPoolExecutor(_workers()) as pool:
-        task = progress.add_task("decoding images", total=len(files), info="")
-        for count in pool.map(work, _chunks(len(files))):
-            progress.advance(task, count)
+    console = Console(stderr=True)
+    with ThreadPoolExecutor(_workers()) as pool:
+        if not console.is_terminal:  # a log file gets one line, not a redrawn bar
+            console.print(f"decoding {len(files)} images on {_workers()} threads", highlight=False)
+            list(pool.map(work, _chunks(len(files))))
+            return failed
+        with make_progress(console, transient=True) as progress:
+            task = progress.add_task("decoding images", total=len(files), info="")
+            for count in pool.map(work, _chunks(len(files))):
+                progress.advance(task, count)
     return failed
 
 

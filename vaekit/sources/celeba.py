@@ -48,8 +48,9 @@ def detect(path: Path) -> bool:
     return path.is_dir() and find_first(path, ATTR_FILES) is not None
 
 
-def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Parse a CelebA attribute file into (file names, attribute names, bool (N, A))."""
+def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray, list[int]]:
+    """Parse a CelebA attribute file into (file names, attribute names, bool (N, A), and
+    the line number of each file's row)."""
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
         lines = [line.replace(",", " ") for line in text.splitlines()]
@@ -70,6 +71,7 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
         raise DataError(f"{path} line {header_at + 1}: no attribute names found")
     files: list[str] = []
     values: list[list[int]] = []
+    numbers: list[int] = []
     for number, line in enumerate(lines[header_at + 1 :], start=header_at + 2):
         fields = line.split()
         if not fields:
@@ -85,6 +87,7 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
             raise DataError(f"{path} line {number}: values must be 1 or -1") from None
         files.append(fields[0])
         values.append(row)
+        numbers.append(number)
     if not files:
         raise DataError(f"{path} lists no images; add rows 'name.jpg 1 -1 ...'")
     if header_at and int(lines[0].strip()) != len(files):
@@ -94,7 +97,7 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
             f"[yellow]warning:[/] {path} says {lines[0].strip()} images but lists {len(files)}",
             highlight=False,
         )
-    return files, names, np.asarray(values, dtype=np.int8) > 0
+    return files, names, np.asarray(values, dtype=np.int8) > 0, numbers
 
 
 def read_partition(path: Path) -> dict[str, int]:
@@ -124,10 +127,10 @@ def load_celeba(
         raise DataError(
             f"'{root}' has no list_attr_celeba.txt; see docs/datasets.md for the CelebA layout"
         )
-    names_in_file, attribute_names, attributes = read_attributes(attr_path)
+    names_in_file, attribute_names, attributes, line_numbers = read_attributes(attr_path)
     image_dir = _image_dir(root, images, names_in_file[0])
     present = {e.name for e in os.scandir(image_dir) if e.is_file()}
-    for number, name in enumerate(names_in_file, start=3):
+    for number, name in zip(line_numbers, names_in_file, strict=True):
         if name not in present:
             raise DataError(
                 f"{attr_path.name} line {number} names '{name}', which is not in '{image_dir}'; "
