@@ -10,7 +10,7 @@ import pytest
 import vaekit.imageio
 from tests.dataset_fixtures import class_folder, corrupt_file, write_image
 from vaekit.data import SPLITS, UNLABELLED, load_dataset, resolve_source
-from vaekit.errors import DataError
+from vaekit.errors import DataError, UsageError
 from vaekit.imageio import read_image
 from vaekit.sources.cache import cache_dir
 
@@ -160,3 +160,13 @@ def test_cache_keyed_by_options(tmp_path):
     assert load_dataset(tmp_path / "data", channels=1).images.shape[1] == 1
     assert load_dataset(tmp_path / "data").images.shape[1] == 3
     assert len(list(cache_dir().glob("folder-*.npy"))) == 2
+
+
+def test_seeded_split_and_missing_split_message(tmp_path):
+    class_folder(tmp_path / "data", per_class=5)
+    data = load_dataset(tmp_path / "data").with_splits(0.2, seed=3)
+    again = load_dataset(tmp_path / "data").with_splits(0.2, seed=3)
+    np.testing.assert_array_equal(data.split, again.split)  # same seed, same split
+    assert len(data.require_split("val")) == 2 and len(data.require_split("train")) == 8
+    with pytest.raises(UsageError, match="no 'test' images; its splits are: train, val"):
+        data.require_split("test")
