@@ -118,7 +118,14 @@ def register_datasets(register: Register) -> None:
       of data (used when the user gives no ``--dataset``);
     - ``load(path, **options) -> vaekit.data.ImageDataset`` -- the images as uint8
       ``(N, C, H, W)`` with ids, splits and optional labels/attributes. ``path``
-      is ``None`` when the source needs none (the embedded digits).
+      is ``None`` when the source needs none (the embedded digits). If ``load``
+      accepts ``image_size``, ``channels`` or ``skip_bad`` keywords, the user's
+      ``--image-size``, ``--channels`` and ``--skip-bad`` are passed to it (decode
+      at the right size once; :func:`vaekit.imageio.read_image` and
+      :func:`vaekit.sources.cache.decode_files` do this for image files); the
+      image options are applied afterwards either way;
+    - ``detect_priority`` (optional int, default 0) -- higher is tried first
+      (built-ins: celeba 30, idx 20, arrays 10, folder 0).
     """
 
 
