@@ -7,13 +7,14 @@ the batch, so with beta = 1 the training loss is exactly the negative ELBO in na
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from vaekit.errors import UsageError
+from vaekit.options import strict_dataclass
 
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite; far outside any useful posterior
 
@@ -51,11 +52,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Strict inverse of ``to_dict``: unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"model config has unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return strict_dataclass(cls, data, "model config")
 
 
 @dataclass

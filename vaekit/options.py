@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from vaekit.errors import UsageError
+
+T = TypeVar("T")
 
 
 def parse_value(text: str) -> Any:
@@ -34,6 +37,15 @@ def parse_options(pairs: Iterable[str], flag: str = "--opt") -> dict[str, Any]:
             raise UsageError(f"{flag} expects key=value, got '{pair}'")
         options[key.strip().replace("-", "_")] = parse_value(value)
     return options
+
+
+def strict_dataclass(cls: type[T], data: dict[str, Any], what: str) -> T:
+    """Build dataclass ``cls`` from ``data``; a key it lacks is an error naming the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"{what} has unknown keys {unknown}; known: {sorted(known)}")
+    return cls(**data)
 
 
 def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:

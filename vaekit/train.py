@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from vaekit.data import DeviceBatches, ImageDataset, load_dataset
 from vaekit.errors import UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
 from vaekit.model import VAE, ModelConfig, build_model
+from vaekit.options import strict_dataclass
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import (
     RECONSTRUCTIONS,
@@ -72,11 +73,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Strict: a misspelt key is an error naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return strict_dataclass(cls, data, "training config")
 
     def validate(self) -> None:
         """Fail early, before any data is read, on bad numbers or unknown component names."""
