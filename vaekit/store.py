@@ -94,7 +94,9 @@ class LatentStoreWriter:
         row_bytes = 4 * latent_dim * max(1, samples)
         rows = chunk_rows or max(64, CHUNK_BYTES // row_bytes)
         self.chunk_rows = max(1, min(rows, self.n or 1))
-        self.file = h5py.File(self.path, "w", track_order=True)
+        # no chunk cache: whole chunks are written once, and a cache the size of a chunk
+        # makes HDF5's memory grow with the number of chunks written
+        self.file = h5py.File(self.path, "w", track_order=True, rdcc_nbytes=0)
         strings = h5py.string_dtype("utf-8")
         shapes: dict[str, tuple[tuple[int, ...], Any]] = {
             "mu": ((latent_dim,), np.float32),
