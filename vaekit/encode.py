@@ -86,12 +86,21 @@ def encode_dataset(
     try:
         lo, hi = ctx.shard(len(data))
         shard = data.subset(slice(lo, hi))
-        device = _accelerator(accelerator, ctx.local_rank)
+        backend = _accelerator(accelerator, ctx.local_rank)
         attrs = store_attrs(run, config, data, split, ctx.world_size)
         if ctx.world_size == 1:
             with atomic_path(output) as tmp:
                 encode_shard(
-                    shard, run, device, tmp, batch_size, compression, samples, seed, attrs, progress
+                    shard,
+                    run,
+                    backend,
+                    tmp,
+                    batch_size,
+                    compression,
+                    samples,
+                    seed,
+                    attrs,
+                    progress,
                 )
                 set_default_permissions(tmp)
                 check_output(output, overwrite)  # a file made meanwhile is not clobbered
@@ -100,7 +109,7 @@ def encode_dataset(
             ctx,
             shard,
             run,
-            device,
+            backend,
             output,
             overwrite,
             batch_size,
