@@ -299,6 +299,233 @@ def inspect_command(
             console.print(renderable)
 
 
+@app.command("fit-cluster")
+def fit_cluster_command(
+    label: Annotated[
+        list[str],
+        typer.Option(
+            "--label",
+            "-l",
+            help="Label query, repeatable and ANDed: smiling, ~eyeglasses, 'smiling and not bald'.",
+        ),
+    ],
+    latents: Annotated[Path, typer.Option(help="Latent store written by `vaekit encode`.")] = Path(
+        "latents.h5"
+    ),
+    covariance: Annotated[
+        str, typer.Option(help="full, diag, shrunk (Ledoit-Wolf) or spherical.")
+    ] = "full",
+    components: Annotated[int, typer.Option(help="Gaussians in the mixture (1: one).")] = 1,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Fit a seeded random sample of this many rows.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --max-rows and the mixture fit.")] = 0,
+    split: Annotated[
+        str | None, typer.Option(help="Only rows of this split: train, val or test.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Cluster file (default: clusters/<query>.json)."),
+    ] = None,
+) -> None:
+    """Fit a Gaussian (or mixture) to the latents of a labelled subset; write a cluster file."""
+    with user_errors():
+        from vaekit.cluster import default_cluster_path, fit_cluster
+
+        path = output or default_cluster_path(label)
+        cluster = fit_cluster(
+            latents,
+            label,
+            covariance=covariance,
+            components=components,
+            max_rows=max_rows,
+            seed=seed,
+            split=split,
+            output=path,
+        )
+        fitted = "" if cluster.fitted_rows == cluster.n else f" (fitted on {cluster.fitted_rows:,})"
+        mixture = f"{cluster.components} × " if cluster.components > 1 else ""
+        console.print(
+            f"fitted [bold]{cluster.query}[/]: {cluster.n:,} rows{fitted}, {mixture}"
+            f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims -> [bold]{path}[/]"
+        )
+
+
+@app.command("sample")
+def sample_command(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", "-m", help="Run directory (default: the cluster's run, else runs/latest)."
+        ),
+    ] = None,
+    prior: Annotated[bool, typer.Option("--prior", help="Draw z from the prior N(0, I).")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Cluster file, or a name: smiling -> clusters/smiling.json."),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Class of a class-conditional model.")] = None,
+    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Scale of z's standard deviation.")] = 1.0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
+        "grid.png"
+    ),
+    save: Annotated[
+        Path | None,
+        typer.Option(help="Also save each result: a folder (PNGs), or .npy/.h5 (latents)."),
+    ] = None,
+    from_image: Annotated[
+        Path | None, typer.Option("--from", help="Edit this image along an attribute vector.")
+    ] = None,
+    add: Annotated[
+        list[str] | None, typer.Option(help="With --from: the attribute to add (a label query).")
+    ] = None,
+    strength: Annotated[float, typer.Option(help="With --from: how far to move.")] = 1.0,
+    latents: Annotated[
+        Path, typer.Option(help="With --from: the store the attribute vector comes from.")
+    ] = Path("latents.h5"),
+    ncol: Annotated[int | None, typer.Option(help="Grid columns (default: near square).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --save file.")] = False,
+) -> None:
+    """Draw images from a cluster, the prior or a class, into a PNG grid."""
+    with user_errors():
+        import numpy as np
+
+        from vaekit.errors import UsageError
+        from vaekit.generate import (
+            Generated,
+            attribute_edit,
+            check_png_output,
+            default_model_dir,
+            load_generator,
+            read_model_image,
+            sample,
+            save_samples,
+        )
+        from vaekit.images import save_grid
+
+        check_png_output(output)
+        if from_image is not None:
+            if not add:
+                raise UsageError("--from needs --add LABEL (e.g. --add smiling)")
+            if prior or cluster or label:
+                raise UsageError("--from edits an image; leave out --prior, --cluster and --label")
+            net = load_generator(model or "runs/latest")
+            x = read_model_image(net, from_image)
+            result = attribute_edit(net, x, latents, add, strengths=(0.0, strength))
+            images = np.concatenate([x[None], result.images])
+            save_grid(images, output, ncol=ncol or 3)
+            console.print(
+                f"wrote [bold]{output}[/]: original, reconstruction, {' and '.join(add)} "
+                f"at strength {strength}"
+            )
+            result = Generated(images[1:], result.z)
+        else:
+            if add:
+                raise UsageError("--add needs --from IMAGE (the image to edit)")
+            if prior and cluster:
+                raise UsageError("give either --prior or --cluster, not both")
+            net = load_generator(model or default_model_dir(cluster))
+            result = sample(
+                net, n, cluster=cluster, label=label, seed=seed, temperature=temperature
+            )
+            for note in result.warnings:
+                err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
+            save_grid(result.images, output, ncol=ncol)
+            source = f"cluster {cluster}" if cluster else "the prior"
+            if label:
+                source += f", class {label}"
+            console.print(f"wrote [bold]{output}[/]: {n} samples from {source}")
+        if save is not None:
+            path, what = save_samples(result, save, overwrite=overwrite)
+            console.print(f"saved {what} to [bold]{path}[/]")
+
+
+@app.command("interpolate")
+def interpolate_command(
+    a: Annotated[
+        str | None,
+        typer.Argument(help="Start: image file, store row (latents.h5:123) or cluster."),
+    ] = None,
+    b: Annotated[str | None, typer.Argument(help="End: as A.")] = None,
+    steps: Annotated[int, typer.Option(help="Images between the two ends.")] = 10,
+    method: Annotated[str, typer.Option(help="lerp or slerp.")] = "lerp",
+    pairs: Annotated[
+        int | None, typer.Option(help="Instead of A and B: N walks between random store rows.")
+    ] = None,
+    latents: Annotated[Path, typer.Option(help="Store for --pairs.")] = Path("latents.h5"),
+    seed: Annotated[int, typer.Option(help="Seed for --pairs.")] = 0,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Run directory of the model.")
+    ] = Path("runs/latest"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
+        "walk.png"
+    ),
+) -> None:
+    """Walk through latent space from A to B; end columns are the reconstructions of A and B."""
+    with user_errors():
+        from vaekit.errors import UsageError
+        from vaekit.generate import (
+            check_png_output,
+            interpolate,
+            interpolate_pairs,
+            load_generator,
+        )
+        from vaekit.images import save_grid
+
+        check_png_output(output)
+        if pairs is not None:
+            if a is not None or b is not None:
+                raise UsageError("give A and B, or --pairs N, not both")
+        elif a is None or b is None:
+            raise UsageError(
+                "give two ends A and B (image files, latents.h5:ROW or clusters), or --pairs N"
+            )
+        net = load_generator(model)
+        if pairs is not None:
+            result = interpolate_pairs(net, latents, pairs, steps, method, seed)
+            rows = pairs
+        else:
+            result = interpolate(net, a, b, steps, method)
+            rows = 1
+        save_grid(result.images, output, ncol=steps + 2)
+        console.print(f"wrote [bold]{output}[/]: {rows} × {steps + 2} images ({method})")
+
+
+@app.command("reconstruct")
+def reconstruct_command(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Image folder or data file; none: the run's own training data."),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for choosing the images.")] = 0,
+    split: Annotated[
+        str | None, typer.Option(help="Only images of this split: train, val or test.")
+    ] = None,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Run directory of the model.")
+    ] = Path("runs/latest"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
+        "recon.png"
+    ),
+) -> None:
+    """Originals beside their reconstructions, with the run's preprocessing."""
+    with user_errors():
+        from vaekit.generate import check_png_output, load_generator, reconstruct, side_by_side
+        from vaekit.images import save_grid
+
+        check_png_output(output)
+        net = load_generator(model)
+        originals, recon = reconstruct(net, data, n=n, seed=seed, split=split)
+        pairs = min(8, len(originals))
+        save_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
+        console.print(
+            f"wrote [bold]{output}[/]: {len(originals)} originals, each beside its reconstruction"
+        )
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands (``register_commands``); a failure never breaks the CLI."""
     import warnings

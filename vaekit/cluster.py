@@ -1,0 +1,612 @@
+"""``vaekit fit-cluster``: fit r(z) to a labelled subset's latents; cluster files.
+
+The encoder gives every image a posterior q(z|x_i) = N(mu_i, diag sigma_i^2), so
+the latents of a subset of n images are described by its *aggregate posterior*,
+the mixture q(z) = (1/n) sum_i N(mu_i, diag sigma_i^2). Fitting only the means
+mu_i would ignore the posterior spread and give a distribution that is too
+narrow. vaekit fits the aggregate posterior itself: its mean is mean(mu) and its
+covariance is
+
+    Cov_q(z) = Cov(mu) + mean(diag sigma^2)
+
+(the law of total covariance: spread of the means plus the mean posterior
+variance; ``Cov`` divides by n, as the mixture does). The covariance types
+shape ``Cov(mu)`` and then add the posterior variance:
+
+- ``full``: the empirical covariance of mu;
+- ``diag``: its diagonal only;
+- ``spherical``: one variance for all dimensions (the mean of the diagonal);
+- ``shrunk``: Ledoit-Wolf shrinkage of the empirical covariance towards a
+  scaled identity (sklearn.covariance.ledoit_wolf), for subsets that are small
+  next to the latent size.
+
+A single Gaussian is fitted by streaming the store in chunks, accumulating
+float64 sums of mu, mu mu^T, exp(logvar), ||mu||^2 mu and ||mu||^4 (the last two
+give Ledoit-Wolf's fourth moment), so memory is O(D^2) whatever N is. A mixture
+of K Gaussians (``components > 1``) is fitted with sklearn's GaussianMixture
+on the subset's means (or a seeded sample of ``max_rows`` of them); each
+component then gets its responsibility-weighted mean posterior variance
+added: Cov_k += diag(sum_i r_ik sigma_i^2 / sum_i r_ik).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaekit import __version__
+from vaekit.errors import DataError, UsageError
+
+COVARIANCE_TYPES = ("full", "diag", "shrunk", "spherical")
+FORMAT = "vaekit-cluster"
+FORMAT_VERSION = 1
+CLUSTERS_DIR = Path("clusters")
+
+
+@dataclass
+class Cluster:
+    """A fitted r(z): a Gaussian (``weights == [1]``) or a mixture of K Gaussians.
+
+    ``means`` is (K, D) and ``covariances`` (K, D, D) whatever the covariance
+    type (a diagonal or spherical fit is stored expanded here, compactly in JSON).
+    """
+
+    query: str
+    covariance_type: str
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # (K, D, D)
+    n: int
+    terms: list[str] = field(default_factory=list)
+    split: str | None = None
+    fitted_rows: int | None = None  # rows the mixture was fitted on (max_rows sample)
+    seed: int | None = None
+    store: dict[str, Any] = field(default_factory=dict)  # path, content_hash
+    model: dict[str, Any] = field(default_factory=dict)  # run_dir, weights_sha256, config
+    created: str = ""
+    vaekit_version: str = __version__
+
+    @property
+    def latent_dim(self) -> int:
+        """Latent size D."""
+        return int(self.means.shape[1])
+
+    @property
+    def components(self) -> int:
+        """Number of mixture components K (1: a single Gaussian)."""
+        return int(self.means.shape[0])
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(D,) the mean of r(z) (the weighted mean of a mixture's means)."""
+        return (self.weights[:, None] * self.means).sum(0)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """(D, D) the covariance of r(z) (for a mixture: within plus between components)."""
+        centred = self.means - self.mean
+        within = np.einsum("k,kij->ij", self.weights, self.covariances)
+        return within + np.einsum("k,ki,kj->ij", self.weights, centred, centred)
+
+    def sample(
+        self,
+        n: int,
+        seed: int | np.random.Generator = 0,
+        temperature: float = 1.0,
+    ) -> np.ndarray:
+        """(n, D) float32 draws z ~ r(z); ``temperature`` scales the standard deviation.
+
+        Draws come from numpy's generator (``seed`` or a ``Generator``), so the same
+        seed gives the same latents on every machine.
+        """
+        if n < 0:
+            raise UsageError(f"number of samples must be >= 0, got {n}")
+        if temperature < 0:
+            raise UsageError(f"--temperature must be >= 0, got {temperature}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        component = rng.choice(self.components, size=n, p=self.weights / self.weights.sum())
+        eps = rng.standard_normal((n, self.latent_dim))
+        z = np.empty((n, self.latent_dim))
+        for k in range(self.components):
+            rows = component == k
+            z[rows] = self.means[k] + temperature * eps[rows] @ matrix_sqrt(self.covariances[k]).T
+        return z.astype(np.float32)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (layout in docs/formats.md); :meth:`from_dict` reads it back."""
+        data: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "query": self.query,
+            "terms": list(self.terms),
+            "split": self.split,
+            "covariance_type": self.covariance_type,
+            "components": self.components,
+            "n": int(self.n),
+            "latent_dim": self.latent_dim,
+        }
+        if self.components == 1:
+            data["mean"] = self.means[0].tolist()
+            data["covariance"] = _compact(self.covariances[0], self.covariance_type)
+        else:
+            data["mixture"] = {
+                "weights": self.weights.tolist(),
+                "means": self.means.tolist(),
+                "covariances": [_compact(c, self.covariance_type) for c in self.covariances],
+            }
+        data.update(
+            fitted_rows=self.fitted_rows,
+            seed=self.seed,
+            store=self.store,
+            model=self.model,
+            created=self.created,
+            vaekit_version=self.vaekit_version,
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "cluster") -> Cluster:
+        """Rebuild a cluster from :meth:`to_dict`'s output; a malformed one is a DataError."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataError(
+                f"'{source}' is not a vaekit cluster file (no format '{FORMAT}'); "
+                "write one with `vaekit fit-cluster --label NAME`"
+            )
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise DataError(
+                f"'{source}' is a version {data['format_version']} cluster file; this vaekit "
+                f"reads up to version {FORMAT_VERSION}: upgrade vaekit"
+            )
+        try:
+            kind = data["covariance_type"]
+            d = int(data["latent_dim"])
+            if "mixture" in data:
+                mix = data["mixture"]
+                weights = np.asarray(mix["weights"], dtype=np.float64)
+                means = np.asarray(mix["means"], dtype=np.float64).reshape(-1, d)
+                covs = np.stack([_expand(c, kind, d) for c in mix["covariances"]])
+            else:
+                weights = np.ones(1)
+                means = np.asarray(data["mean"], dtype=np.float64).reshape(1, d)
+                covs = _expand(data["covariance"], kind, d)[None]
+            return cls(
+                query=data["query"],
+                covariance_type=kind,
+                weights=weights,
+                means=means,
+                covariances=covs,
+                n=int(data["n"]),
+                terms=list(data.get("terms") or []),
+                split=data.get("split"),
+                fitted_rows=data.get("fitted_rows"),
+                seed=data.get("seed"),
+                store=dict(data.get("store") or {}),
+                model=dict(data.get("model") or {}),
+                created=data.get("created", ""),
+                vaekit_version=data.get("vaekit_version", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"'{source}' is a damaged cluster file ({exc!r})") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the cluster as JSON, atomically; returns the path."""
+        from vaekit.runs import atomic_write_text
+
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cluster:
+        """Read a cluster file written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DataError(
+                f"no cluster file at '{path}'; fit one with `vaekit fit-cluster --label NAME`"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
+        return cls.from_dict(data, str(path))
+
+
+def _compact(cov: np.ndarray, kind: str) -> Any:
+    if kind == "diag":
+        return np.diag(cov).tolist()
+    if kind == "spherical":
+        return float(np.diag(cov).mean())
+    return cov.tolist()
+
+
+def _expand(value: Any, kind: str, d: int) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if kind == "spherical":
+        return float(array) * np.eye(d)
+    if kind == "diag":
+        return np.diag(array.reshape(d))
+    return array.reshape(d, d)
+
+
+def matrix_sqrt(cov: np.ndarray) -> np.ndarray:
+    """A matrix L with L L^T = cov (Cholesky; eigen-decomposition when it fails)."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        return vectors * np.sqrt(np.clip(values, 0, None))
+
+
+def resolve_cluster_path(name_or_file: str | Path) -> Path:
+    """A cluster file from a path (``clusters/smiling.json``) or a query (``smiling``,
+    ``"smiling and not eyeglasses"``), which names ``clusters/<slug>.json``."""
+    from vaekit.query import parse_query
+
+    p = Path(name_or_file)
+    if p.suffix.lower() == ".json" or p.is_file():
+        return p
+    candidate = CLUSTERS_DIR / f"{parse_query([str(name_or_file)]).slug}.json"
+    if candidate.is_file():
+        return candidate
+    raise DataError(
+        f"no cluster '{name_or_file}' (looked for {candidate}); fit it with "
+        f"`vaekit fit-cluster --label {name_or_file}` or pass a cluster file"
+    )
+
+
+def default_cluster_path(terms: list[str]) -> Path:
+    """``clusters/<query slug>.json``."""
+    from vaekit.query import parse_query
+
+    return CLUSTERS_DIR / f"{parse_query(terms).slug}.json"
+
+
+# -- streaming moments -------------------------------------------------------------------------
+
+
+class Moments:
+    """Streaming float64 sums over rows of (mu, logvar), enough for every single-Gaussian
+    fit: n, sum mu, sum mu mu^T, sum exp(logvar), sum ||mu||^2 mu, sum ||mu||^4.
+
+    The rows are shifted by the first block's mean before summing, so the sums stay
+    small and subtracting the mean later loses no precision. Memory is O(D^2).
+    """
+
+    def __init__(self, latent_dim: int):
+        d = latent_dim
+        self.n = 0
+        self.shift: np.ndarray | None = None
+        self.s1 = np.zeros(d)
+        self.s2 = np.zeros((d, d))
+        self.var = np.zeros(d)
+        self.q = np.zeros(d)
+        self.r = 0.0
+
+    def update(self, mu: np.ndarray, logvar: np.ndarray) -> None:
+        """Add a block of rows: ``mu`` and ``logvar`` (B, D)."""
+        if not len(mu):
+            return
+        x = np.asarray(mu, dtype=np.float64)
+        if self.shift is None:
+            self.shift = x.mean(0)
+        x = x - self.shift
+        sq = np.einsum("ij,ij->i", x, x)
+        self.n += len(x)
+        self.s1 += x.sum(0)
+        self.s2 += x.T @ x
+        self.var += np.exp(np.asarray(logvar, dtype=np.float64)).sum(0)
+        self.q += sq @ x
+        self.r += float(sq @ sq)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(D,) mean of mu."""
+        return self.shift + self.s1 / self.n
+
+    @property
+    def mean_variance(self) -> np.ndarray:
+        """(D,) mean posterior variance, mean(sigma^2)."""
+        return self.var / self.n
+
+    def covariance_of_means(self) -> np.ndarray:
+        """(D, D) empirical covariance of mu (divided by n)."""
+        m = self.s1 / self.n
+        return self.s2 / self.n - np.outer(m, m)
+
+    def centred_fourth(self) -> float:
+        """sum_i ||mu_i - mean||^4, from the raw sums (Ledoit-Wolf's beta needs it)."""
+        n, m = self.n, self.s1 / self.n
+        k = float(m @ m)
+        return (
+            self.r
+            + 4 * float(m @ self.s2 @ m)
+            + n * k * k
+            - 4 * float(m @ self.q)
+            + 2 * k * float(np.trace(self.s2))
+            - 4 * k * float(m @ self.s1)
+        )
+
+    def ledoit_wolf(self) -> tuple[np.ndarray, float]:
+        """The Ledoit-Wolf shrunk covariance of mu and its shrinkage (as in
+        ``sklearn.covariance.ledoit_wolf``, computed from the streamed sums)."""
+        n = self.n
+        emp = self.covariance_of_means()
+        p = emp.shape[0]
+        trace = np.diag(emp)  # emp_cov_trace in sklearn's terms
+        mu = trace.sum() / p
+        delta_ = float((emp**2).sum())
+        beta = (self.centred_fourth() / n - delta_) / (p * n)
+        delta = (delta_ - 2.0 * mu * trace.sum() + p * mu**2) / p
+        beta = min(beta, delta)
+        shrinkage = 0.0 if beta == 0 else beta / delta
+        shrunk = (1.0 - shrinkage) * emp + shrinkage * mu * np.eye(p)
+        return shrunk, float(shrinkage)
+
+    def covariance(self, kind: str) -> np.ndarray:
+        """(D, D) covariance of the aggregate posterior: ``kind`` applied to Cov(mu),
+        plus diag(mean sigma^2)."""
+        var = self.mean_variance
+        if kind == "full":
+            spread = self.covariance_of_means()
+        elif kind == "shrunk":
+            spread = self.ledoit_wolf()[0]
+        elif kind == "diag":
+            spread = np.diag(np.diag(self.covariance_of_means()))
+        elif kind == "spherical":
+            total = np.diag(self.covariance_of_means()) + var
+            return float(total.mean()) * np.eye(len(var))
+        else:
+            raise UsageError(_unknown_covariance(kind))
+        return spread + np.diag(var)
+
+
+def _unknown_covariance(kind: str) -> str:
+    return f"unknown covariance type '{kind}'; choose one of: {', '.join(COVARIANCE_TYPES)}"
+
+
+def min_rows(kind: str, latent_dim: int, components: int = 1) -> int:
+    """The fewest rows a fit of ``kind`` needs: a full covariance needs D + 1 (so that
+    Cov(mu) has full rank), the others 2 per component."""
+    per = latent_dim + 1 if kind == "full" else 2
+    return per * components
+
+
+def _check_size(n: int, kind: str, d: int, components: int, query: str) -> None:
+    need = min_rows(kind, d, components)
+    if n >= need:
+        return
+    what = f"{components} components with " if components > 1 else ""
+    if n == 0:
+        raise DataError(f"no rows match '{query}'; check the labels with `vaekit inspect`")
+    fixes = []
+    if kind == "full":
+        fixes.append("--covariance diag or --covariance shrunk")
+    if components > 1:
+        fixes.append("fewer --components")
+    fixes.append("a broader --label query")
+    raise DataError(
+        f"only {n} rows match '{query}': too few for {what}a '{kind}' covariance in "
+        f"{d} dimensions (needs at least {need}); use {' or '.join(fixes)}"
+    )
+
+
+# -- fitting -----------------------------------------------------------------------------------
+
+
+def fit_gaussian_stream(
+    chunks: Any, latent_dim: int, covariance: str = "full"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fit one Gaussian to the aggregate posterior of streamed ``(mu, logvar)`` blocks.
+
+    Returns ``(mean (D,), covariance (D, D), n)``; memory is O(D^2).
+    """
+    if covariance not in COVARIANCE_TYPES:
+        raise UsageError(_unknown_covariance(covariance))
+    moments = Moments(latent_dim)
+    for mu, logvar in chunks:
+        moments.update(mu, logvar)
+    if moments.n == 0:
+        return np.zeros(latent_dim), np.eye(latent_dim), 0
+    return moments.mean, moments.covariance(covariance), moments.n
+
+
+def fit_mixture(
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    components: int,
+    covariance: str = "full",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit K Gaussians to the aggregate posterior of in-memory rows.
+
+    sklearn's GaussianMixture fits the means ``mu``; each component's covariance then
+    gets the responsibility-weighted mean posterior variance added (``shrunk``:
+    a full fit whose component covariances are Ledoit-Wolf-shrunk on the rows
+    assigned to them). Returns ``(weights (K,), means (K, D), covariances (K, D, D))``.
+    """
+    from sklearn.covariance import ledoit_wolf_shrinkage
+    from sklearn.mixture import GaussianMixture
+
+    if covariance not in COVARIANCE_TYPES:
+        raise UsageError(_unknown_covariance(covariance))
+    x = np.asarray(mu, dtype=np.float64)
+    d = x.shape[1]
+    kind = "full" if covariance == "shrunk" else covariance
+    gmm = GaussianMixture(
+        n_components=components, covariance_type=kind, random_state=seed, reg_covar=1e-6
+    )
+    gmm.fit(x)
+    covs = _sklearn_covariances(gmm, kind, components, d)
+    resp = gmm.predict_proba(x)  # (N, K)
+    if covariance == "shrunk":
+        assigned = resp.argmax(1)
+        for k in range(components):
+            members = x[assigned == k]
+            if len(members) > 1:
+                s = float(ledoit_wolf_shrinkage(members))
+                covs[k] = (1 - s) * covs[k] + s * np.trace(covs[k]) / d * np.eye(d)
+    var = np.exp(np.asarray(logvar, dtype=np.float64))
+    mean_var = (resp.T @ var) / np.maximum(resp.sum(0), 1e-12)[:, None]  # (K, D)
+    for k in range(components):
+        if covariance == "spherical":
+            covs[k] += mean_var[k].mean() * np.eye(d)
+        else:
+            covs[k] += np.diag(mean_var[k])
+    return gmm.weights_.astype(np.float64), gmm.means_.astype(np.float64), covs
+
+
+def _sklearn_covariances(gmm: Any, kind: str, k: int, d: int) -> np.ndarray:
+    c = np.asarray(gmm.covariances_, dtype=np.float64)
+    if kind == "full":
+        return c.copy()
+    if kind == "diag":
+        return np.stack([np.diag(row) for row in c])
+    return np.stack([v * np.eye(d) for v in c.reshape(k)])  # spherical
+
+
+def fit_cluster(
+    latents: str | Path,
+    labels: list[str] | str,
+    covariance: str = "full",
+    components: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
+    split: str | None = None,
+    output: str | Path | None = None,
+    chunk_size: int = 65536,
+) -> Cluster:
+    """Fit r(z) to the aggregate posterior of the rows of ``latents`` that match ``labels``.
+
+    ``labels``: query terms, ANDed (``["smiling", "~eyeglasses"]``; see
+    :mod:`vaekit.query`), matched case-insensitively. ``covariance``: ``full``,
+    ``diag``, ``shrunk`` (Ledoit-Wolf) or ``spherical``. ``components`` > 1 fits a
+    Gaussian mixture on the subset, or on a seeded sample of ``max_rows`` of it;
+    one component is fitted by streaming the store (``max_rows`` then samples rows
+    too, if given). ``split``: only rows of ``train``, ``val`` or ``test``. The
+    cluster is written to ``output`` when given (see :func:`default_cluster_path`).
+
+    Raises :class:`~vaekit.errors.DataError` for an unknown label (listing the
+    available ones with counts) and for a subset too small for the fit asked for.
+    """
+    from vaekit.query import parse_query
+    from vaekit.store import LatentStore
+
+    terms = [labels] if isinstance(labels, str) else list(labels)
+    if not terms:
+        raise UsageError("give at least one --label (e.g. --label smiling)")
+    if covariance not in COVARIANCE_TYPES:
+        raise UsageError(_unknown_covariance(covariance))
+    if components < 1:
+        raise UsageError(f"--components must be >= 1, got {components}")
+    if max_rows is not None and max_rows < 1:
+        raise UsageError(f"--max-rows must be >= 1, got {max_rows}")
+    query = parse_query(terms)
+    with LatentStore.open(latents) as store:
+        rows = store.select(terms, split=split)
+        d = store.latent_dim
+        _check_size(len(rows), covariance, d, components, query.text)
+        fitted = rows
+        if max_rows is not None and len(rows) > max_rows:
+            rng = np.random.default_rng(seed)
+            fitted = np.sort(rng.choice(rows, size=max_rows, replace=False))
+            _check_size(len(fitted), covariance, d, components, query.text)
+        if components == 1:
+            mean, cov, n = fit_gaussian_stream(
+                store.iter_chunks(fitted, chunk_size=chunk_size), d, covariance
+            )
+            weights, means, covs = np.ones(1), mean[None], cov[None]
+        else:
+            mu, logvar = store.read(fitted)
+            weights, means, covs = fit_mixture(mu, logvar, components, covariance, seed)
+        attrs = store.attrs
+        cluster = Cluster(
+            query=query.text,
+            covariance_type=covariance,
+            weights=weights,
+            means=means,
+            covariances=covs,
+            n=int(len(rows)),
+            terms=terms,
+            split=split,
+            fitted_rows=int(len(fitted)),
+            seed=seed if len(fitted) < len(rows) or components > 1 else None,
+            store={"path": str(Path(latents).resolve()), "content_hash": store.content_hash()},
+            model={
+                "run_dir": attrs.get("run_dir"),
+                "weights_sha256": attrs.get("weights_sha256"),
+                "config": store.model_config,
+            },
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+    if not np.all(np.isfinite(cluster.covariances)):
+        raise DataError(f"the fit to '{query.text}' is not finite; check the latent store")
+    if output is not None:
+        check_cluster_output(Path(output))
+        cluster.save(output)
+    return cluster
+
+
+def check_cluster_output(path: Path) -> None:
+    """Refuse to replace anything but a cluster file (refitting one replaces it)."""
+    if path.is_dir():
+        raise UsageError(f"output '{path}' is a directory; give a file name such as smiling.json")
+    if path.exists():
+        try:
+            is_cluster = json.loads(path.read_text()).get("format") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            is_cluster = False
+        if not is_cluster:
+            raise UsageError(
+                f"'{path}' exists and is not a cluster file; choose another -o or remove it"
+            )
+
+
+def mean_direction(
+    latents: str | Path, labels: list[str] | str, split: str | None = None
+) -> tuple[np.ndarray, int, int]:
+    """An attribute vector: mean(mu | query) - mean(mu | not query), streamed.
+
+    Returns ``(direction (D,), rows matching, rows not matching)``.
+    """
+    from vaekit.query import parse_query
+    from vaekit.store import LatentStore
+
+    terms = [labels] if isinstance(labels, str) else list(labels)
+    text = parse_query(terms).text
+    with LatentStore.open(latents) as store:
+        rows = store.select(terms, split=split)
+        others = np.setdiff1d(store.select([], split=split), rows)
+        if not len(rows) or not len(others):
+            side = "match" if not len(rows) else "do not match"
+            raise DataError(
+                f"no rows {side} '{text}', so it has no direction; choose a label that "
+                "some rows have and others lack"
+            )
+        means = []
+        for subset in (rows, others):
+            m = Moments(store.latent_dim)
+            for mu, logvar in store.iter_chunks(subset):
+                m.update(mu, logvar)
+            means.append(m.mean)
+    return (means[0] - means[1]).astype(np.float32), len(rows), len(others)
+
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "Cluster",
+    "Moments",
+    "default_cluster_path",
+    "fit_cluster",
+    "fit_gaussian_stream",
+    "fit_mixture",
+    "mean_direction",
+    "min_rows",
+    "resolve_cluster_path",
+]

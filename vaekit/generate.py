@@ -1,0 +1,473 @@
+"""``sample``, ``interpolate``, ``reconstruct`` and attribute vectors: latents to images.
+
+Every function returns uint8 images ``(N, C, H, W)`` (save them with
+:func:`vaekit.images.save_grid`). Random draws come from numpy generators seeded
+by the caller and decoding runs in eval mode without gradients, so the same
+arguments give the same images (and PNG bytes) on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
+from vaekit.errors import DataError, UsageError
+from vaekit.images import to_uint8
+
+METHODS = ("lerp", "slerp")
+DECODE_BATCH = 256
+
+
+@dataclass
+class Generated:
+    """Images and the latents (and class ids, for a conditional model) that made them."""
+
+    images: np.ndarray  # (N, C, H, W) uint8
+    z: np.ndarray  # (N, D) float32
+    labels: np.ndarray | None = None  # (N,) class ids fed to a conditional model
+    warnings: tuple[str, ...] = ()  # things the caller should tell the user
+
+
+def load_generator(model_dir: str | Path = "runs/latest", device: str = "cpu") -> Any:
+    """:func:`vaekit.runs.load_model` plus ``weights_sha256`` (to check clusters against)."""
+    from vaekit.runs import file_sha256, load_model, resolve_run
+
+    model = load_model(model_dir, device)
+    model.weights_sha256 = file_sha256(resolve_run(model_dir).weights_path)
+    return model
+
+
+def default_model_dir(cluster: str | Path | None) -> Path:
+    """The run a cluster's latents came from when it still exists, else ``runs/latest``."""
+    if cluster is not None:
+        recorded = load_cluster(cluster).model.get("run_dir")
+        if recorded and (Path(recorded) / "model.safetensors").is_file():
+            return Path(recorded)
+    return Path("runs/latest")
+
+
+# -- model helpers -----------------------------------------------------------------------------
+
+
+def class_names(model: Any) -> list[str]:
+    """The class names a conditional model was trained with (from its run config)."""
+    config = getattr(model, "run_config", {}) or {}
+    names = (config.get("data") or {}).get("class_names")
+    return list(names or [str(i) for i in range(int(model.config.num_classes))])
+
+
+def class_id(model: Any, label: str) -> int:
+    """The class id of ``label`` (case-insensitive) for a class-conditional model.
+
+    A model without classes gets a DataError that names the alternative: a cluster.
+    """
+    if int(model.config.num_classes) == 0:
+        raise DataError(
+            f"--label {label} needs a class-conditional model (this one has no classes); "
+            f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
+            f"`vaekit sample --cluster {label}`"
+        )
+    names = class_names(model)
+    lowered = [n.lower() for n in names]
+    if label.lower() not in lowered:
+        raise DataError(f"unknown class '{label}'; the model's classes are: {', '.join(names)}")
+    return lowered.index(label.lower())
+
+
+def _one_hot(model: Any, labels: np.ndarray | None, n: int) -> torch.Tensor | None:
+    k = int(model.config.num_classes)
+    if not k:
+        return None
+    if labels is None:  # no class asked for: cycle through the classes
+        labels = np.arange(n) % k
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return F.one_hot(y.clamp(min=0), k).float() * (y >= 0)[:, None]
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def decode(model: Any, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """Decode latents ``z`` (N, D) to uint8 mean images (N, C, H, W)."""
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim != 2 or z.shape[1] != model.latent_dim:
+        raise DataError(
+            f"latents of shape {z.shape} do not fit the model (latent size {model.latent_dim})"
+        )
+    y = _one_hot(model, labels, len(z))
+    device = _device(model)
+    out = []
+    for lo in range(0, len(z), DECODE_BATCH):
+        zb = torch.from_numpy(z[lo : lo + DECODE_BATCH]).to(device)
+        yb = None if y is None else y[lo : lo + DECODE_BATCH].to(device)
+        out.append(to_uint8(model.decode_mean(zb, yb)))
+    if not out:
+        c, h, w = model.config.input_shape
+        return np.zeros((0, c, h, w), dtype=np.uint8)
+    return np.concatenate(out)
+
+
+@torch.inference_mode()
+def encode_images(
+    model: Any, images: np.ndarray, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, C, H, W) images -> posterior (mu, logvar), each (N, D) float32."""
+    y = _one_hot(model, labels if labels is not None else -np.ones(len(images)), len(images))
+    device = _device(model)
+    mus, logvars = [], []
+    for lo in range(0, len(images), DECODE_BATCH):
+        x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + DECODE_BATCH]))
+        x = x.to(device).float() / 255.0
+        yb = None if y is None else y[lo : lo + DECODE_BATCH].to(device)
+        mu, logvar = model.encode(x, yb)
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def read_model_image(model: Any, path: str | Path) -> np.ndarray:
+    """Read an image file the way the model's training data was read: its channels and
+    square size. Returns uint8 (C, H, W)."""
+    from vaekit.imageio import read_image
+
+    c, h, w = (int(s) for s in model.config.input_shape)
+    image = read_image(path, channels=c, image_size=h if h == w else None)
+    if image.shape != (c, h, w):
+        raise DataError(
+            f"image '{path}' has shape {image.shape} (C, H, W) but the model takes {(c, h, w)}; "
+            "resize it to the model's input size"
+        )
+    return image
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+def load_cluster(name_or_file: str | Path | Cluster) -> Cluster:
+    """A cluster from a :class:`Cluster`, a file, or a name (``smiling`` ->
+    ``clusters/smiling.json``)."""
+    if isinstance(name_or_file, Cluster):
+        return name_or_file
+    return Cluster.load(resolve_cluster_path(name_or_file))
+
+
+def check_cluster_fits(cluster: Cluster, model: Any) -> list[str]:
+    """Fail when the cluster's latent size is not the model's; return warnings when the
+    latents it was fitted to came from other weights."""
+    if cluster.latent_dim != model.latent_dim:
+        raise DataError(
+            f"cluster '{cluster.query}' lives in {cluster.latent_dim} latent dimensions but the "
+            f"model has {model.latent_dim}; pass the --model that encoded its latents "
+            f"({cluster.model.get('run_dir')})"
+        )
+    warnings = []
+    expected = cluster.model.get("weights_sha256")
+    actual = getattr(model, "weights_sha256", None)
+    if expected and actual and expected != actual:
+        warnings.append(
+            f"cluster '{cluster.query}' was fitted to latents of another model "
+            f"({cluster.model.get('run_dir')}); its samples may not look like '{cluster.query}'"
+        )
+    return warnings
+
+
+def sample(
+    model: Any,
+    n: int = 64,
+    *,
+    cluster: str | Path | Cluster | None = None,
+    label: str | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> Generated:
+    """Draw ``n`` images: z from the cluster r(z) when given, otherwise from the prior
+    N(0, I); ``label`` conditions a class-conditional model on that class (a model
+    without classes gets an error that points to clusters). ``temperature`` scales
+    the standard deviation of z."""
+    if n < 1:
+        raise UsageError(f"-n must be >= 1, got {n}")
+    if temperature < 0:
+        raise UsageError(f"--temperature must be >= 0, got {temperature}")
+    labels = None
+    if label is not None:
+        labels = np.full(n, class_id(model, label), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    notes: list[str] = []
+    if cluster is not None:
+        fitted = load_cluster(cluster)
+        notes = check_cluster_fits(fitted, model)
+        z = fitted.sample(n, rng, temperature)
+    else:
+        z = (temperature * rng.standard_normal((n, model.latent_dim))).astype(np.float32)
+    if labels is None and int(model.config.num_classes):
+        labels = np.arange(n) % int(model.config.num_classes)
+    return Generated(decode(model, z, labels), z, labels, tuple(notes))
+
+
+def attribute_edit(
+    model: Any,
+    image: str | Path | np.ndarray,
+    latents: str | Path,
+    add: Sequence[str] | str,
+    strengths: Sequence[float] = (0.0, 1.0),
+) -> Generated:
+    """Move an encoded image along the attribute vector mean(add) - mean(not add)
+    (from the latent store ``latents``): one image per strength, z = mu + s * v.
+    Returns the edited images (strength 0 is the reconstruction)."""
+    from vaekit.store import LatentStore
+
+    x = read_model_image(model, image) if not isinstance(image, np.ndarray) else image
+    with LatentStore.open(latents) as store:
+        if store.latent_dim != model.latent_dim:
+            raise DataError(
+                f"'{latents}' holds {store.latent_dim}-dimensional latents but the model has "
+                f"{model.latent_dim}; use the store this model encoded"
+            )
+    direction, _, _ = mean_direction(latents, add)
+    mu, _ = encode_images(model, x[None])
+    z = (mu[0][None] + np.asarray(strengths, dtype=np.float32)[:, None] * direction[None]).astype(
+        np.float32
+    )
+    return Generated(decode(model, z), z)
+
+
+# -- interpolation -----------------------------------------------------------------------------
+
+
+def interpolation_weights(steps: int) -> np.ndarray:
+    """t for each column: 1 (A) down to 0 (B) over ``steps + 2`` columns."""
+    if steps < 0:
+        raise UsageError(f"--steps must be >= 0, got {steps}")
+    return 1.0 - np.arange(steps + 2) / (steps + 1)
+
+
+def lerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """z_t = t * z_A + (1 - t) * z_B for each t: (T, D)."""
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    return t * z_a[None] + (1 - t) * z_b[None]
+
+
+def slerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation with the same end points (t = 1: z_A, t = 0: z_B): along
+    the great circle between the two directions, norms interpolated linearly. Nearly
+    parallel vectors fall back to :func:`lerp`."""
+    a, b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na < 1e-12 or nb < 1e-12:
+        return lerp(a, b, t)
+    cos = np.clip(a @ b / (na * nb), -1.0, 1.0)
+    omega = np.arccos(cos)
+    if np.sin(omega) < 1e-6:
+        return lerp(a, b, t)
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    return (np.sin(t * omega) * a[None] + np.sin((1 - t) * omega) * b[None]) / np.sin(omega)
+
+
+def interpolate_latents(
+    z_a: np.ndarray, z_b: np.ndarray, steps: int = 10, method: str = "lerp"
+) -> np.ndarray:
+    """(steps + 2, D): z_A, ``steps`` points between, z_B."""
+    if method not in METHODS:
+        raise UsageError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+    t = interpolation_weights(steps)
+    walk = lerp(z_a, z_b, t) if method == "lerp" else slerp(z_a, z_b, t)
+    walk[0], walk[-1] = z_a, z_b  # exact end points
+    return walk.astype(np.float32)
+
+
+def parse_store_row(spec: str) -> tuple[Path, int] | None:
+    """``latents.h5:123`` -> (path, 123), or None when ``spec`` is not of that form."""
+    head, sep, tail = str(spec).rpartition(":")
+    if not sep or not head or not tail.lstrip("-").isdigit():
+        return None
+    path = Path(head)
+    if path.suffix.lower() not in (".h5", ".hdf5") and not path.is_file():
+        return None
+    return path, int(tail)
+
+
+def endpoint_latent(model: Any, spec: str | Path) -> np.ndarray:
+    """The latent of an interpolation end: an image file (its posterior mean), a store
+    row (``latents.h5:123``), or a cluster (file or name; its mean). Returns (D,)."""
+    from vaekit.imageio import is_image_file
+
+    row = parse_store_row(str(spec))
+    if row is not None:
+        from vaekit.store import LatentStore
+
+        path, index = row
+        with LatentStore.open(path) as store:
+            if not -store.n <= index < store.n:
+                raise DataError(f"'{path}' has {store.n} rows; row {index} does not exist")
+            if store.latent_dim != model.latent_dim:
+                raise DataError(
+                    f"'{path}' holds {store.latent_dim}-dimensional latents but the model has "
+                    f"{model.latent_dim}; use the model that encoded it (--model)"
+                )
+            return store.read([index])[0][0]
+    p = Path(spec)
+    if p.is_file() and is_image_file(p):
+        mu, _ = encode_images(model, read_model_image(model, p)[None])
+        return mu[0]
+    if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.exists():
+        raise DataError(f"image '{spec}' does not exist")
+    try:
+        cluster = load_cluster(str(spec))
+    except DataError:
+        raise DataError(
+            f"'{spec}' is neither an image file, a store row (latents.h5:123) nor a cluster "
+            "(a cluster file or a name under clusters/)"
+        ) from None
+    check_cluster_fits(cluster, model)
+    return cluster.mean.astype(np.float32)
+
+
+def interpolate(
+    model: Any,
+    a: str | Path | np.ndarray,
+    b: str | Path | np.ndarray,
+    steps: int = 10,
+    method: str = "lerp",
+) -> Generated:
+    """One walk from A to B: ``steps + 2`` images whose first and last are the
+    reconstructions of A and B (decode(mu_A), decode(mu_B)). A and B are latents
+    (D,) or what :func:`endpoint_latent` reads."""
+    z_a = a if isinstance(a, np.ndarray) else endpoint_latent(model, a)
+    z_b = b if isinstance(b, np.ndarray) else endpoint_latent(model, b)
+    z = interpolate_latents(z_a, z_b, steps, method)
+    return Generated(decode(model, z), z)
+
+
+def interpolate_pairs(
+    model: Any,
+    latents: str | Path,
+    pairs: int,
+    steps: int = 10,
+    method: str = "lerp",
+    seed: int = 0,
+) -> Generated:
+    """``pairs`` walks between random (seeded) rows of a latent store, one after the other
+    (lay them out with ``ncol = steps + 2``)."""
+    from vaekit.store import LatentStore
+
+    if pairs < 1:
+        raise UsageError(f"--pairs must be >= 1, got {pairs}")
+    with LatentStore.open(latents) as store:
+        if store.n < 2:
+            raise DataError(f"'{latents}' has {store.n} rows; interpolation needs two")
+        if store.latent_dim != model.latent_dim:
+            raise DataError(
+                f"'{latents}' holds {store.latent_dim}-dimensional latents but the model has "
+                f"{model.latent_dim}; use the model that encoded it (--model)"
+            )
+        rng = np.random.default_rng(seed)
+        ends = np.stack([rng.choice(store.n, size=2, replace=False) for _ in range(pairs)])
+        mu, _ = store.read(ends.reshape(-1))
+    walks = [interpolate_latents(mu[2 * i], mu[2 * i + 1], steps, method) for i in range(pairs)]
+    z = np.concatenate(walks)
+    return Generated(decode(model, z), z)
+
+
+# -- reconstruction ----------------------------------------------------------------------------
+
+
+def reconstruct(
+    model: Any,
+    data: str | Path | None = None,
+    n: int = 32,
+    seed: int = 0,
+    split: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images of ``data`` (None: the run's training data), read with the run's
+    preprocessing, and their reconstructions decode(mu). The images are a seeded
+    random choice, in dataset order. Returns ``(originals, reconstructions)``, uint8."""
+    from vaekit.encode import load_run_data
+
+    if n < 1:
+        raise UsageError(f"-n must be >= 1, got {n}")
+    config = getattr(model, "run_config", None) or {}
+    dataset = load_run_data(config, data).require_split(split)
+    expected = tuple(int(s) for s in model.config.input_shape)
+    if dataset.image_shape != expected:
+        raise DataError(
+            f"the model takes images of shape {expected} (C, H, W) but '{dataset.location}' "
+            f"gives {dataset.image_shape}; reconstruct data like the model's training data"
+        )
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
+    images = np.asarray(dataset.images[index])
+    labels = None if dataset.labels is None else dataset.labels[index]
+    mu, _ = encode_images(model, images, labels if model.config.num_classes else None)
+    return images, decode(model, mu, labels if model.config.num_classes else None)
+
+
+def side_by_side(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Interleave originals and reconstructions: o0, r0, o1, r1, ... (N * 2, C, H, W)."""
+    out = np.empty((2 * len(originals), *originals.shape[1:]), dtype=np.uint8)
+    out[0::2], out[1::2] = originals, reconstructions
+    return out
+
+
+# -- saving ------------------------------------------------------------------------------------
+
+
+def check_png_output(path: str | Path) -> Path:
+    """A PNG output path: an existing file that is not a PNG is never replaced."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output '{path}' is a directory; give a file name such as grid.png")
+    if path.exists() and path.suffix.lower() != ".png":
+        raise UsageError(
+            f"'{path}' exists and is not a PNG; choose another -o (e.g. grid.png) or remove it"
+        )
+    return path
+
+
+def save_samples(
+    generated: Generated, target: str | Path, overwrite: bool = False
+) -> tuple[Path, str]:
+    """Save individual results: ``.npy`` (the latents), ``.h5``/``.hdf5`` (latents as ``z``,
+    plus ``labels`` for a conditional model), anything else a folder of PNGs
+    (``0000.png`` ...). Returns the path and what was written."""
+    from vaekit.runs import atomic_path
+
+    target = Path(target)
+    suffix = target.suffix.lower()
+    if suffix in (".npy", ".h5", ".hdf5"):
+        if target.exists() and not overwrite:
+            raise UsageError(
+                f"'{target}' already exists; pass --overwrite or choose another --save"
+            )
+        with atomic_path(target) as tmp:
+            if suffix == ".npy":
+                with open(tmp, "wb") as fh:
+                    np.save(fh, generated.z)
+            else:
+                import h5py
+
+                with h5py.File(tmp, "w") as f:
+                    f.create_dataset("z", data=generated.z)
+                    if generated.labels is not None:
+                        f.create_dataset("labels", data=generated.labels)
+        return target, f"{len(generated.z)} latents"
+    if target.exists() and not target.is_dir():
+        raise UsageError(
+            f"--save '{target}' is a file; give a folder for PNGs, or a .npy/.h5 file for latents"
+        )
+    from PIL import Image
+
+    target.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(generated.images):
+        array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        with atomic_path(target / f"{i:04d}.png") as tmp:
+            Image.fromarray(array).save(tmp, format="PNG")
+    return target, f"{len(generated.images)} PNG images"
