@@ -154,6 +154,34 @@ def test_attributes_and_queries(tmp_path, run_dir):
         np.testing.assert_array_equal(store.select(["smiling", "~eyeglasses"]), expected)
 
 
+def test_memory_mapped_data_in_windows_matches_in_memory(tmp_path, run_dir, monkeypatch):
+    import vaekit.encode as encode_module
+
+    digits = load_dataset()
+    np.save(tmp_path / "images.npy", digits.images)
+    mapped = np.load(tmp_path / "images.npy", mmap_mode="r")
+
+    def dataset(images):
+        return ImageDataset(
+            images=images,
+            ids=digits.ids,
+            source="digits",
+            location="embedded",
+            labels=digits.labels,
+            class_names=digits.class_names,
+        )
+
+    monkeypatch.setattr(encode_module, "WINDOW_BYTES", 100 * 64)  # 64-image windows
+    assert encode_module.window_rows(mapped, 64) == 64
+    windowed = encode_dataset(dataset(mapped), tmp_path / "a.h5", model_dir=run_dir, batch_size=64)
+    whole = encode_dataset(dataset(digits.images), tmp_path / "b.h5", model_dir=run_dir)
+    with LatentStore.open(windowed) as a, LatentStore.open(whole) as b:
+        np.testing.assert_allclose(a.read(slice(None))[0], b.read(slice(None))[0], atol=1e-5)
+        np.testing.assert_array_equal(a.labels(), b.labels())
+    # pages handed back are read again from the file, unchanged
+    np.testing.assert_array_equal(mapped, digits.images)
+
+
 def test_existing_file_is_kept_without_overwrite(tmp_path, run_dir):
     out = tmp_path / "latents.h5"
     out.write_bytes(b"precious")
