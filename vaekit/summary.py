@@ -101,6 +101,28 @@ def _shape(value: Any) -> str:
     return "×".join(str(d) for d in dims)
 
 
+def _brief(value: Any, nested: bool = False) -> str:
+    """A one-line form: arrays by shape, short number lists rounded, long hashes cut,
+    model configs by their components, other dicts as ``key: value`` pairs."""
+    if isinstance(value, list):
+        if value and (isinstance(value[0], list) or len(value) > 8):
+            return f"array {_shape(value)}"
+        if all(isinstance(v, (int, float)) for v in value):
+            return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        if "encoder" in value and "latent_dim" in value:
+            return f"{value.get('model', 'vae')}: {_components(value)}"
+        if nested:
+            return "{" + ", ".join(value) + "}"
+        return "; ".join(f"{k}: {_brief(v, nested=True)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:16] + "…"
+    return str(value)
+
+
 def cluster_summary(path: Path) -> list[RenderableType]:
     """Every field of a cluster file; arrays are shown by their shape."""
     try:
@@ -109,17 +131,7 @@ def cluster_summary(path: Path) -> list[RenderableType]:
         raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"'{path}' is JSON but not a cluster file (not an object)")
-    rows = []
-    for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], (list, int, float)):
-            if isinstance(value[0], list) or len(value) > 8:
-                value = f"array {_shape(value)}"
-        elif isinstance(value, dict):
-            value = ", ".join(
-                f"{k}: {f'array {_shape(v)}' if isinstance(v, list) and len(v) > 8 else v}"
-                for k, v in value.items()
-            )
-        rows.append((key, value))
+    rows = [(key, None if value is None else _brief(value)) for key, value in data.items()]
     return [_kv_table(f"cluster file {path}", rows)]
 
 
