@@ -269,7 +269,8 @@ def slerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
     if np.sin(omega) < 1e-6:
         return lerp(a, b, t)
     t = np.asarray(t, dtype=np.float64)[:, None]
-    return (np.sin(t * omega) * a[None] + np.sin((1 - t) * omega) * b[None]) / np.sin(omega)
+    direction = np.sin(t * omega) * (a / na)[None] + np.sin((1 - t) * omega) * (b / nb)[None]
+    return direction / np.sin(omega) * (t * na + (1 - t) * nb)
 
 
 def interpolate_latents(
