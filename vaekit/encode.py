@@ -160,7 +160,14 @@ def load_run_data(
             )
         if data_path is not None and dataset is not None and not _detects(dataset, data_path):
             dataset, options = None, {}
-        data = load_dataset(path, dataset, image_size=image_size, channels=channels, **options)
+        data = load_dataset(
+            path,
+            dataset,
+            image_size=image_size,
+            channels=channels,
+            skip_bad=bool(train.get("skip_bad", False)),
+            **options,
+        )
     if len(data) == 0:
         raise DataError(f"dataset '{data.source}' at {data.location} holds no images")
     return data.with_splits(float(train.get("val_fraction", 0.0)), int(train.get("seed", 0)))
