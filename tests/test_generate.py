@@ -292,3 +292,11 @@ def test_reconstruct_uses_the_runs_preprocessing(pipeline, model, tmp_path, monk
     assert result.exit_code == 0, result.output
     expected = make_grid(np.zeros((8, 1, 8, 8), np.uint8), ncol=8, scale=8)
     assert Image.open("recon.png").size == (expected.shape[1], expected.shape[0])
+
+
+def test_store_rows_of_another_model_are_refused(pipeline, tmp_path):
+    other = load_generator(train_tiny(tmp_path, epochs=1, seed=1).run.path)
+    with pytest.raises(DataError, match="encoded by another model"):
+        interpolate(other, f"{pipeline['store']}:0", f"{pipeline['store']}:1")
+    with pytest.raises(DataError, match="encoded by another model"):
+        interpolate_pairs(other, pipeline["store"], pairs=1)

@@ -180,6 +180,23 @@ def check_cluster_fits(cluster: Cluster, model: Any) -> list[str]:
     return warnings
 
 
+def check_store_fits(store: Any, model: Any) -> None:
+    """Fail when a latent store was not encoded by ``model`` (another latent size, or other
+    weights): its rows would decode to nonsense."""
+    if store.latent_dim != model.latent_dim:
+        raise DataError(
+            f"'{store.path}' holds {store.latent_dim}-dimensional latents but the model has "
+            f"{model.latent_dim}; use the model that encoded it (--model)"
+        )
+    recorded = store.attrs.get("weights_sha256")
+    actual = getattr(model, "weights_sha256", None)
+    if recorded and actual and recorded != actual:
+        raise DataError(
+            f"'{store.path}' was encoded by another model ({store.attrs.get('run_dir')}); "
+            "pass that run as --model, or encode the data again with this one"
+        )
+
+
 def sample(
     model: Any,
     n: int = 64,
@@ -227,11 +244,7 @@ def attribute_edit(
 
     x = read_model_image(model, image) if not isinstance(image, np.ndarray) else image
     with LatentStore.open(latents) as store:
-        if store.latent_dim != model.latent_dim:
-            raise DataError(
-                f"'{latents}' holds {store.latent_dim}-dimensional latents but the model has "
-                f"{model.latent_dim}; use the store this model encoded"
-            )
+        check_store_fits(store, model)
     direction, _, _ = mean_direction(latents, add)
     mu, _ = encode_images(model, x[None])
     z = (mu[0][None] + np.asarray(strengths, dtype=np.float32)[:, None] * direction[None]).astype(
@@ -309,11 +322,7 @@ def endpoint_latent(model: Any, spec: str | Path) -> np.ndarray:
         with LatentStore.open(path) as store:
             if not -store.n <= index < store.n:
                 raise DataError(f"'{path}' has {store.n} rows; row {index} does not exist")
-            if store.latent_dim != model.latent_dim:
-                raise DataError(
-                    f"'{path}' holds {store.latent_dim}-dimensional latents but the model has "
-                    f"{model.latent_dim}; use the model that encoded it (--model)"
-                )
+            check_store_fits(store, model)
             return store.read([index])[0][0]
     p = Path(spec)
     if p.is_file() and is_image_file(p):
@@ -365,11 +374,7 @@ def interpolate_pairs(
     with LatentStore.open(latents) as store:
         if store.n < 2:
             raise DataError(f"'{latents}' has {store.n} rows; interpolation needs two")
-        if store.latent_dim != model.latent_dim:
-            raise DataError(
-                f"'{latents}' holds {store.latent_dim}-dimensional latents but the model has "
-                f"{model.latent_dim}; use the model that encoded it (--model)"
-            )
+        check_store_fits(store, model)
         rng = np.random.default_rng(seed)
         ends = np.stack([rng.choice(store.n, size=2, replace=False) for _ in range(pairs)])
         mu, _ = store.read(ends.reshape(-1))
