@@ -300,3 +300,16 @@ def test_store_rows_of_another_model_are_refused(pipeline, tmp_path):
         interpolate(other, f"{pipeline['store']}:0", f"{pipeline['store']}:1")
     with pytest.raises(DataError, match="encoded by another model"):
         interpolate_pairs(other, pipeline["store"], pairs=1)
+
+
+def test_the_model_defaults_to_the_run_that_encoded_the_latents(pipeline, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/latest here
+    store = str(pipeline["store"])
+    result = runner.invoke(app, ["interpolate", f"{store}:0", str(pipeline["cluster"])])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["interpolate", "--pairs", "1", "--latents", store])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sample", "--cluster", str(pipeline["cluster"]), "-n", "2"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sample", "--prior", "-n", "2"])
+    assert result.exit_code == 1 and "vaekit train" in result.output

@@ -356,7 +356,10 @@ def sample_command(
     model: Annotated[
         Path | None,
         typer.Option(
-            "--model", "-m", help="Run directory (default: the cluster's run, else runs/latest)."
+            "--model",
+            "-m",
+            help="Run directory (default: the run that encoded the cluster's or --latents' "
+            "latents, else runs/latest).",
         ),
     ] = None,
     prior: Annotated[bool, typer.Option("--prior", help="Draw z from the prior N(0, I).")] = False,
@@ -411,7 +414,7 @@ def sample_command(
                 raise UsageError("--from needs --add LABEL (e.g. --add smiling)")
             if prior or cluster or label:
                 raise UsageError("--from edits an image; leave out --prior, --cluster and --label")
-            net = load_generator(model or "runs/latest")
+            net = load_generator(model or default_model_dir(latents))
             x = read_model_image(net, from_image)
             result = attribute_edit(net, x, latents, add, strengths=(0.0, strength))
             images = np.concatenate([x[None], result.images])
@@ -457,8 +460,11 @@ def interpolate_command(
     latents: Annotated[Path, typer.Option(help="Store for --pairs.")] = Path("latents.h5"),
     seed: Annotated[int, typer.Option(help="Seed for --pairs.")] = 0,
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="Run directory of the model.")
-    ] = Path("runs/latest"),
+        Path | None,
+        typer.Option(
+            "--model", "-m", help="Run directory (default: the run that encoded A, else latest)."
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
         "walk.png"
     ),
@@ -468,6 +474,7 @@ def interpolate_command(
         from vaekit.errors import UsageError
         from vaekit.generate import (
             check_png_output,
+            default_model_dir,
             interpolate,
             interpolate_pairs,
             load_generator,
@@ -482,7 +489,8 @@ def interpolate_command(
             raise UsageError(
                 "give two ends A and B (image files, latents.h5:ROW or clusters), or --pairs N"
             )
-        net = load_generator(model)
+        ends = (latents,) if pairs is not None else (a, b)
+        net = load_generator(model or default_model_dir(*ends))
         if pairs is not None:
             result = interpolate_pairs(net, latents, pairs, steps, method, seed)
             rows = pairs

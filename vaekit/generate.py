@@ -44,10 +44,25 @@ def load_generator(model_dir: str | Path = "runs/latest", device: str = "cpu") -
     return model
 
 
-def default_model_dir(cluster: str | Path | None) -> Path:
-    """The run a cluster's latents came from when it still exists, else ``runs/latest``."""
-    if cluster is not None:
-        recorded = load_cluster(cluster).model.get("run_dir")
+def default_model_dir(*sources: str | Path | None) -> Path:
+    """The run that encoded the latents of the first source that records one (a cluster,
+    a store row ``latents.h5:123`` or a latent store) when that run still exists;
+    otherwise ``runs/latest``. Image files and missing names are skipped."""
+    for source in sources:
+        if source is None:
+            continue
+        recorded = None
+        try:
+            row = parse_store_row(str(source))
+            if row is not None or Path(source).suffix.lower() in (".h5", ".hdf5"):
+                from vaekit.store import LatentStore
+
+                with LatentStore.open(row[0] if row else source) as store:
+                    recorded = store.attrs.get("run_dir")
+            elif not Path(source).is_file() or Path(source).suffix.lower() == ".json":
+                recorded = load_cluster(source).model.get("run_dir")
+        except DataError:
+            continue
         if recorded and (Path(recorded) / "model.safetensors").is_file():
             return Path(recorded)
     return Path("runs/latest")
