@@ -313,3 +313,19 @@ def test_the_model_defaults_to_the_run_that_encoded_the_latents(pipeline, tmp_pa
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sample", "--prior", "-n", "2"])
     assert result.exit_code == 1 and "vaekit train" in result.output
+
+
+def test_outputs_get_ordinary_file_modes(pipeline, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    mask = os.umask(0o022)
+    try:
+        args = ["sample", "--cluster", str(pipeline["cluster"]), "-n", "2", "--save", "s"]
+        assert runner.invoke(app, args).exit_code == 0
+        fit_cluster(pipeline["store"], "5", output="five.json")
+        for path in ("grid.png", "s/0000.png", "five.json"):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+    finally:
+        os.umask(mask)

@@ -405,8 +405,8 @@ def sample_command(
             read_model_image,
             sample,
             save_samples,
+            write_grid,
         )
-        from vaekit.images import save_grid
 
         check_png_output(output)
         if from_image is not None:
@@ -418,7 +418,7 @@ def sample_command(
             x = read_model_image(net, from_image)
             result = attribute_edit(net, x, latents, add, strengths=(0.0, strength))
             images = np.concatenate([x[None], result.images])
-            save_grid(images, output, ncol=ncol or 3)
+            write_grid(images, output, ncol=ncol or 3)
             console.print(
                 f"wrote [bold]{output}[/]: original, reconstruction, {' and '.join(add)} "
                 f"at strength {strength}"
@@ -435,7 +435,7 @@ def sample_command(
             )
             for note in result.warnings:
                 err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
-            save_grid(result.images, output, ncol=ncol)
+            write_grid(result.images, output, ncol=ncol)
             source = f"cluster {cluster}" if cluster else "the prior"
             if label:
                 source += f", class {label}"
@@ -478,8 +478,8 @@ def interpolate_command(
             interpolate,
             interpolate_pairs,
             load_generator,
+            write_grid,
         )
-        from vaekit.images import save_grid
 
         check_png_output(output)
         if pairs is not None:
@@ -497,7 +497,7 @@ def interpolate_command(
         else:
             result = interpolate(net, a, b, steps, method)
             rows = 1
-        save_grid(result.images, output, ncol=steps + 2)
+        write_grid(result.images, output, ncol=steps + 2)
         console.print(f"wrote [bold]{output}[/]: {rows} × {steps + 2} images ({method})")
 
 
@@ -521,14 +521,19 @@ def reconstruct_command(
 ) -> None:
     """Originals beside their reconstructions, with the run's preprocessing."""
     with user_errors():
-        from vaekit.generate import check_png_output, load_generator, reconstruct, side_by_side
-        from vaekit.images import save_grid
+        from vaekit.generate import (
+            check_png_output,
+            load_generator,
+            reconstruct,
+            side_by_side,
+            write_grid,
+        )
 
         check_png_output(output)
         net = load_generator(model)
         originals, recon = reconstruct(net, data, n=n, seed=seed, split=split)
         pairs = min(8, len(originals))
-        save_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
+        write_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
         console.print(
             f"wrote [bold]{output}[/]: {len(originals)} originals, each beside its reconstruction"
         )

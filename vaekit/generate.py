@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
+from vaekit.cluster import Cluster, default_permissions, mean_direction, resolve_cluster_path
 from vaekit.errors import DataError, UsageError
 from vaekit.images import to_uint8
 
@@ -441,6 +441,16 @@ def side_by_side(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarr
 # -- saving ------------------------------------------------------------------------------------
 
 
+def write_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> Path:
+    """:func:`vaekit.images.save_grid` (atomic, small images enlarged) with the file mode a
+    plain ``open`` would give."""
+    from vaekit.images import save_grid
+
+    path = save_grid(images, path, ncol=ncol)
+    default_permissions(path)
+    return path
+
+
 def check_png_output(path: str | Path) -> Path:
     """A PNG output path: an existing file that is not a PNG is never replaced."""
     path = Path(path)
@@ -479,6 +489,7 @@ def save_samples(
                     f.create_dataset("z", data=generated.z)
                     if generated.labels is not None:
                         f.create_dataset("labels", data=generated.labels)
+        default_permissions(target)
         return target, f"{len(generated.z)} latents"
     if target.exists() and not target.is_dir():
         raise UsageError(
@@ -491,4 +502,5 @@ def save_samples(
         array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
         with atomic_path(target / f"{i:04d}.png") as tmp:
             Image.fromarray(array).save(tmp, format="PNG")
+        default_permissions(target / f"{i:04d}.png")
     return target, f"{len(generated.images)} PNG images"
