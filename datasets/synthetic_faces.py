@@ -10,7 +10,7 @@ OUT gets the CelebA layout that ``vaekit`` detects as ``celeba``::
     OUT/list_eval_partition.txt   name 0|1|2 (80% train, 10% val, 10% test)
 
 Every attribute is drawn, so it can be seen in the picture and learned by a VAE:
-Smiling (mouth curve), Mouth_Slightly_Open, Eyeglasses, Blond_Hair, Black_Hair,
+Smiling (a wide open grin with teeth), Mouth_Slightly_Open, Eyeglasses, Blond_Hair, Black_Hair,
 Brown_Hair, Gray_Hair, Bald, Bangs, Wearing_Hat, No_Beard, Pale_Skin. The names
 are CelebA's, so ``vaekit fit-cluster --label smiling`` works the same way on
 both. Deterministic for a given seed. Needs only numpy and Pillow.
@@ -107,17 +107,17 @@ def draw_face(a: dict[str, bool], size: int, rng: np.random.Generator) -> Image.
 
     mouth_y, mouth_w = cy + ry * 0.45, rx * rng.uniform(0.45, 0.6)
     lips = (150, 30, 40)
-    if a["Mouth_Slightly_Open"]:
-        h = ry * 0.14
-        top = mouth_y - (h * 0.8 if a["Smiling"] else h * 0.5)
-        d.ellipse([cx - mouth_w * 0.6, top, cx + mouth_w * 0.6, top + h], fill=(40, 10, 15))
-    if a["Smiling"]:  # a U-shaped curve
-        h = ry * 0.3
-        d.arc([cx - mouth_w, mouth_y - h, cx + mouth_w, mouth_y + h * 0.3], 15, 165, lips, line * 2)
-    else:  # flat, slightly drooping
-        d.line(
-            [cx - mouth_w, mouth_y + ry * 0.02, cx + mouth_w, mouth_y], fill=lips, width=line * 2
-        )
+    if a["Smiling"]:  # a wide open grin: a dark half-disc with a band of teeth
+        w, h = mouth_w * 1.15, ry * 0.32
+        d.chord([cx - w, mouth_y - h, cx + w, mouth_y + h], 0, 180, fill=(90, 15, 25))
+        d.chord([cx - w, mouth_y - h, cx + w, mouth_y + h], 0, 180, outline=lips, width=line)
+        d.rectangle([cx - w * 0.7, mouth_y, cx + w * 0.7, mouth_y + h * 0.3], fill=(245, 245, 240))
+    else:  # a short closed mouth, flat or slightly open
+        w = mouth_w * 0.6
+        if a["Mouth_Slightly_Open"]:
+            h = ry * 0.1
+            d.ellipse([cx - w, mouth_y - h / 2, cx + w, mouth_y + h / 2], fill=(40, 10, 15))
+        d.line([cx - w, mouth_y, cx + w, mouth_y], fill=lips, width=line * 2)
     return picture.resize((size, size), Image.Resampling.LANCZOS)
 
 
