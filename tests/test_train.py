@@ -119,3 +119,59 @@ def test_lifecycle_hooks_are_called(tmp_path):
     finally:
         host.remove_plugin("recorder")
     assert calls == [("start", "mlp"), ("epoch", 1, True), ("epoch", 2, True), ("end", 2)]
+
+
+class StopAfterFirst:
+    @vaekit.hookimpl
+    def vaekit_epoch_end(self, run, epoch, metrics):
+        from vaekit.train import StopTraining
+
+        raise StopTraining
+
+
+def test_a_plugin_can_stop_training_early(tmp_path):
+    host = get_plugin_host()
+    host.add_plugin(StopAfterFirst(), "stopper")
+    try:
+        result = train_tiny(tmp_path, epochs=5)
+    finally:
+        host.remove_plugin("stopper")
+    assert [r["epoch"] for r in result.history] == [1]
+    assert result.run.file("samples.png").is_file()
+
+
+def test_resume_keeps_the_saved_epochs_and_schedule(tmp_path):
+    host = get_plugin_host()
+    host.add_plugin(Interrupt(), "interrupt")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tmp_path, epochs=3, kl_schedule="warmup")
+    finally:
+        host.remove_plugin("interrupt")
+    resumed = train(tiny_config(tmp_path, epochs=0), resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    straight = train_tiny(tmp_path / "s", epochs=3, kl_schedule="warmup")
+    assert [r["beta"] for r in resumed.history] == [r["beta"] for r in straight.history]
+
+
+def test_latest_moves_only_once_a_model_is_saved(tmp_path):
+    first = train_tiny(tmp_path, epochs=1, name="first")
+
+    class Boom:
+        @vaekit.hookimpl
+        def vaekit_train_start(self, run, config):
+            raise KeyboardInterrupt
+
+    host = get_plugin_host()
+    host.add_plugin(Boom(), "boom")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tmp_path, epochs=1, name="second")
+    finally:
+        host.remove_plugin("boom")
+    assert (tmp_path / "runs" / "latest").resolve() == first.run.path
+
+
+def test_latest_is_not_a_run_name(tmp_path):
+    with pytest.raises(UsageError, match="'latest' is the link"):
+        train_tiny(tmp_path, name="latest")

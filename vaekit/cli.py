@@ -92,7 +92,7 @@ def train(
         bool, typer.Option("--skip-bad", help="Skip unreadable images (and report how many).")
     ] = False,
     val_fraction: Annotated[float, typer.Option(help="Share of training images held out.")] = 0.1,
-    model: Annotated[str, typer.Option(help="Model kind.")] = "vae",
+    model_kind: Annotated[str, typer.Option(help="Model kind (vae, or a plugin's).")] = "vae",
     encoder: Annotated[
         str, typer.Option(help="Encoder: mlp, conv, resnet, or a plugin's.")
     ] = "conv",
@@ -115,7 +115,10 @@ def train(
     free_bits: Annotated[
         float, typer.Option(help="Per-dimension KL floor in nats (0: off).")
     ] = 0.0,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Training epochs [default: 20; with --resume: the run's own count]."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Random seed (data split, init, noise).")] = 0,
@@ -148,7 +151,7 @@ def train(
             channels=channels,
             skip_bad=skip_bad,
             val_fraction=val_fraction,
-            model=model,
+            model=model_kind,
             encoder=encoder,
             encoder_options=parse_options(encoder_opt or [], "--encoder-opt"),
             decoder=decoder,
@@ -161,7 +164,7 @@ def train(
             kl_schedule=kl_schedule,
             kl_schedule_options=parse_options(kl_opt or [], "--kl-opt"),
             free_bits=free_bits,
-            epochs=epochs,
+            epochs=epochs if epochs is not None else (0 if resume else 20),
             batch_size=batch_size,
             lr=lr,
             seed=seed,

@@ -25,7 +25,8 @@ Lifecycle hooks
 ---------------
 ``vaekit_train_start``, ``vaekit_epoch_end`` and ``vaekit_train_end`` are
 called by the training loop for every plugin that implements them; their
-return values are ignored. Use them to log, checkpoint elsewhere, or stop early.
+return values are ignored. Use them to log, checkpoint elsewhere, or stop early
+(raise ``vaekit.train.StopTraining`` from ``vaekit_epoch_end``).
 """
 
 from __future__ import annotations

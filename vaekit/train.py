@@ -25,6 +25,7 @@ from vaekit.model import VAE, ModelConfig, build_model
 from vaekit.options import strict_dataclass
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import (
+    LATEST,
     RECONSTRUCTIONS,
     SAMPLES,
     Run,
@@ -176,9 +177,21 @@ def model_config_for(config: TrainConfig, data: ImageDataset) -> ModelConfig:
     )
 
 
+class StopTraining(Exception):  # noqa: N818 -- a signal, not an error
+    """Raise from ``vaekit_epoch_end`` to end training after that epoch, as if it were the last."""
+
+
 def new_run(config: TrainConfig) -> Run:
     """Create ``runs_dir/<name>`` (a timestamped name when none is given)."""
-    name = config.name or (datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.encoder}")
+    if config.name == LATEST:
+        raise UsageError(f"'{LATEST}' is the link to the newest run; choose another --name")
+    name = config.name
+    if name is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.encoder}"
+        name, n = stamp, 1
+        while (Path(config.runs_dir) / name).exists():  # two runs started in one second
+            n += 1
+            name = f"{stamp}-{n}"
     path = Path(config.runs_dir) / name
     if path.exists() and any(path.iterdir()):
         raise UsageError(
@@ -195,18 +208,21 @@ def train(
     """Train a model as ``config`` says and leave a loadable run directory.
 
     With ``resume=True`` the run ``config.runs_dir/config.name`` (default: the
-    latest) continues from its last checkpoint: weights, optimiser, step, epoch and
-    RNG state are restored, and ``config.epochs`` may raise the epoch count.
+    latest) continues from its last checkpoint with its saved settings: weights,
+    optimiser, step, epoch, KL schedule and RNG state are restored. Only
+    ``config.epochs`` is taken from ``config`` (0 keeps the saved count).
     """
     if resume:
-        run = resolve_run(Path(config.runs_dir) / (config.name or "latest"))
+        run = resolve_run(Path(config.runs_dir) / (config.name or LATEST))
         saved = run.read_config()
         epochs = config.epochs
         config = TrainConfig.from_dict(saved["train"])
-        config.epochs = max(epochs, config.epochs) if epochs else config.epochs
+        config.epochs = epochs or config.epochs
         state = run.load_checkpoint()
     else:
         config.validate()
+        if config.data is not None and Path(config.data).exists():
+            config.data = str(Path(config.data).resolve())  # later commands run from anywhere
         run, state = None, None
     host = get_plugin_host()
 
@@ -229,8 +245,10 @@ def train(
     )
     steps_per_epoch = batches.num_batches(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    # a resumed run keeps the schedule it started with, even when --epochs grows
+    schedule_steps = int(state["schedule_steps"]) if state is not None else total_steps
     schedule = host.create(
-        "kl_schedules", config.kl_schedule, total_steps, **config.kl_schedule_options
+        "kl_schedules", config.kl_schedule, schedule_steps, **config.kl_schedule_options
     )
 
     start_epoch, step, history = 0, 0, []
@@ -257,8 +275,6 @@ def train(
         },
     }
     run.write_config(full_config)
-    if not resume:
-        point_latest(run)
     host.hook.vaekit_train_start(run=run, config=full_config)
     if reporter:
         reporter.start(total_steps, step, run)
@@ -293,10 +309,15 @@ def train(
             if n_logged == LOG_EVERY or n_batches == steps_per_epoch:
                 values = (logged / n_logged).tolist()  # the only host sync of the loop
                 if not math.isfinite(values[0]):
+                    kept = (
+                        f"; the checkpoint of epoch {epoch} in {run.path} is intact and loadable"
+                        if epoch > 0
+                        else ""
+                    )
                     raise VaekitError(
-                        f"the loss became {values[0]} at step {step} (epoch {epoch + 1}); the last "
-                        f"checkpoint in {run.path} is intact: lower --lr and run "
-                        "`vaekit train --resume`"
+                        f"the loss became {values[0]} at step {step} (epoch {epoch + 1}): train "
+                        f"again with a lower --lr (now {config.lr:g}), a larger --batch-size or "
+                        f"gradient-friendlier options{kept}"
                     )
                 now = time.perf_counter()
                 if reporter:
@@ -339,13 +360,19 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "epoch": epoch + 1,
                 "step": step,
+                "schedule_steps": schedule_steps,
                 "rng": torch.get_rng_state(),
             }
         )
         run.rewrite_metrics(history)
-        host.hook.vaekit_epoch_end(run=run, epoch=epoch + 1, metrics=metrics)
+        if not resume and epoch == start_epoch:
+            point_latest(run)  # only once the run holds a loadable model
         if reporter:
             reporter.epoch_end(epoch + 1, metrics)
+        try:
+            host.hook.vaekit_epoch_end(run=run, epoch=epoch + 1, metrics=metrics)
+        except StopTraining:
+            break
 
     write_grids(
         raw, run, val_data if len(val_data) else train_data, accelerator.device, seed=config.seed
