@@ -201,7 +201,6 @@ class Cluster:
 
         path = Path(path)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
-        default_permissions(path)
         return path
 
     @classmethod
@@ -217,15 +216,6 @@ class Cluster:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
         return cls.from_dict(data, str(path))
-
-
-def default_permissions(path: str | Path) -> None:
-    """Give a file written through a temporary file (mode 0600) the mode ``open`` would."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _compact(cov: np.ndarray, kind: str) -> Any:

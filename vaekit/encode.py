@@ -69,8 +69,6 @@ def encode_dataset(
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     if samples < 0:
         raise UsageError(f"--samples must be >= 0, got {samples}")
-    if split not in (None, "all", *SPLITS):
-        raise UsageError(f"unknown split '{split}'; choose one of: all, {', '.join(SPLITS)}")
     output = Path(output)
     check_output(output, overwrite)
 
@@ -80,7 +78,7 @@ def encode_dataset(
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
     data = load_run_data(config, data_path)
     check_fits(run, config, data)
-    data = data.select_split(split)
+    data = data.require_split(split)
 
     ctx = DistContext.start()
     try:
@@ -102,7 +100,6 @@ def encode_dataset(
                     attrs,
                     progress,
                 )
-                set_default_permissions(tmp)
                 check_output(output, overwrite)  # a file made meanwhile is not clobbered
             return output
         return _encode_distributed(
@@ -121,13 +118,6 @@ def encode_dataset(
         )
     finally:
         ctx.stop()
-
-
-def set_default_permissions(path: Path) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the mode a plain ``open`` would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def check_output(output: Path, overwrite: bool) -> None:
@@ -452,7 +442,6 @@ def _encode_distributed(
         try:
             with atomic_path(output) as tmp:
                 join_stores(parts, tmp, compression, attrs, allow_incomplete=True)
-                set_default_permissions(tmp)
                 check_output(output, overwrite)
         except Exception as exc:
             errors.append(f"joining the parts: {exc}")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vaekit.cluster import Cluster, default_permissions, mean_direction, resolve_cluster_path
+from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
 from vaekit.errors import DataError, UsageError
 from vaekit.images import to_uint8
 
@@ -442,13 +442,10 @@ def side_by_side(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarr
 
 
 def write_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> Path:
-    """:func:`vaekit.images.save_grid` (atomic, small images enlarged) with the file mode a
-    plain ``open`` would give."""
+    """:func:`vaekit.images.save_grid`: atomic, small images enlarged."""
     from vaekit.images import save_grid
 
-    path = save_grid(images, path, ncol=ncol)
-    default_permissions(path)
-    return path
+    return save_grid(images, path, ncol=ncol)
 
 
 def check_png_output(path: str | Path) -> Path:
@@ -489,7 +486,6 @@ def save_samples(
                     f.create_dataset("z", data=generated.z)
                     if generated.labels is not None:
                         f.create_dataset("labels", data=generated.labels)
-        default_permissions(target)
         return target, f"{len(generated.z)} latents"
     if target.exists() and not target.is_dir():
         raise UsageError(
@@ -497,10 +493,13 @@ def save_samples(
         )
     from PIL import Image
 
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise UsageError(
+            f"folder '{target}' is not empty; pass --overwrite or choose another --save folder"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(generated.images):
         array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
         with atomic_path(target / f"{i:04d}.png") as tmp:
             Image.fromarray(array).save(tmp, format="PNG")
-        default_permissions(target / f"{i:04d}.png")
     return target, f"{len(generated.images)} PNG images"

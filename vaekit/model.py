@@ -137,7 +137,9 @@ class VAE(nn.Module):
         h = self.encoder(x)  # (B, F)
         if y is not None:
             h = torch.cat([h, y], dim=1)
-        mu, logvar = self.head(h).float().chunk(2, dim=1)
+        # the posterior head runs in float32 even under bf16 autocast: latents are the product
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            mu, logvar = self.head(h.float()).chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:

@@ -45,6 +45,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     prefix = f".{path.name}.pid{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the mode a plain open() gives, not mkstemp's 0600
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -124,7 +124,8 @@ def decode_files(
             keep = np.array([j not in failed for j in range(len(ok))])
             compact = np.ascontiguousarray(images[keep])
             del images
-            np.save(tmp, compact)
+            with open(tmp, "wb") as fh:  # np.save(path) would append ".npy" to the name
+                np.save(fh, compact)
         else:
             images.flush()
             del images
