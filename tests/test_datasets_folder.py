@@ -170,3 +170,17 @@ def test_seeded_split_and_missing_split_message(tmp_path):
     assert len(data.require_split("val")) == 2 and len(data.require_split("train")) == 8
     with pytest.raises(UsageError, match="no 'test' images; its splits are: train, val"):
         data.require_split("test")
+
+
+def test_truncated_pixels_are_skipped_and_the_cache_stays_consistent(tmp_path):
+    root = class_folder(tmp_path / "data", per_class=3, size=(16, 16))
+    victim = sorted(root.rglob("*.png"))[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) // 2])  # the header reads, the pixels do not
+    with pytest.raises(DataError, match="--skip-bad"):
+        load_dataset(root)
+    data = load_dataset(root, skip_bad=True)
+    assert len(data) == len(data.ids) == 5
+    again = load_dataset(root, skip_bad=True)  # from the cache
+    assert np.array_equal(again.images, data.images)
+    assert not list(cache_dir().rglob("*.npy.npy")) and not list(cache_dir().rglob("*.tmp*"))
