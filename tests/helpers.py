@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,16 @@ def write_fake_distribution(
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[vaekit]\n{ep_name or module} = {module}\n")
+
+
+@contextlib.contextmanager
+def registered(plugin: object, name: str) -> Iterator[None]:
+    """Register a throwaway plugin for the duration of a ``with`` block."""
+    from vaekit.plugins import get_plugin_host
+
+    host = get_plugin_host()
+    host.add_plugin(plugin, name)
+    try:
+        yield
+    finally:
+        host.remove_plugin(name)

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 import vaekit
-from tests.helpers import tiny_config, train_tiny
+from tests.helpers import registered, tiny_config, train_tiny
 from vaekit.data import load_dataset
 from vaekit.errors import UsageError
-from vaekit.plugins import get_plugin_host
 from vaekit.train import train
 
 
@@ -56,13 +55,9 @@ class Interrupt:
 
 def test_resume_after_an_interruption_continues_exactly(tmp_path):
     straight = train_tiny(tmp_path / "a", epochs=2)
-    host = get_plugin_host()
-    host.add_plugin(Interrupt(), "interrupt")
-    try:
+    with registered(Interrupt(), "interrupt"):
         with pytest.raises(KeyboardInterrupt):
             train_tiny(tmp_path / "b", epochs=2)
-    finally:
-        host.remove_plugin("interrupt")
     assert vaekit.load_model(tmp_path / "b" / "runs" / "latest") is not None  # loadable mid-run
     resumed = train(tiny_config(tmp_path / "b", epochs=2), resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
@@ -112,12 +107,8 @@ def test_lifecycle_hooks_are_called(tmp_path):
         def vaekit_train_end(self, run, metrics):
             calls.append(("end", metrics["epoch"]))
 
-    host = get_plugin_host()
-    host.add_plugin(Recorder(), "recorder")
-    try:
+    with registered(Recorder(), "recorder"):
         train_tiny(tmp_path, epochs=2)
-    finally:
-        host.remove_plugin("recorder")
     assert calls == [("start", "mlp"), ("epoch", 1, True), ("epoch", 2, True), ("end", 2)]
 
 
@@ -130,24 +121,16 @@ class StopAfterFirst:
 
 
 def test_a_plugin_can_stop_training_early(tmp_path):
-    host = get_plugin_host()
-    host.add_plugin(StopAfterFirst(), "stopper")
-    try:
+    with registered(StopAfterFirst(), "stopper"):
         result = train_tiny(tmp_path, epochs=5)
-    finally:
-        host.remove_plugin("stopper")
     assert [r["epoch"] for r in result.history] == [1]
     assert result.run.file("samples.png").is_file()
 
 
 def test_resume_keeps_the_saved_epochs_and_schedule(tmp_path):
-    host = get_plugin_host()
-    host.add_plugin(Interrupt(), "interrupt")
-    try:
+    with registered(Interrupt(), "interrupt"):
         with pytest.raises(KeyboardInterrupt):
             train_tiny(tmp_path, epochs=3, kl_schedule="warmup")
-    finally:
-        host.remove_plugin("interrupt")
     resumed = train(tiny_config(tmp_path, epochs=0), resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     straight = train_tiny(tmp_path / "s", epochs=3, kl_schedule="warmup")
@@ -162,13 +145,9 @@ def test_latest_moves_only_once_a_model_is_saved(tmp_path):
         def vaekit_train_start(self, run, config):
             raise KeyboardInterrupt
 
-    host = get_plugin_host()
-    host.add_plugin(Boom(), "boom")
-    try:
+    with registered(Boom(), "boom"):
         with pytest.raises(KeyboardInterrupt):
             train_tiny(tmp_path, epochs=1, name="second")
-    finally:
-        host.remove_plugin("boom")
     assert (tmp_path / "runs" / "latest").resolve() == first.run.path
 
 
