@@ -154,3 +154,19 @@ def test_latest_moves_only_once_a_model_is_saved(tmp_path):
 def test_latest_is_not_a_run_name(tmp_path):
     with pytest.raises(UsageError, match="'latest' is the link"):
         train_tiny(tmp_path, name="latest")
+
+
+def test_class_conditional_model_trains_and_samples_a_class(tmp_path):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    result = train_tiny(tmp_path, model="cvae", epochs=1)
+    model = vaekit.load_model(result.run.path)
+    assert model.config.num_classes == 10 and model.config.model == "cvae"
+    out = tmp_path / "sevens.png"
+    done = CliRunner().invoke(
+        app, ["sample", "--model", str(result.run.path), "--label", "7", "-n", "8", "-o", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    assert out.is_file()

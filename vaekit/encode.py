@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vaekit.data import SPLITS, DeviceBatches, ImageDataset, apply_image_options, load_dataset
 from vaekit.errors import DataError, UsageError
+from vaekit.model import one_hot_labels
 from vaekit.runs import WEIGHTS, Run, atomic_path, file_sha256, resolve_run
 from vaekit.store import LatentStoreWriter, compression_options, join_stores, remove_quietly
 
@@ -281,7 +281,7 @@ def encode_shard(
                 stop = start + len(x)
                 y_in = None
                 if num_classes and y is not None:  # unlabelled rows (-1): an all-zero one-hot
-                    y_in = F.one_hot(y.clamp(min=0), num_classes).float() * (y >= 0)[:, None]
+                    y_in = one_hot_labels(y, num_classes)
                 with accelerator.autocast():
                     mu, logvar = model.encode(x, y_in)  # (B, D) each, float32
                 draws = None

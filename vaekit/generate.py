@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
 from vaekit.errors import DataError, UsageError
 from vaekit.images import to_uint8
+from vaekit.model import one_hot_labels
 
 METHODS = ("lerp", "slerp")
 DECODE_BATCH = 256
@@ -102,8 +102,7 @@ def _one_hot(model: Any, labels: np.ndarray | None, n: int) -> torch.Tensor | No
         return None
     if labels is None:  # no class asked for: cycle through the classes
         labels = np.arange(n) % k
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    return F.one_hot(y.clamp(min=0), k).float() * (y >= 0)[:, None]
+    return one_hot_labels(torch.from_numpy(np.asarray(labels, dtype=np.int64)), k)
 
 
 def _device(model: Any) -> torch.device:

@@ -85,6 +85,14 @@ class ELBOTerms(NamedTuple):
         return self.recon_nll + self.kl
 
 
+def one_hot_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
+    """Class ids (B,) -> one-hot float (B, K); an unlabelled row (-1) gets all zeros.
+    ``None`` when the model is not class-conditional (``num_classes == 0``) or ``y`` is None."""
+    if not num_classes or y is None:
+        return None
+    return torch.nn.functional.one_hot(y.clamp(min=0), num_classes).float() * (y >= 0)[:, None]
+
+
 def build_components(config: ModelConfig) -> Components:
     """Build encoder, decoder, likelihood and prior from the registries."""
     from vaekit.plugins import create

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from vaekit import __version__
 from vaekit.data import DeviceBatches, ImageDataset, load_dataset
 from vaekit.errors import UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
-from vaekit.model import VAE, ModelConfig, build_model
+from vaekit.model import VAE, ModelConfig, build_model, one_hot_labels
 from vaekit.options import strict_dataclass
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import (
@@ -289,7 +288,7 @@ def train(
         t_epoch = t_log = time.perf_counter()
         for x, y in batches.epoch(config.batch_size, shuffle=True, seed=config.seed + epoch):
             beta = schedule(step, epoch)
-            y_in = F.one_hot(y, num_classes).float() if num_classes and y is not None else None
+            y_in = one_hot_labels(y, num_classes)
             with accelerator.autocast():
                 terms = model(x, y_in)
             loss = VAE.loss(terms, beta, config.free_bits)
@@ -395,7 +394,7 @@ def evaluate_neg_elbo(
     model.eval()
     total = torch.zeros((), device=accelerator.device)
     for x, y in batches.epoch(batch_size, shuffle=False):
-        y_in = F.one_hot(y, num_classes).float() if num_classes and y is not None else None
+        y_in = one_hot_labels(y, num_classes)
         with accelerator.autocast():
             total += model(x, y_in).neg_elbo.sum()
     model.train()
@@ -416,19 +415,14 @@ def write_grids(
     generator = torch.Generator().manual_seed(seed)
     num_classes = model.config.num_classes
     z = torch.randn(n, model.latent_dim, generator=generator).to(device)
-    y = None
-    if num_classes:
-        y = F.one_hot(torch.arange(n) % num_classes, num_classes).float().to(device)
+    y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
+    y = None if y is None else y.to(device)
     save_grid(to_uint8(model.decode_mean(z, y)), run.file(SAMPLES), ncol=8)
     k = min(8, len(data))
     x = torch.from_numpy(data.images[:k]).to(device).float() / 255.0
-    y = None
-    if num_classes and data.labels is not None:
-        y = (
-            F.one_hot(torch.from_numpy(data.labels[:k]).clamp(min=0), num_classes)
-            .float()
-            .to(device)
-        )
+    labels = None if data.labels is None else torch.from_numpy(data.labels[:k])
+    y = one_hot_labels(labels, num_classes)
+    y = None if y is None else y.to(device)
     mu, _ = model.encode(x, y)
     recon = model.decode_mean(mu, y)
     pairs = torch.cat([x, recon])
