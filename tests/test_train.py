@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import vaekit
+import vaekit.runs
 from tests.helpers import registered, tiny_config, train_tiny
 from vaekit.data import load_dataset
 from vaekit.errors import UsageError
@@ -170,3 +171,15 @@ def test_class_conditional_model_trains_and_samples_a_class(tmp_path):
     )
     assert done.exit_code == 0, done.output
     assert out.is_file()
+
+
+def test_checkpoint_without_schedule_steps_still_resumes(tmp_path):
+    with registered(Interrupt(), "interrupt"):
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tmp_path, epochs=2)
+    run = vaekit.runs.resolve_run(tmp_path / "runs" / "tiny")
+    state = run.load_checkpoint()
+    del state["schedule_steps"]  # as written before the field existed
+    run.save_checkpoint(state)
+    resumed = train(tiny_config(tmp_path, epochs=0), resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]

@@ -216,10 +216,11 @@ def train(
         saved = run.read_config()
         epochs = config.epochs
         config = TrainConfig.from_dict(saved["train"])
-        config.epochs = epochs or config.epochs
+        config.epochs, started_epochs = epochs or config.epochs, config.epochs
         state = run.load_checkpoint()
     else:
         config.validate()
+        started_epochs = config.epochs
         if config.data is not None and Path(config.data).exists():
             config.data = str(Path(config.data).resolve())  # later commands run from anywhere
         run, state = None, None
@@ -245,7 +246,9 @@ def train(
     steps_per_epoch = batches.num_batches(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     # a resumed run keeps the schedule it started with, even when --epochs grows
-    schedule_steps = int(state["schedule_steps"]) if state is not None else total_steps
+    schedule_steps = total_steps
+    if state is not None:  # checkpoints of vaekit 0.1.0 before this field: the run's own total
+        schedule_steps = int(state.get("schedule_steps", steps_per_epoch * started_epochs))
     schedule = host.create(
         "kl_schedules", config.kl_schedule, schedule_steps, **config.kl_schedule_options
     )
