@@ -30,12 +30,6 @@ err_console = Console(stderr=True)
 _state = {"debug": False}
 
 OptList = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
-# --split for commands that read a dataset: the data's own split (IDX train/t10k, CelebA
-# partition, split folders) or the seeded train/val split; apply with data.require_split.
-SplitOpt = Annotated[
-    str,
-    typer.Option(help="Which images to use: all, train, val or test.", metavar="SPLIT"),
-]
 
 
 @contextlib.contextmanager

@@ -123,15 +123,18 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+def resolve_accelerator_name(name: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is available, else ``cpu``; other names unchanged."""
+    if name != "auto":
+        return name
+    cuda = get_plugin_host().registry("accelerators").get("cuda")
+    return "cuda" if cuda is not None and cuda.factory.is_available() else "cpu"
+
+
 def choose_accelerator(name: str, options: dict[str, Any]) -> Any:
-    """Build the accelerator ``name``; ``auto`` picks cuda when available, else cpu."""
+    """Build the accelerator ``name`` (``auto``: see :func:`resolve_accelerator_name`)."""
     host = get_plugin_host()
-    if name == "auto":
-        cuda = host.registry("accelerators").get("cuda")
-        if cuda is not None and cuda.factory.is_available():
-            name = "cuda"
-        else:
-            name = "cpu"
+    name = resolve_accelerator_name(name)
     accelerator = host.create("accelerators", name, **options)
     if not accelerator.is_available():
         raise VaekitError(
@@ -237,9 +240,12 @@ def train(
     if run is None:
         run = new_run(config)
 
-    batches = DeviceBatches(train_data.images, accelerator.device, train_data.labels)
+    use_labels = model_config.num_classes > 0  # a plain VAE never moves labels per step
+    batches = DeviceBatches(
+        train_data.images, accelerator.device, train_data.labels if use_labels else None
+    )
     val_batches = (
-        DeviceBatches(val_data.images, accelerator.device, val_data.labels)
+        DeviceBatches(val_data.images, accelerator.device, val_data.labels if use_labels else None)
         if len(val_data)
         else None
     )
@@ -318,8 +324,8 @@ def train(
                     )
                     raise VaekitError(
                         f"the loss became {values[0]} at step {step} (epoch {epoch + 1}): train "
-                        f"again with a lower --lr (now {config.lr:g}), a larger --batch-size or "
-                        f"gradient-friendlier options{kept}"
+                        f"again with a lower --lr (now {config.lr:g}) or a larger --batch-size"
+                        f"{kept}"
                     )
                 now = time.perf_counter()
                 if reporter:
