@@ -329,3 +329,17 @@ def test_outputs_get_ordinary_file_modes(pipeline, tmp_path, monkeypatch):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
     finally:
         os.umask(mask)
+
+
+def test_reconstruct_data_of_another_shape_fails_with_both_shapes(pipeline, tmp_path):
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    result = runner.invoke(
+        app, ["reconstruct", str(folder), "-m", str(pipeline["run"]), "-o", str(tmp_path / "r.png")]
+    )
+    assert result.exit_code == 1
+    assert "(1, 8, 8)" in result.output and "(3, 16, 16)" in result.output
+    assert str(pipeline["run"]) in result.output
+    assert not (tmp_path / "r.png").exists()

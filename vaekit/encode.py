@@ -77,7 +77,7 @@ def encode_dataset(
     if not run.weights_path.is_file():
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
     data = load_run_data(config, data_path)
-    check_fits(run, config, data)
+    check_fits(run.path, config, data)
     data = data.require_split(split)
 
     ctx = DistContext.start()
@@ -171,13 +171,13 @@ def _detects(dataset: str, path: str | Path) -> bool:
     return bool(detect and Path(path).exists() and detect(Path(path)))
 
 
-def check_fits(run: Run, config: dict[str, Any], data: ImageDataset) -> None:
+def check_fits(model_path: str | Path, config: dict[str, Any], data: ImageDataset) -> None:
     """Fail, before any encoding, when the model's input shape or classes do not fit ``data``."""
     model = config["model"]
     expected = tuple(int(s) for s in model["input_shape"])
     if data.image_shape != expected:
         raise DataError(
-            f"the model in {run.path} takes images of shape {expected} (C, H, W) but "
+            f"the model in {model_path} takes images of shape {expected} (C, H, W) but "
             f"'{data.location}' gives {data.image_shape}; encode data like its training data "
             f"or train a model on this data (`vaekit train {data.location}`)"
         )
@@ -185,12 +185,12 @@ def check_fits(run: Run, config: dict[str, Any], data: ImageDataset) -> None:
         trained = (config.get("data") or {}).get("class_names")
         if data.labels is None:
             raise DataError(
-                f"the model in {run.path} is class-conditional and '{data.location}' has no "
+                f"the model in {model_path} is class-conditional and '{data.location}' has no "
                 "class labels; encode labelled data"
             )
         if trained is not None and list(data.class_names or []) != list(trained):
             raise DataError(
-                f"the model in {run.path} was trained on classes {trained} but "
+                f"the model in {model_path} was trained on classes {trained} but "
                 f"'{data.location}' has {data.class_names}; class ids would not match"
             )
 
@@ -221,10 +221,9 @@ def store_attrs(
 
 
 def _accelerator(name: str, local_rank: int) -> Any:
-    from vaekit.train import choose_accelerator
+    from vaekit.train import choose_accelerator, resolve_accelerator_name
 
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    name = resolve_accelerator_name(name)
     return choose_accelerator(name, {"index": local_rank} if name == "cuda" else {})
 
 

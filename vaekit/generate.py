@@ -410,18 +410,14 @@ def reconstruct(
     """``n`` images of ``data`` (None: the run's training data), read with the run's
     preprocessing, and their reconstructions decode(mu). The images are a seeded
     random choice, in dataset order. Returns ``(originals, reconstructions)``, uint8."""
-    from vaekit.encode import load_run_data
+    from vaekit.encode import check_fits, load_run_data
 
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
     config = getattr(model, "run_config", None) or {}
     dataset = load_run_data(config, data).require_split(split)
-    expected = tuple(int(s) for s in model.config.input_shape)
-    if dataset.image_shape != expected:
-        raise DataError(
-            f"the model takes images of shape {expected} (C, H, W) but '{dataset.location}' "
-            f"gives {dataset.image_shape}; reconstruct data like the model's training data"
-        )
+    model_path = getattr(model, "run_dir", "this run")
+    check_fits(model_path, {**config, "model": model.config.to_dict()}, dataset)
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
     images = np.asarray(dataset.images[index])

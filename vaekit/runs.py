@@ -205,4 +205,5 @@ def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> nn.M
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
     model.load_state_dict(load_file(str(run.weights_path)))
     model.run_config = config  # preprocessing and data description for later steps
+    model.run_dir = run.path
     return model.to(device).eval()
