@@ -32,11 +32,14 @@ import torch
 from torch import nn
 
 from vaekit.cluster import fit_cluster
+from vaekit.config import TrainConfig
 from vaekit.data import SPLITS, load_dataset
 from vaekit.encode import encode_dataset
-from vaekit.generate import load_generator, sample
+from vaekit.generate import sample
 from vaekit.images import save_grid
-from vaekit.train import TrainConfig, train
+from vaekit.model import mean_image
+from vaekit.runs import open_run
+from vaekit.train import train
 
 
 def classifier(images: np.ndarray, labels: np.ndarray, epochs: int, seed: int) -> nn.Module:
@@ -98,7 +101,7 @@ def main() -> None:
     timings = {}
 
     t0 = time.perf_counter()
-    config = TrainConfig(
+    config = TrainConfig.build(
         data=args.data,
         encoder=args.encoder,
         encoder_options={"width": args.width} if args.encoder == "conv" else {},
@@ -135,7 +138,7 @@ def main() -> None:
     accuracy = float((predict(net, data.images[test_rows]) == data.labels[test_rows]).mean())
     timings["classifier_s"] = time.perf_counter() - t0
 
-    model = load_generator(run_dir)
+    model = open_run(run_dir)
     target = names.index(args.label)
     from_cluster = sample(model, args.n, cluster=cluster, seed=args.seed)
     from_prior = sample(model, args.n, seed=args.seed)
@@ -149,7 +152,8 @@ def main() -> None:
     real = data.images[train_rows & (data.labels == target)][: args.n]
     with torch.no_grad():
         x = torch.from_numpy(real).float() / 255
-        recon = (model.decode_mean(model.encode(x)[0]) * 255).round().clamp(0, 255).byte()
+        net = model.model
+        recon = (mean_image(net, net.posterior(x).mean) * 255).round().clamp(0, 255).byte()
     recon_share = float((predict(net, recon.numpy()) == target).mean())
 
     print(f"run: {run_dir}  (train {timings['train_s']:.0f} s)")

@@ -42,11 +42,12 @@ from PIL import Image
 from rich.console import Console
 
 from vaekit import hookimpl
+from vaekit.config import TrainConfig
 from vaekit.data import load_dataset
 from vaekit.plugins import get_plugin_host
 from vaekit.progress import RichTrainReporter
 from vaekit.sources.idx import FASHION_CLASSES, read_idx
-from vaekit.train import TrainConfig, train
+from vaekit.train import train
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 SECOND_COMMAND = """
@@ -162,7 +163,7 @@ def main() -> None:
             # alternate the order: a noisy, shared machine must not favour one side
             this: dict[str, tuple[float, float]] = {}
             for kind, path in kinds if repeat % 2 == 0 else kinds[::-1]:
-                config = TrainConfig(
+                config = TrainConfig.build(
                     data=str(path),
                     encoder=args.encoder,
                     encoder_options={"hidden": args.hidden} if args.encoder == "mlp" else {},

@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaekit.config import TrainConfig
 from vaekit.data import ImageDataset, apply_image_options, load_dataset
 from vaekit.encode import encode_dataset
 from vaekit.runs import load_model
-from vaekit.train import TrainConfig, train
+from vaekit.train import train
 
 SIZE = 28
 # the mapped images are read-only; neither loop writes to them
@@ -74,13 +75,13 @@ def dataset(path: Path, n: int, in_memory: bool = False) -> ImageDataset:
 
 
 def forward_only(model: torch.nn.Module, images: np.ndarray, batch_size: int) -> Timing:
-    """A plain loop: uint8 batch -> float -> model.encode -> host arrays."""
+    """A plain loop: uint8 batch -> float -> model.posterior -> host arrays."""
     wall, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size]))
-            mu, logvar = model.encode(x.float().div_(255.0))
-            mu.numpy(), logvar.numpy()
+            q = model.posterior(x.float().div_(255.0))
+            q.mean.numpy(), q.logvar.numpy()
     return Timing(len(images), time.perf_counter() - wall, time.process_time() - cpu)
 
 
@@ -195,7 +196,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_images(root, max(args.n, *args.memory_n))
-        config = TrainConfig(
+        config = TrainConfig.build(
             encoder=args.encoder,
             latent_dim=args.latent_dim,
             epochs=1,

@@ -14,6 +14,7 @@ checkpoints, grids) is reported separately.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import statistics
 import tempfile
@@ -22,10 +23,11 @@ import time
 import torch
 from rich.console import Console
 
+from vaekit.config import TrainConfig
 from vaekit.data import load_dataset
-from vaekit.model import VAE, build_model
+from vaekit.model import build_model, elbo_loss
 from vaekit.progress import RichTrainReporter
-from vaekit.train import TrainConfig, model_config_for, train
+from vaekit.train import resolve_model_config, train
 
 
 def plain_loop(config: TrainConfig, images: torch.Tensor, model_config) -> list[float]:
@@ -43,8 +45,8 @@ def plain_loop(config: TrainConfig, images: torch.Tensor, model_config) -> list[
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
         for i in range(0, n, config.batch_size):
             x = images[order[i : i + config.batch_size]].float().div_(255.0)
-            terms = model(x)
-            loss = VAE.loss(terms, min(1.0, step / warm))
+            terms = model.elbo(x)
+            loss = elbo_loss(terms, min(1.0, step / warm))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -75,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = TrainConfig(
+    config = TrainConfig.build(
         encoder=args.encoder,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -84,15 +86,15 @@ def main() -> None:
     )
     data = load_dataset()
     images = torch.from_numpy(data.images)
-    model_config = model_config_for(config, data)
+    model_config = resolve_model_config(config.model, data)
     plain, ours, walls = [], [], []
     with tempfile.TemporaryDirectory() as root:
-        warm = TrainConfig(**{**vars(config), "epochs": 2})
+        warm = dataclasses.replace(config, epochs=2)
         plain_loop(warm, images, model_config)  # warm-up: kernels, allocator, caches
         vaekit_loop(warm, root, -1)
         for i in range(args.repeats):
             plain += plain_loop(config, images, model_config)
-            speeds, wall = vaekit_loop(TrainConfig(**vars(config)), root, i)
+            speeds, wall = vaekit_loop(dataclasses.replace(config), root, i)
             ours += speeds
             walls.append(wall)
     print(

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vaekit.train import TrainConfig, TrainResult, train
+from vaekit.config import TrainConfig
+from vaekit.train import TrainResult, train
 
 
 def tiny_config(tmp_path: Path, **overrides: Any) -> TrainConfig:
@@ -25,7 +26,7 @@ def tiny_config(tmp_path: Path, **overrides: Any) -> TrainConfig:
         accelerator="cpu",
     )
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return TrainConfig.build(**settings)
 
 
 def train_tiny(tmp_path: Path, **overrides: Any) -> TrainResult:

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from tests.helpers import train_tiny
 from vaekit.cli import app
-from vaekit.data import ImageDataset, load_dataset
+from vaekit.data import ImageDataset, load_dataset, load_training_data
 from vaekit.encode import encode_dataset
 from vaekit.errors import DataError, UsageError
-from vaekit.runs import Run, file_sha256, load_model
+from vaekit.files import file_sha256
+from vaekit.runs import Run, load_model
 from vaekit.store import LatentStore
-from vaekit.train import TrainConfig, prepare_data
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +46,8 @@ def test_latents_match_the_model_and_the_run(tmp_path, run_dir):
     data = load_dataset()
     model = load_model(run_dir)
     with torch.no_grad():
-        mu, logvar = model.encode(torch.from_numpy(data.images).float() / 255)
+        q = model.posterior(torch.from_numpy(data.images).float() / 255)
+        mu, logvar = q.mean, q.logvar
     with LatentStore.open(path) as store:
         assert (store.n, store.latent_dim) == (len(data), 4)
         got_mu, got_logvar = store.read(slice(None))
@@ -57,11 +58,11 @@ def test_latents_match_the_model_and_the_run(tmp_path, run_dir):
         assert store.class_names == [str(i) for i in range(10)]
         # the run's own train/val split, reproduced
         config = Run(run_dir).read_config()
-        trained = prepare_data(TrainConfig.from_dict(config["train"]))
+        trained = load_training_data(config.train)
         np.testing.assert_array_equal(store.split(), trained.split)
         attrs = store.attrs
         assert attrs["weights_sha256"] == file_sha256(run_dir / "model.safetensors")
-        assert json.loads(attrs["model_config"]) == config["model"]
+        assert json.loads(attrs["model_config"]) == config.model.to_dict()
         assert attrs["dataset_source"] == "digits" and attrs["dataset_location"] == "embedded"
         assert attrs["dataset_fingerprint"] == data.fingerprint
         assert attrs["complete"] is True and attrs["vaekit_version"]

@@ -25,13 +25,13 @@ from vaekit.generate import (
     interpolate,
     interpolate_latents,
     interpolate_pairs,
-    load_generator,
     reconstruct,
     sample,
     slerp,
 )
 from vaekit.images import make_grid
 from vaekit.plugins import get_plugin_host
+from vaekit.runs import open_run
 from vaekit.store import LatentStore
 
 runner = CliRunner()
@@ -50,7 +50,7 @@ def pipeline(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def model(pipeline):
-    return load_generator(pipeline["run"])
+    return open_run(pipeline["run"])
 
 
 def sha(path: Path) -> str:
@@ -192,7 +192,7 @@ def test_sample_saves_latents(pipeline, tmp_path, monkeypatch):
     z = np.load("z.npy")
     with h5py.File("out/z.h5") as f:
         np.testing.assert_array_equal(f["z"][()], z)
-    np.testing.assert_array_equal(z, sample(load_generator(pipeline["run"]), 5, seed=3).z)
+    np.testing.assert_array_equal(z, sample(open_run(pipeline["run"]), 5, seed=3).z)
     result = runner.invoke(app, [*base, "--save", "z.npy"])
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert runner.invoke(app, [*base, "--save", "z.npy", "--overwrite"]).exit_code == 0
@@ -220,18 +220,21 @@ class ConditionalKind:
 
     @hookimpl
     def register_models(self, register):
-        from vaekit.builtin.models import build_vae
+        from vaekit.model import VAE
 
-        register("cvae-test", build_vae)
+        class Conditional(VAE):
+            needs_labels = True  # declared, not inferred from the name
+
+        register("cvae-test", Conditional)
 
 
 def test_label_with_a_class_conditional_model(tmp_path):
     host = get_plugin_host()
     host.add_plugin(ConditionalKind(), "cvae-test")
     try:
-        run = train_tiny(tmp_path, epochs=1, model="cvae-test").run.path
-        net = load_generator(run)
-        assert net.config.num_classes == 10
+        run = train_tiny(tmp_path, epochs=1, kind="cvae-test").run.path
+        net = open_run(run)
+        assert net.num_classes == 10
         out = sample(net, 4, label="3", seed=0)
         np.testing.assert_array_equal(out.labels, [3, 3, 3, 3])
         other = sample(net, 4, label="4", seed=0)
@@ -295,7 +298,7 @@ def test_reconstruct_uses_the_runs_preprocessing(pipeline, model, tmp_path, monk
 
 
 def test_store_rows_of_another_model_are_refused(pipeline, tmp_path):
-    other = load_generator(train_tiny(tmp_path, epochs=1, seed=1).run.path)
+    other = open_run(train_tiny(tmp_path, epochs=1, seed=1).run.path)
     with pytest.raises(DataError, match="encoded by another model"):
         interpolate(other, f"{pipeline['store']}:0", f"{pipeline['store']}:1")
     with pytest.raises(DataError, match="encoded by another model"):

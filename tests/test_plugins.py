@@ -116,7 +116,7 @@ def test_registration_hook_that_raises_is_rolled_back():
     assert host.plugins["faulty"].status == "broken"
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both():
+def test_a_name_two_plugins_register_fails_only_where_it_is_used():
     class Clash:
         @vaekit.hookimpl
         def register_encoders(self, register):
@@ -124,11 +124,14 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both():
 
     host = PluginHost(entry_points=False)
     host.add_plugin(Clash(), "clash", "clash-dist", "0.3")
+    assert "conv" in host.names("encoders")  # listed, so `vaekit plugins` can show it
+    assert host.get("encoders", "resnet").plugin == "vaekit.builtin.networks"  # others work
     with pytest.raises(PluginConflictError) as caught:
-        host.registry("encoders")
+        host.get("encoders", "conv")
     message = str(caught.value)
     assert "vaekit.builtin.networks" in message and "clash" in message
     assert "clash-dist 0.3" in message
+    assert host.conflicts["encoders"] == {"conv": message}
 
 
 def test_removed_plugin_disappears_from_registries():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vaekit.runs import atomic_path, atomic_write_text
+from vaekit.files import atomic_path, atomic_write_text
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Decorator for plugin hook implementations: ``@vaekit.hookimpl``.
 hookimpl = pluggy.HookimplMarker("vaekit")
@@ -17,14 +17,19 @@ hookimpl = pluggy.HookimplMarker("vaekit")
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from vaekit.model import VAE
+    from vaekit.runs import LoadedRun
 
 
-def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> VAE:
+def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Any:
     """Load a trained model from a run directory, ready for inference (eval mode)."""
-    from vaekit.runs import load_model as _load
+    return open_run(run_dir, device=device).model
 
-    return _load(run_dir, device=device)
+
+def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> LoadedRun:
+    """Load a trained run: model (eval mode), typed config, class names, weights hash."""
+    from vaekit.runs import open_run as _open
+
+    return _open(run_dir, device=device)
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +40,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["__version__", "hookimpl", "load_model"]
+__all__ = ["__version__", "hookimpl", "load_model", "open_run"]

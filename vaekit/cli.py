@@ -7,8 +7,10 @@ each command imports what it needs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,6 +71,17 @@ def root(
     _state["debug"] = debug
 
 
+def _default(field: str) -> Any:
+    """The default of a training setting, declared once in :mod:`vaekit.config`."""
+    from vaekit.config import ModelConfig, TrainConfig
+
+    for cls in (TrainConfig, ModelConfig):
+        for f in dataclasses.fields(cls):
+            if f.name == field:
+                return f.default
+    raise KeyError(field)
+
+
 @app.command()
 def train(
     data: Annotated[
@@ -85,44 +98,81 @@ def train(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Skip unreadable images (and report how many).")
     ] = False,
-    val_fraction: Annotated[float, typer.Option(help="Share of training images held out.")] = 0.1,
-    model_kind: Annotated[str, typer.Option(help="Model kind (vae, or a plugin's).")] = "vae",
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Share of training images held out [default: {_default('val_fraction')}]."
+        ),
+    ] = None,
+    model_kind: Annotated[
+        str | None,
+        typer.Option(help=f"Model kind: vae, cvae, or a plugin's [default: {_default('kind')}]."),
+    ] = None,
+    model_opt: OptList = None,
     encoder: Annotated[
-        str, typer.Option(help="Encoder: mlp, conv, resnet, or a plugin's.")
-    ] = "conv",
+        str | None,
+        typer.Option(
+            help=f"Encoder: mlp, conv, resnet, or a plugin's [default: {_default('encoder')}]."
+        ),
+    ] = None,
     encoder_opt: OptList = None,
     decoder: Annotated[
         str | None, typer.Option(help="Decoder (default: the encoder's family).")
     ] = None,
     decoder_opt: OptList = None,
     likelihood: Annotated[
-        str, typer.Option(help="Likelihood p(x|z): gaussian, bernoulli, laplace.")
-    ] = "gaussian",
+        str | None,
+        typer.Option(
+            help="Likelihood p(x|z): gaussian, bernoulli, laplace, or a plugin's "
+            f"[default: {_default('likelihood')}]."
+        ),
+    ] = None,
     likelihood_opt: OptList = None,
-    prior: Annotated[str, typer.Option(help="Prior p(z).")] = "normal",
+    prior: Annotated[
+        str | None, typer.Option(help=f"Prior p(z) [default: {_default('prior')}].")
+    ] = None,
     prior_opt: OptList = None,
-    latent_dim: Annotated[int, typer.Option("--latent-dim", "-z", help="Latent size.")] = 16,
+    latent_dim: Annotated[
+        int | None,
+        typer.Option(
+            "--latent-dim", "-z", help=f"Latent size [default: {_default('latent_dim')}]."
+        ),
+    ] = None,
     kl_schedule: Annotated[
-        str, typer.Option(help="KL weight schedule: constant, warmup, sigmoid, cyclical.")
-    ] = "warmup",
+        str | None,
+        typer.Option(
+            help="KL weight schedule: constant, warmup, sigmoid, cyclical "
+            f"[default: {_default('kl_schedule')}]."
+        ),
+    ] = None,
     kl_opt: OptList = None,
     free_bits: Annotated[
-        float, typer.Option(help="Per-dimension KL floor in nats (0: off).")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="KL floor in nats per latent dimension [default: 0, off]."),
+    ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option(help="Training epochs [default: 20; with --resume: the run's own count]."),
+        typer.Option(
+            help=f"Training epochs [default: {_default('epochs')}; with --resume: the run's own]."
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Random seed (data split, init, noise).")] = 0,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"Batch size [default: {_default('batch_size')}].")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Adam learning rate [default: {_default('lr')}].")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (data split, init, noise) [default: 0].")
+    ] = None,
     accelerator: Annotated[
-        str, typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's.")
-    ] = "auto",
+        str | None,
+        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's [default: auto]."),
+    ] = None,
     accelerator_opt: OptList = None,
-    runs_dir: Annotated[Path, typer.Option(help="Folder that holds run directories.")] = Path(
-        "runs"
-    ),
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Folder that holds run directories [default: runs].")
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Run name (default: timestamp and encoder).")
     ] = None,
@@ -132,41 +182,51 @@ def train(
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
+        from vaekit.config import TrainConfig
         from vaekit.options import parse_options
         from vaekit.progress import RichTrainReporter
-        from vaekit.train import TrainConfig
         from vaekit.train import train as run_training
 
-        config = TrainConfig(
+        given: dict[str, Any] = dict(
             data=data,
             dataset=dataset,
-            dataset_options=parse_options(dataset_opt or [], "--dataset-opt"),
             image_size=image_size,
             channels=channels,
-            skip_bad=skip_bad,
             val_fraction=val_fraction,
-            model=model_kind,
+            kind=model_kind,
             encoder=encoder,
-            encoder_options=parse_options(encoder_opt or [], "--encoder-opt"),
             decoder=decoder,
-            decoder_options=parse_options(decoder_opt or [], "--decoder-opt"),
             likelihood=likelihood,
-            likelihood_options=parse_options(likelihood_opt or [], "--likelihood-opt"),
             prior=prior,
-            prior_options=parse_options(prior_opt or [], "--prior-opt"),
             latent_dim=latent_dim,
             kl_schedule=kl_schedule,
-            kl_schedule_options=parse_options(kl_opt or [], "--kl-opt"),
             free_bits=free_bits,
-            epochs=epochs if epochs is not None else (0 if resume else 20),
+            epochs=epochs,
             batch_size=batch_size,
             lr=lr,
             seed=seed,
             accelerator=accelerator,
-            accelerator_options=parse_options(accelerator_opt or [], "--accelerator-opt"),
-            runs_dir=str(runs_dir),
+            runs_dir=None if runs_dir is None else str(runs_dir),
             name=name,
         )
+        for key, pairs, flag in (
+            ("dataset_options", dataset_opt, "--dataset-opt"),
+            ("kind_options", model_opt, "--model-opt"),
+            ("encoder_options", encoder_opt, "--encoder-opt"),
+            ("decoder_options", decoder_opt, "--decoder-opt"),
+            ("likelihood_options", likelihood_opt, "--likelihood-opt"),
+            ("prior_options", prior_opt, "--prior-opt"),
+            ("kl_schedule_options", kl_opt, "--kl-opt"),
+            ("accelerator_options", accelerator_opt, "--accelerator-opt"),
+        ):
+            if pairs:
+                given[key] = parse_options(pairs, flag)
+        if skip_bad:
+            given["skip_bad"] = True
+        settings = {key: value for key, value in given.items() if value is not None}
+        if resume:
+            settings.setdefault("epochs", 0)  # 0: the run's own count
+        config = TrainConfig.build(**settings)
         result = run_training(config, resume=resume, reporter=RichTrainReporter(err_console))
         console.print(f"model saved in [bold]{result.run.path}[/]")
 
@@ -196,8 +256,14 @@ def plugins_command(
             }
             for p in host.plugins.values()
         ]
+        conflicts = [
+            {"family": family, "name": name, "error": message}
+            for family, names in host.conflicts.items()
+            for name, message in sorted(names.items())
+        ]
         if as_json:
-            typer.echo(json.dumps({"plugins": plugins, "components": components}, indent=2))
+            payload = {"plugins": plugins, "components": components, "conflicts": conflicts}
+            typer.echo(json.dumps(payload, indent=2))
             return
         from rich.table import Table
 
@@ -218,6 +284,8 @@ def plugins_command(
             )
             table.add_row(family, listed)
         console.print(table)
+        for conflict in conflicts:
+            err_console.print(f"[bold red]conflict:[/] {conflict['error']}", highlight=False)
 
 
 @app.command()
@@ -359,7 +427,9 @@ def sample_command(
             "latents, else runs/latest).",
         ),
     ] = None,
-    prior: Annotated[bool, typer.Option("--prior", help="Draw z from the prior N(0, I).")] = False,
+    prior: Annotated[
+        bool, typer.Option("--prior", help="Draw z from the model's prior (the default).")
+    ] = False,
     cluster: Annotated[
         str | None,
         typer.Option(help="Cluster file, or a name: smiling -> clusters/smiling.json."),
@@ -368,6 +438,9 @@ def sample_command(
     n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     temperature: Annotated[float, typer.Option(help="Scale of z's standard deviation.")] = 1.0,
+    pixels: Annotated[
+        str, typer.Option(help="mean: the likelihood's mean image; sample: a draw from it.")
+    ] = "mean",
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
         "grid.png"
     ),
@@ -398,12 +471,12 @@ def sample_command(
             attribute_edit,
             check_png_output,
             default_model_dir,
-            load_generator,
             read_model_image,
             sample,
             save_samples,
             write_grid,
         )
+        from vaekit.runs import open_run
 
         check_png_output(output)
         if from_image is not None:
@@ -411,7 +484,7 @@ def sample_command(
                 raise UsageError("--from needs --add LABEL (e.g. --add smiling)")
             if prior or cluster or label:
                 raise UsageError("--from edits an image; leave out --prior, --cluster and --label")
-            net = load_generator(model or default_model_dir(latents))
+            net = open_run(model or default_model_dir(latents))
             x = read_model_image(net, from_image)
             result = attribute_edit(net, x, latents, add, strengths=(0.0, strength))
             images = np.concatenate([x[None], result.images])
@@ -426,9 +499,15 @@ def sample_command(
                 raise UsageError("--add needs --from IMAGE (the image to edit)")
             if prior and cluster:
                 raise UsageError("give either --prior or --cluster, not both")
-            net = load_generator(model or default_model_dir(cluster))
+            net = open_run(model or default_model_dir(cluster))
             result = sample(
-                net, n, cluster=cluster, label=label, seed=seed, temperature=temperature
+                net,
+                n,
+                cluster=cluster,
+                label=label,
+                seed=seed,
+                temperature=temperature,
+                pixels=pixels,
             )
             for note in result.warnings:
                 err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
@@ -474,9 +553,9 @@ def interpolate_command(
             default_model_dir,
             interpolate,
             interpolate_pairs,
-            load_generator,
             write_grid,
         )
+        from vaekit.runs import open_run
 
         check_png_output(output)
         if pairs is not None:
@@ -487,7 +566,7 @@ def interpolate_command(
                 "give two ends A and B (image files, latents.h5:ROW or clusters), or --pairs N"
             )
         ends = (latents,) if pairs is not None else (a, b)
-        net = load_generator(model or default_model_dir(*ends))
+        net = open_run(model or default_model_dir(*ends))
         if pairs is not None:
             result = interpolate_pairs(net, latents, pairs, steps, method, seed)
             rows = pairs
@@ -518,16 +597,11 @@ def reconstruct_command(
 ) -> None:
     """Originals beside their reconstructions, with the run's preprocessing."""
     with user_errors():
-        from vaekit.generate import (
-            check_png_output,
-            load_generator,
-            reconstruct,
-            side_by_side,
-            write_grid,
-        )
+        from vaekit.generate import check_png_output, reconstruct, side_by_side, write_grid
+        from vaekit.runs import open_run
 
         check_png_output(output)
-        net = load_generator(model)
+        net = open_run(model)
         originals, recon = reconstruct(net, data, n=n, seed=seed, split=split)
         pairs = min(8, len(originals))
         write_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
@@ -538,8 +612,6 @@ def reconstruct_command(
 
 def _add_plugin_commands() -> None:
     """Let plugins add commands (``register_commands``); a failure never breaks the CLI."""
-    import warnings
-
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -553,8 +625,22 @@ def _add_plugin_commands() -> None:
         raise SystemExit(exc.exit_code) from None
 
 
+def _show_plugin_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Plugin warnings as one clean line (no source location); others as Python shows them."""
+    from vaekit.plugins import VaekitPluginWarning
+
+    if issubclass(category, VaekitPluginWarning):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    warnings.showwarning = _show_plugin_warning
     _add_plugin_commands()
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="vaekit")
 

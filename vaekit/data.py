@@ -20,6 +20,8 @@ from vaekit.errors import DataError, UsageError
 if TYPE_CHECKING:
     import torch
 
+    from vaekit.config import TrainConfig
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 UNLABELLED = -1
 
@@ -196,6 +198,60 @@ def load_dataset(
     check_options("dataset", name, load, options, skip=1)
     data = load(None if path is None else Path(path), **options)
     return apply_image_options(data, image_size=image_size, channels=channels)
+
+
+def load_training_data(config: TrainConfig) -> ImageDataset:
+    """The data a training config names, with its preprocessing and validation split."""
+    return _read(config, config.data, config.dataset, dict(config.dataset_options))
+
+
+def load_run_data(config: TrainConfig, data: str | Path | ImageDataset | None) -> ImageDataset:
+    """``data`` (None: the run's training data) read with the run's preprocessing (image
+    size, channels, skip-bad) and validation split. The run's dataset plugin and options
+    are used for its own data, or when that plugin recognises ``data``; otherwise the
+    plugin is detected."""
+    if isinstance(data, ImageDataset):
+        dataset = apply_image_options(data, image_size=config.image_size, channels=config.channels)
+        return _non_empty(dataset).with_splits(config.val_fraction, config.seed)
+    if data is None:
+        if config.data is not None and not Path(config.data).exists():
+            raise DataError(
+                f"the run was trained on '{config.data}', which is not found from here; "
+                "pass the data as DATA"
+            )
+        return load_training_data(config)
+    source, options = config.dataset, dict(config.dataset_options)
+    if source is not None and not _detects(source, data):
+        source, options = None, {}
+    return _read(config, data, source, options)
+
+
+def _read(
+    config: TrainConfig, path: str | Path | None, source: str | None, options: dict[str, Any]
+) -> ImageDataset:
+    dataset = load_dataset(
+        path,
+        source,
+        image_size=config.image_size,
+        channels=config.channels,
+        skip_bad=config.skip_bad,
+        **options,
+    )
+    return _non_empty(dataset).with_splits(config.val_fraction, config.seed)
+
+
+def _non_empty(dataset: ImageDataset) -> ImageDataset:
+    if len(dataset) == 0:
+        raise DataError(f"dataset '{dataset.source}' at {dataset.location} holds no images")
+    return dataset
+
+
+def _detects(source: str, path: str | Path) -> bool:
+    """Whether dataset plugin ``source`` recognises ``path``."""
+    from vaekit.plugins import get_plugin_host
+
+    plugin = get_plugin_host().get("datasets", source).factory
+    return Path(path).exists() and bool(plugin.detect(Path(path)))
 
 
 def apply_image_options(

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.data import SPLITS, DeviceBatches, ImageDataset, apply_image_options, load_dataset
+from vaekit.data import SPLITS, DeviceBatches, ImageDataset
 from vaekit.errors import DataError, UsageError
+from vaekit.files import atomic_path
 from vaekit.model import one_hot_labels
-from vaekit.runs import WEIGHTS, Run, atomic_path, file_sha256, resolve_run
+from vaekit.runs import LoadedRun, open_run
 from vaekit.store import LatentStoreWriter, compression_options, join_stores, remove_quietly
 
 #: ``progress(done, total)``: rows encoded so far (this process's shard) and the shard's size.
@@ -72,25 +73,20 @@ def encode_dataset(
     output = Path(output)
     check_output(output, overwrite)
 
-    run = resolve_run(model_dir)
-    config = run.read_config()
-    if not run.weights_path.is_file():
-        raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
-    data = load_run_data(config, data_path)
-    check_fits(run.path, config, data)
-    data = data.require_split(split)
+    loaded = open_run(model_dir)
+    data = loaded.load_data(data_path).require_split(split)
 
     ctx = DistContext.start()
     try:
         lo, hi = ctx.shard(len(data))
         shard = data.subset(slice(lo, hi))
         backend = _accelerator(accelerator, ctx.local_rank)
-        attrs = store_attrs(run, config, data, split, ctx.world_size)
+        attrs = store_attrs(loaded, data, split, ctx.world_size)
         if ctx.world_size == 1:
             with atomic_path(output) as tmp:
                 encode_shard(
                     shard,
-                    run,
+                    loaded,
                     backend,
                     tmp,
                     batch_size,
@@ -105,7 +101,7 @@ def encode_dataset(
         return _encode_distributed(
             ctx,
             shard,
-            run,
+            loaded,
             backend,
             output,
             overwrite,
@@ -130,98 +126,33 @@ def check_output(output: Path, overwrite: bool) -> None:
         )
 
 
-def load_run_data(
-    config: dict[str, Any], data_path: str | Path | ImageDataset | None
-) -> ImageDataset:
-    """Load ``data_path`` (None: the run's training data) with the run's preprocessing and
-    validation split. The training's dataset plugin and options are used when DATA is the
-    training data or that plugin recognises DATA; otherwise the plugin is detected."""
-    train = config.get("train", {})
-    image_size, channels = train.get("image_size"), train.get("channels")
-    if isinstance(data_path, ImageDataset):
-        data = apply_image_options(data_path, image_size=image_size, channels=channels)
-    else:
-        dataset, options = train.get("dataset"), dict(train.get("dataset_options") or {})
-        path = train.get("data") if data_path is None else data_path
-        if data_path is None and path is not None and not Path(path).exists():
-            raise DataError(
-                f"the run was trained on '{path}', which is not found from here; "
-                "pass the data to encode as DATA"
-            )
-        if data_path is not None and dataset is not None and not _detects(dataset, data_path):
-            dataset, options = None, {}
-        data = load_dataset(
-            path,
-            dataset,
-            image_size=image_size,
-            channels=channels,
-            skip_bad=bool(train.get("skip_bad", False)),
-            **options,
-        )
-    if len(data) == 0:
-        raise DataError(f"dataset '{data.source}' at {data.location} holds no images")
-    return data.with_splits(float(train.get("val_fraction", 0.0)), int(train.get("seed", 0)))
-
-
-def _detects(dataset: str, path: str | Path) -> bool:
-    from vaekit.plugins import get_plugin_host
-
-    factory = get_plugin_host().get("datasets", dataset).factory
-    detect = getattr(factory, "detect", None)
-    return bool(detect and Path(path).exists() and detect(Path(path)))
-
-
-def check_fits(model_path: str | Path, config: dict[str, Any], data: ImageDataset) -> None:
-    """Fail, before any encoding, when the model's input shape or classes do not fit ``data``."""
-    model = config["model"]
-    expected = tuple(int(s) for s in model["input_shape"])
-    if data.image_shape != expected:
-        raise DataError(
-            f"the model in {model_path} takes images of shape {expected} (C, H, W) but "
-            f"'{data.location}' gives {data.image_shape}; encode data like its training data "
-            f"or train a model on this data (`vaekit train {data.location}`)"
-        )
-    if int(model.get("num_classes", 0)):
-        trained = (config.get("data") or {}).get("class_names")
-        if data.labels is None:
-            raise DataError(
-                f"the model in {model_path} is class-conditional and '{data.location}' has no "
-                "class labels; encode labelled data"
-            )
-        if trained is not None and list(data.class_names or []) != list(trained):
-            raise DataError(
-                f"the model in {model_path} was trained on classes {trained} but "
-                f"'{data.location}' has {data.class_names}; class ids would not match"
-            )
-
-
 def store_attrs(
-    run: Run, config: dict[str, Any], data: ImageDataset, split: str | None, world_size: int
+    loaded: LoadedRun, data: ImageDataset, split: str | None, world_size: int
 ) -> dict[str, Any]:
     """The file attributes that say what made a store."""
-    train = config.get("train", {})
+    train = loaded.config.train
     return {
-        "model_config": config["model"],
-        "weights_sha256": file_sha256(run.weights_path),
-        "run_dir": str(run.path),
+        "model_config": loaded.config.model.to_dict(),
+        "weights_sha256": loaded.weights_sha256,
+        "run_dir": str(loaded.path),
         "dataset_source": data.source,
         "dataset_location": data.location,
         "dataset_fingerprint": data.fingerprint,
         "split_selected": split or "all",
         "image_shape": list(data.image_shape),
         "preprocessing": {
-            "image_size": train.get("image_size"),
-            "channels": train.get("channels"),
-            "dataset_options": train.get("dataset_options") or {},
-            "val_fraction": train.get("val_fraction"),
-            "seed": train.get("seed"),
+            "image_size": train.image_size,
+            "channels": train.channels,
+            "dataset_options": train.dataset_options,
+            "val_fraction": train.val_fraction,
+            "seed": train.seed,
         },
         "processes": world_size,
     }
 
 
 def _accelerator(name: str, local_rank: int) -> Any:
-    from vaekit.train import choose_accelerator, resolve_accelerator_name
+    from vaekit.devices import choose_accelerator, resolve_accelerator_name
 
     name = resolve_accelerator_name(name)
     return choose_accelerator(name, {"index": local_rank} if name == "cuda" else {})
@@ -229,7 +160,7 @@ def _accelerator(name: str, local_rank: int) -> Any:
 
 def encode_shard(
     data: ImageDataset,
-    run: Run,
+    loaded: LoadedRun,
     accelerator: Any,
     path: Path,
     batch_size: int,
@@ -242,12 +173,10 @@ def encode_shard(
 ) -> None:
     """Encode every image of ``data`` into a store at ``path`` (marked complete unless
     ``mark_complete`` is false: a part file that claims nothing until it is joined)."""
-    from vaekit.runs import load_model
-
-    model = accelerator.prepare(load_model(run.path, "cpu")).eval()
+    model = accelerator.prepare(loaded.model).eval()
     device = accelerator.device
-    num_classes = int(model.config.num_classes)
-    latent_dim = int(model.config.latent_dim)
+    num_classes = loaded.num_classes
+    latent_dim = loaded.config.model.latent_dim
     generator = torch.Generator(device=device).manual_seed(seed) if samples else None
     n = len(data)
     writer = LatentStoreWriter(
@@ -282,13 +211,11 @@ def encode_shard(
                 if num_classes and y is not None:  # unlabelled rows (-1): an all-zero one-hot
                     y_in = one_hot_labels(y, num_classes)
                 with accelerator.autocast():
-                    mu, logvar = model.encode(x, y_in)  # (B, D) each, float32
+                    q = model.posterior(x, y_in)  # (B, D), float32
+                mu, logvar = q.mean, q.logvar
                 draws = None
-                if samples:
-                    eps = torch.randn(
-                        (len(x), samples, latent_dim), generator=generator, device=device
-                    )
-                    draws = (mu[:, None] + (0.5 * logvar).exp()[:, None] * eps).cpu().numpy()
+                if samples:  # (B, K, D)
+                    draws = q.rsample(samples, generator).transpose(0, 1).cpu().numpy()
                 rows = slice(start, stop)
                 writer.append(
                     mu.float().cpu().numpy(),
@@ -400,7 +327,7 @@ class DistContext:
 def _encode_distributed(
     ctx: DistContext,
     shard: ImageDataset,
-    run: Run,
+    loaded: LoadedRun,
     accelerator: Any,
     output: Path,
     overwrite: bool,
@@ -423,7 +350,7 @@ def _encode_distributed(
     try:
         encode_shard(
             shard,
-            run,
+            loaded,
             accelerator,
             parts[ctx.rank],
             batch_size,

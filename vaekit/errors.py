@@ -1,7 +1,17 @@
-"""Exceptions vaekit raises for problems a user can fix.
+"""Exceptions vaekit raises for problems a user can fix -- and that plugins raise too.
 
-The CLI prints these as one-line messages (no traceback unless ``--debug``):
-``UsageError`` subclasses exit with code 2, everything else with code 1.
+The CLI prints any :class:`VaekitError` as a one-line message (no traceback
+unless ``--debug``) and exits with its ``exit_code``: 2 for :class:`UsageError`
+and its subclasses (a wrong name, option or value on the command line), 1 for
+everything else (:class:`DataError`: input that cannot be read or does not
+fit; :class:`ContractError`: a plugin's component that breaks the contract).
+
+A plugin raises these the same way, e.g. from a dataset source::
+
+    from vaekit.errors import DataError
+    raise DataError(f"'{path}' has no images.csv; write one with columns file,label")
+
+Any other exception from a plugin is a bug and shows a traceback.
 """
 
 from __future__ import annotations
@@ -37,4 +47,8 @@ class PluginConflictError(VaekitError):
 
 
 class DataError(VaekitError):
-    """Input data that cannot be read or does not fit."""
+    """Input data that cannot be read or does not fit (exit code 1)."""
+
+
+class ContractError(VaekitError):
+    """A plugin's component lacks a member the plugin contract requires (exit code 1)."""

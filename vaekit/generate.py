@@ -19,7 +19,7 @@ import torch
 from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
 from vaekit.errors import DataError, UsageError
 from vaekit.images import to_uint8
-from vaekit.model import one_hot_labels
+from vaekit.runs import LoadedRun
 
 METHODS = ("lerp", "slerp")
 DECODE_BATCH = 256
@@ -33,15 +33,6 @@ class Generated:
     z: np.ndarray  # (N, D) float32
     labels: np.ndarray | None = None  # (N,) class ids fed to a conditional model
     warnings: tuple[str, ...] = ()  # things the caller should tell the user
-
-
-def load_generator(model_dir: str | Path = "runs/latest", device: str = "cpu") -> Any:
-    """:func:`vaekit.runs.load_model` plus ``weights_sha256`` (to check clusters against)."""
-    from vaekit.runs import file_sha256, load_model, resolve_run
-
-    model = load_model(model_dir, device)
-    model.weights_sha256 = file_sha256(resolve_run(model_dir).weights_path)
-    return model
 
 
 def default_model_dir(*sources: str | Path | None) -> Path:
@@ -71,89 +62,87 @@ def default_model_dir(*sources: str | Path | None) -> Path:
 # -- model helpers -----------------------------------------------------------------------------
 
 
-def class_names(model: Any) -> list[str]:
-    """The class names a conditional model was trained with (from its run config)."""
-    config = getattr(model, "run_config", {}) or {}
-    names = (config.get("data") or {}).get("class_names")
-    return list(names or [str(i) for i in range(int(model.config.num_classes))])
-
-
-def class_id(model: Any, label: str) -> int:
+def class_id(run: LoadedRun, label: str) -> int:
     """The class id of ``label`` (case-insensitive) for a class-conditional model.
 
     A model without classes gets a DataError that names the alternative: a cluster.
     """
-    if int(model.config.num_classes) == 0:
+    if run.num_classes == 0:
         raise DataError(
             f"--label {label} needs a class-conditional model (this one has no classes); "
             f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
             f"`vaekit sample --cluster {label}`"
         )
-    names = class_names(model)
+    names = run.class_names
     lowered = [n.lower() for n in names]
     if label.lower() not in lowered:
         raise DataError(f"unknown class '{label}'; the model's classes are: {', '.join(names)}")
     return lowered.index(label.lower())
 
 
-def _one_hot(model: Any, labels: np.ndarray | None, n: int) -> torch.Tensor | None:
-    k = int(model.config.num_classes)
-    if not k:
-        return None
-    if labels is None:  # no class asked for: cycle through the classes
-        labels = np.arange(n) % k
-    return one_hot_labels(torch.from_numpy(np.asarray(labels, dtype=np.int64)), k)
-
-
-def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
+PIXELS = ("mean", "sample")
 
 
 @torch.inference_mode()
-def decode(model: Any, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """Decode latents ``z`` (N, D) to uint8 mean images (N, C, H, W)."""
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim != 2 or z.shape[1] != model.latent_dim:
+def decode(
+    run: LoadedRun,
+    z: np.ndarray | torch.Tensor,
+    labels: np.ndarray | None = None,
+    pixels: str = "mean",
+    seed: int = 0,
+) -> np.ndarray:
+    """Decode latents ``z`` (N, D) to uint8 images (N, C, H, W), in batches: the
+    likelihood's mean image (``pixels="mean"``) or a draw from it (``"sample"``, seeded)."""
+    if pixels not in PIXELS:
+        raise UsageError(f"unknown --pixels '{pixels}'; choose one of: {', '.join(PIXELS)}")
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32) if isinstance(z, np.ndarray) else z)
+    latent_dim = run.config.model.latent_dim
+    if z.dim() != 2 or z.shape[1] != latent_dim:
         raise DataError(
-            f"latents of shape {z.shape} do not fit the model (latent size {model.latent_dim})"
+            f"latents of shape {tuple(z.shape)} do not fit the model (latent size {latent_dim})"
         )
-    y = _one_hot(model, labels, len(z))
-    device = _device(model)
+    y = run.condition(labels, len(z))
+    model, device = run.model, run.device
+    if pixels == "sample":
+        torch.manual_seed(seed)  # likelihood.sample draws from torch's global generator
     out = []
     for lo in range(0, len(z), DECODE_BATCH):
-        zb = torch.from_numpy(z[lo : lo + DECODE_BATCH]).to(device)
-        yb = None if y is None else y[lo : lo + DECODE_BATCH].to(device)
-        out.append(to_uint8(model.decode_mean(zb, yb)))
+        zb = z[lo : lo + DECODE_BATCH].to(device, torch.float32)
+        yb = None if y is None else y[lo : lo + DECODE_BATCH]
+        params = model.decode(zb, yb)
+        images = (
+            model.likelihood.mean(params) if pixels == "mean" else (model.likelihood.sample(params))
+        )
+        out.append(to_uint8(images))
     if not out:
-        c, h, w = model.config.input_shape
+        c, h, w = run.config.model.input_shape
         return np.zeros((0, c, h, w), dtype=np.uint8)
     return np.concatenate(out)
 
 
 @torch.inference_mode()
 def encode_images(
-    model: Any, images: np.ndarray, labels: np.ndarray | None = None
+    run: LoadedRun, images: np.ndarray, labels: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, C, H, W) images -> posterior (mu, logvar), each (N, D) float32."""
-    y = _one_hot(model, labels if labels is not None else -np.ones(len(images)), len(images))
-    device = _device(model)
+    y = run.condition(labels if labels is not None else -np.ones(len(images)), len(images))
     mus, logvars = [], []
     for lo in range(0, len(images), DECODE_BATCH):
         x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + DECODE_BATCH]))
-        x = x.to(device).float() / 255.0
-        yb = None if y is None else y[lo : lo + DECODE_BATCH].to(device)
-        mu, logvar = model.encode(x, yb)
-        mus.append(mu.float().cpu().numpy())
-        logvars.append(logvar.float().cpu().numpy())
+        x = x.to(run.device).float() / 255.0
+        yb = None if y is None else y[lo : lo + DECODE_BATCH]
+        q = run.model.posterior(x, yb)
+        mus.append(q.mean.float().cpu().numpy())
+        logvars.append(q.logvar.float().cpu().numpy())
     return np.concatenate(mus), np.concatenate(logvars)
 
 
-def read_model_image(model: Any, path: str | Path) -> np.ndarray:
+def read_model_image(run: LoadedRun, path: str | Path) -> np.ndarray:
     """Read an image file the way the model's training data was read: its channels and
     square size. Returns uint8 (C, H, W)."""
     from vaekit.imageio import read_image
 
-    c, h, w = (int(s) for s in model.config.input_shape)
+    c, h, w = run.config.model.input_shape
     image = read_image(path, channels=c, image_size=h if h == w else None)
     if image.shape != (c, h, w):
         raise DataError(
@@ -174,18 +163,19 @@ def load_cluster(name_or_file: str | Path | Cluster) -> Cluster:
     return Cluster.load(resolve_cluster_path(name_or_file))
 
 
-def check_cluster_fits(cluster: Cluster, model: Any) -> list[str]:
+def check_cluster_fits(cluster: Cluster, run: LoadedRun) -> list[str]:
     """Fail when the cluster's latent size is not the model's; return warnings when the
     latents it was fitted to came from other weights."""
-    if cluster.latent_dim != model.latent_dim:
+    latent_dim = run.config.model.latent_dim
+    if cluster.latent_dim != latent_dim:
         raise DataError(
             f"cluster '{cluster.query}' lives in {cluster.latent_dim} latent dimensions but the "
-            f"model has {model.latent_dim}; pass the --model that encoded its latents "
+            f"model has {latent_dim}; pass the --model that encoded its latents "
             f"({cluster.model.get('run_dir')})"
         )
     warnings = []
     expected = cluster.model.get("weights_sha256")
-    actual = getattr(model, "weights_sha256", None)
+    actual = run.weights_sha256
     if expected and actual and expected != actual:
         warnings.append(
             f"cluster '{cluster.query}' was fitted to latents of another model "
@@ -194,16 +184,17 @@ def check_cluster_fits(cluster: Cluster, model: Any) -> list[str]:
     return warnings
 
 
-def check_store_fits(store: Any, model: Any) -> None:
-    """Fail when a latent store was not encoded by ``model`` (another latent size, or other
-    weights): its rows would decode to nonsense."""
-    if store.latent_dim != model.latent_dim:
+def check_store_fits(store: Any, run: LoadedRun) -> None:
+    """Fail when a latent store was not encoded by ``run``'s model (another latent size, or
+    other weights): its rows would decode to nonsense."""
+    latent_dim = run.config.model.latent_dim
+    if store.latent_dim != latent_dim:
         raise DataError(
             f"'{store.path}' holds {store.latent_dim}-dimensional latents but the model has "
-            f"{model.latent_dim}; use the model that encoded it (--model)"
+            f"{latent_dim}; use the model that encoded it (--model)"
         )
     recorded = store.attrs.get("weights_sha256")
-    actual = getattr(model, "weights_sha256", None)
+    actual = run.weights_sha256
     if recorded and actual and recorded != actual:
         raise DataError(
             f"'{store.path}' was encoded by another model ({store.attrs.get('run_dir')}); "
@@ -212,40 +203,59 @@ def check_store_fits(store: Any, model: Any) -> None:
 
 
 def sample(
-    model: Any,
+    run: LoadedRun,
     n: int = 64,
     *,
     cluster: str | Path | Cluster | None = None,
     label: str | None = None,
     seed: int = 0,
     temperature: float = 1.0,
+    pixels: str = "mean",
 ) -> Generated:
-    """Draw ``n`` images: z from the cluster r(z) when given, otherwise from the prior
-    N(0, I); ``label`` conditions a class-conditional model on that class (a model
-    without classes gets an error that points to clusters). ``temperature`` scales
-    the standard deviation of z."""
+    """Draw ``n`` images: z from the cluster r(z) when given, otherwise from the model's
+    prior (``prior.sample``); ``label`` conditions a class-conditional model on that class
+    (a model without classes gets an error that points to clusters). ``temperature``
+    scales the standard deviation of z (a prior must accept a ``temperature`` keyword for
+    values other than 1). ``pixels``: the likelihood's mean image, or a draw from it."""
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
     if temperature < 0:
         raise UsageError(f"--temperature must be >= 0, got {temperature}")
     labels = None
     if label is not None:
-        labels = np.full(n, class_id(model, label), dtype=np.int64)
-    rng = np.random.default_rng(seed)
+        labels = np.full(n, class_id(run, label), dtype=np.int64)
     notes: list[str] = []
     if cluster is not None:
         fitted = load_cluster(cluster)
-        notes = check_cluster_fits(fitted, model)
-        z = fitted.sample(n, rng, temperature)
+        notes = check_cluster_fits(fitted, run)
+        z = fitted.sample(n, np.random.default_rng(seed), temperature)
     else:
-        z = (temperature * rng.standard_normal((n, model.latent_dim))).astype(np.float32)
-    if labels is None and int(model.config.num_classes):
-        labels = np.arange(n) % int(model.config.num_classes)
-    return Generated(decode(model, z, labels), z, labels, tuple(notes))
+        z = prior_sample(run, n, seed, temperature)
+    if labels is None and run.num_classes:
+        labels = np.arange(n) % run.num_classes
+    return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
+
+
+@torch.inference_mode()
+def prior_sample(run: LoadedRun, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+    """``n`` latents (n, D) from the model's prior, seeded: always through ``prior.sample``."""
+    import inspect
+
+    prior = run.model.prior
+    generator = torch.Generator(device=run.device).manual_seed(seed)
+    options: dict[str, Any] = {}
+    if temperature != 1.0:
+        if "temperature" not in inspect.signature(prior.sample).parameters:
+            raise UsageError(
+                f"prior '{run.config.model.prior}' does not support --temperature; leave it at 1"
+            )
+        options["temperature"] = temperature
+    z = prior.sample(n, generator=generator, **options)
+    return z.float().cpu().numpy()
 
 
 def attribute_edit(
-    model: Any,
+    run: LoadedRun,
     image: str | Path | np.ndarray,
     latents: str | Path,
     add: Sequence[str] | str,
@@ -256,15 +266,15 @@ def attribute_edit(
     Returns the edited images (strength 0 is the reconstruction)."""
     from vaekit.store import LatentStore
 
-    x = read_model_image(model, image) if not isinstance(image, np.ndarray) else image
+    x = read_model_image(run, image) if not isinstance(image, np.ndarray) else image
     with LatentStore.open(latents) as store:
-        check_store_fits(store, model)
+        check_store_fits(store, run)
     direction, _, _ = mean_direction(latents, add)
-    mu, _ = encode_images(model, x[None])
+    mu, _ = encode_images(run, x[None])
     z = (mu[0][None] + np.asarray(strengths, dtype=np.float32)[:, None] * direction[None]).astype(
         np.float32
     )
-    return Generated(decode(model, z), z)
+    return Generated(decode(run, z), z)
 
 
 # -- interpolation -----------------------------------------------------------------------------
@@ -323,7 +333,7 @@ def parse_store_row(spec: str) -> tuple[Path, int] | None:
     return path, int(tail)
 
 
-def endpoint_latent(model: Any, spec: str | Path) -> np.ndarray:
+def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
     """The latent of an interpolation end: an image file (its posterior mean), a store
     row (``latents.h5:123``), or a cluster (file or name; its mean). Returns (D,)."""
     from vaekit.imageio import is_image_file
@@ -336,11 +346,11 @@ def endpoint_latent(model: Any, spec: str | Path) -> np.ndarray:
         with LatentStore.open(path) as store:
             if not -store.n <= index < store.n:
                 raise DataError(f"'{path}' has {store.n} rows; row {index} does not exist")
-            check_store_fits(store, model)
+            check_store_fits(store, run)
             return store.read([index])[0][0]
     p = Path(spec)
     if p.is_file() and is_image_file(p):
-        mu, _ = encode_images(model, read_model_image(model, p)[None])
+        mu, _ = encode_images(run, read_model_image(run, p)[None])
         return mu[0]
     if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.exists():
         raise DataError(f"image '{spec}' does not exist")
@@ -351,12 +361,12 @@ def endpoint_latent(model: Any, spec: str | Path) -> np.ndarray:
             f"'{spec}' is neither an image file, a store row (latents.h5:123) nor a cluster "
             "(a cluster file or a name under clusters/)"
         ) from None
-    check_cluster_fits(cluster, model)
+    check_cluster_fits(cluster, run)
     return cluster.mean.astype(np.float32)
 
 
 def interpolate(
-    model: Any,
+    run: LoadedRun,
     a: str | Path | np.ndarray,
     b: str | Path | np.ndarray,
     steps: int = 10,
@@ -365,14 +375,14 @@ def interpolate(
     """One walk from A to B: ``steps + 2`` images whose first and last are the
     reconstructions of A and B (decode(mu_A), decode(mu_B)). A and B are latents
     (D,) or what :func:`endpoint_latent` reads."""
-    z_a = a if isinstance(a, np.ndarray) else endpoint_latent(model, a)
-    z_b = b if isinstance(b, np.ndarray) else endpoint_latent(model, b)
+    z_a = a if isinstance(a, np.ndarray) else endpoint_latent(run, a)
+    z_b = b if isinstance(b, np.ndarray) else endpoint_latent(run, b)
     z = interpolate_latents(z_a, z_b, steps, method)
-    return Generated(decode(model, z), z)
+    return Generated(decode(run, z), z)
 
 
 def interpolate_pairs(
-    model: Any,
+    run: LoadedRun,
     latents: str | Path,
     pairs: int,
     steps: int = 10,
@@ -388,20 +398,20 @@ def interpolate_pairs(
     with LatentStore.open(latents) as store:
         if store.n < 2:
             raise DataError(f"'{latents}' has {store.n} rows; interpolation needs two")
-        check_store_fits(store, model)
+        check_store_fits(store, run)
         rng = np.random.default_rng(seed)
         ends = np.stack([rng.choice(store.n, size=2, replace=False) for _ in range(pairs)])
         mu, _ = store.read(ends.reshape(-1))
     walks = [interpolate_latents(mu[2 * i], mu[2 * i + 1], steps, method) for i in range(pairs)]
     z = np.concatenate(walks)
-    return Generated(decode(model, z), z)
+    return Generated(decode(run, z), z)
 
 
 # -- reconstruction ----------------------------------------------------------------------------
 
 
 def reconstruct(
-    model: Any,
+    run: LoadedRun,
     data: str | Path | None = None,
     n: int = 32,
     seed: int = 0,
@@ -410,20 +420,15 @@ def reconstruct(
     """``n`` images of ``data`` (None: the run's training data), read with the run's
     preprocessing, and their reconstructions decode(mu). The images are a seeded
     random choice, in dataset order. Returns ``(originals, reconstructions)``, uint8."""
-    from vaekit.encode import check_fits, load_run_data
-
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
-    config = getattr(model, "run_config", None) or {}
-    dataset = load_run_data(config, data).require_split(split)
-    model_path = getattr(model, "run_dir", "this run")
-    check_fits(model_path, {**config, "model": model.config.to_dict()}, dataset)
+    dataset = run.load_data(data).require_split(split)
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
     images = np.asarray(dataset.images[index])
-    labels = None if dataset.labels is None else dataset.labels[index]
-    mu, _ = encode_images(model, images, labels if model.config.num_classes else None)
-    return images, decode(model, mu, labels if model.config.num_classes else None)
+    labels = None if dataset.labels is None or not run.num_classes else dataset.labels[index]
+    mu, _ = encode_images(run, images, labels)
+    return images, decode(run, mu, labels)
 
 
 def side_by_side(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
@@ -461,7 +466,7 @@ def save_samples(
     """Save individual results: ``.npy`` (the latents), ``.h5``/``.hdf5`` (latents as ``z``,
     plus ``labels`` for a conditional model), anything else a folder of PNGs
     (``0000.png`` ...). Returns the path and what was written."""
-    from vaekit.runs import atomic_path
+    from vaekit.files import atomic_path
 
     target = Path(target)
     suffix = target.suffix.lower()

@@ -2,57 +2,28 @@
 
 Losses are summed over data (and latent) dimensions per sample and averaged over
 the batch, so with beta = 1 the training loss is exactly the negative ELBO in nats.
+
+The KL term comes from the prior: its closed form when it has ``kl(posterior)``,
+otherwise the Monte Carlo estimate log q(z|x) - log p(z) at the z drawn for the
+reconstruction (:func:`kl_divergence`). Free bits (Kingma et al. 2016) floor the
+batch-mean KL at ``free_bits`` nats per latent dimension: per dimension where the
+KL splits by dimension, on the total (``free_bits * D``) where it does not.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from vaekit.config import ModelConfig
 from vaekit.errors import UsageError
-from vaekit.options import strict_dataclass
+from vaekit.posterior import DiagonalGaussian
 
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite; far outside any useful posterior
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model: component names, their options, shapes."""
-
-    input_shape: tuple[int, int, int]
-    latent_dim: int = 16
-    model: str = "vae"
-    encoder: str = "conv"
-    encoder_options: dict[str, Any] = field(default_factory=dict)
-    decoder: str | None = None  # None: the encoder's family
-    decoder_options: dict[str, Any] = field(default_factory=dict)
-    likelihood: str = "gaussian"
-    likelihood_options: dict[str, Any] = field(default_factory=dict)
-    prior: str = "normal"
-    prior_options: dict[str, Any] = field(default_factory=dict)
-    num_classes: int = 0
-
-    def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)  # type: ignore[assignment]
-        if self.decoder is None:
-            self.decoder = self.encoder
-        if self.latent_dim < 1:
-            raise UsageError(f"latent size must be >= 1, got {self.latent_dim}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``from_dict`` reads it back)."""
-        data = asdict(self)
-        data["input_shape"] = list(self.input_shape)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Strict inverse of ``to_dict``: unknown keys are an error."""
-        return strict_dataclass(cls, data, "model config")
 
 
 @dataclass
@@ -66,23 +37,52 @@ class Components:
 
 
 class ELBOTerms(NamedTuple):
-    """Per-sample terms of one forward pass."""
+    """Per-sample terms of one ELBO evaluation."""
 
     recon_nll: Tensor  # (B,) -log p(x|z), nats
-    kl_per_dim: Tensor  # (B, D) KL(q(z|x) || p(z)) per latent dimension
-    mu: Tensor  # (B, D)
-    logvar: Tensor  # (B, D)
+    kl_terms: Tensor  # (B, D) per latent dimension, or (B, 1) when the KL does not split
+    posterior: DiagonalGaussian  # q(z|x)
+    z: Tensor  # (B, D) the latent the reconstruction used
     params: Tensor  # (B, C*k, H, W) likelihood parameters
 
     @property
     def kl(self) -> Tensor:
         """(B,) total KL per sample."""
-        return self.kl_per_dim.sum(1)
+        return self.kl_terms.sum(1)
 
     @property
     def neg_elbo(self) -> Tensor:
         """(B,) -ELBO = recon NLL + KL (beta = 1)."""
         return self.recon_nll + self.kl
+
+
+class Objective(NamedTuple):
+    """What a model kind's ``forward`` returns: the loss to minimise and what to log."""
+
+    loss: Tensor  # scalar
+    recon_nll: Tensor  # (B,) for the progress display and metrics
+    kl: Tensor  # (B,)
+
+
+def kl_divergence(prior: Any, posterior: DiagonalGaussian, z: Tensor) -> Tensor:
+    """KL(q || p): the prior's closed form when it has ``kl`` (``(B, D)`` or ``(B, 1)``),
+    else the one-sample Monte Carlo estimate log q(z|x) - log p(z) at ``z``, ``(B, 1)``."""
+    closed_form = getattr(prior, "kl", None)
+    if closed_form is not None:
+        kl = closed_form(posterior)
+        return kl if kl.dim() == 2 else kl.reshape(len(kl), -1)
+    return (posterior.log_prob(z) - prior.log_prob(z))[:, None]
+
+
+def elbo_loss(
+    terms: ELBOTerms, beta: float | Tensor = 1.0, free_bits: float = 0.0, latent_dim: int = 1
+) -> Tensor:
+    """Batch-mean of recon NLL + beta * KL. With free bits, each KL column's batch mean
+    counts as at least ``free_bits`` nats per latent dimension it covers."""
+    kl = terms.kl_terms.mean(0)  # (K,)
+    if free_bits > 0:
+        kl = kl.clamp(min=free_bits * latent_dim / kl.numel())
+    return terms.recon_nll.mean() + beta * kl.sum()
 
 
 def one_hot_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
@@ -94,12 +94,15 @@ def one_hot_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
 
 
 def build_components(config: ModelConfig) -> Components:
-    """Build encoder, decoder, likelihood and prior from the registries."""
+    """Build encoder, decoder, likelihood and prior from the registries (each checked
+    against its protocol in :mod:`vaekit.contract`)."""
     from vaekit.plugins import create
 
+    if config.input_shape is None:
+        raise UsageError("the model config has no input shape; it comes from the data")
     likelihood = create("likelihoods", config.likelihood, **config.likelihood_options)
     channels, height, width = config.input_shape
-    k = int(getattr(likelihood, "params_per_channel", 1))
+    k = int(likelihood.params_per_channel)
     extra = config.num_classes  # class-conditional models feed one-hot labels to both nets
     encoder = create(
         "encoders", config.encoder, (channels, height, width), **config.encoder_options
@@ -115,16 +118,34 @@ def build_components(config: ModelConfig) -> Components:
     return Components(encoder, decoder, likelihood, prior)
 
 
+def needs_labels(kind: str) -> bool:
+    """Whether model kind ``kind`` conditions on class labels (its factory declares it)."""
+    from vaekit.plugins import factory
+
+    return bool(getattr(factory("models", kind), "needs_labels", False))
+
+
 def build_model(config: ModelConfig) -> nn.Module:
-    """Build the model kind ``config.model`` with freshly initialised weights."""
-    from vaekit.plugins import get_plugin_host
+    """Build the model kind ``config.kind`` with freshly initialised weights."""
+    from vaekit.plugins import create
 
     components = build_components(config)
-    return get_plugin_host().get("models", config.model).factory(config, components)
+    return create("models", config.kind, config, components, **config.kind_options)
+
+
+def mean_image(model: Any, z: Tensor, y: Tensor | None = None) -> Tensor:
+    """(B, D) latents -> (B, C, H, W) mean images in [0, 1]."""
+    return model.likelihood.mean(model.decode(z, y))
 
 
 class VAE(nn.Module):
-    """q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) the prior, p(x|z) the likelihood."""
+    """q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) the prior, p(x|z) the likelihood.
+
+    The ``vae`` model kind, and the base class for kinds that change the objective:
+    override :meth:`forward` (the training objective) and keep the rest.
+    """
+
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, components: Components):
         super().__init__()
@@ -140,15 +161,15 @@ class VAE(nn.Module):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(B, C, H, W) in [0, 1] -> posterior (mu, logvar), each (B, D)."""
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> DiagonalGaussian:
+        """(B, C, H, W) in [0, 1] -> q(z|x), a diagonal Gaussian over (B, D)."""
         h = self.encoder(x)  # (B, F)
         if y is not None:
             h = torch.cat([h, y], dim=1)
         # the posterior head runs in float32 even under bf16 autocast: latents are the product
         with torch.autocast(device_type=h.device.type, enabled=False):
             mu, logvar = self.head(h.float()).chunk(2, dim=1)
-        return mu, logvar.clamp(*LOGVAR_RANGE)
+        return DiagonalGaussian(mu, logvar.clamp(*LOGVAR_RANGE))
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """(B, D) latents -> (B, C*k, H, W) likelihood parameters."""
@@ -156,43 +177,44 @@ class VAE(nn.Module):
             z = torch.cat([z, y], dim=1)
         return self.decoder(z).float()
 
-    def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """(B, D) latents -> (B, C, H, W) mean images in [0, 1]."""
-        return self.likelihood.mean(self.decode(z, y))
-
-    @staticmethod
-    def reparametrise(mu: Tensor, logvar: Tensor) -> Tensor:
-        """z = mu + sigma * eps, eps ~ N(0, I): a differentiable posterior draw."""
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-
-    def forward(self, x: Tensor, y: Tensor | None = None, sample: bool = True) -> ELBOTerms:
-        """One pass: encode, draw z (or take the mean), decode, score."""
-        mu, logvar = self.encode(x, y)
-        z = self.reparametrise(mu, logvar) if sample else mu
+    def elbo(self, x: Tensor, y: Tensor | None = None, sample: bool = True) -> ELBOTerms:
+        """One pass: q(z|x), a draw z (or its mean), p(x|z), and the KL to the prior."""
+        q = self.posterior(x, y)
+        z = q.rsample() if sample else q.mean
         params = self.decode(z, y)
         recon_nll = -self.likelihood.log_prob(x.float(), params)
-        kl_per_dim = self.prior.kl(mu, logvar)
-        return ELBOTerms(recon_nll, kl_per_dim, mu, logvar, params)
+        return ELBOTerms(recon_nll, kl_divergence(self.prior, q, z), q, z, params)
 
-    @staticmethod
-    def loss(terms: ELBOTerms, beta: float | Tensor = 1.0, free_bits: float = 0.0) -> Tensor:
-        """Batch-mean of recon NLL + beta * KL; with free bits, each latent dimension's
-        batch-mean KL counts as at least ``free_bits`` nats (Kingma et al. 2016)."""
-        kl = terms.kl_per_dim.mean(0)
-        if free_bits > 0:
-            kl = kl.clamp(min=free_bits)
-        return terms.recon_nll.mean() + beta * kl.sum()
+    def forward(
+        self, x: Tensor, y: Tensor | None = None, beta: float | Tensor = 1.0, free_bits: float = 0.0
+    ) -> Objective:
+        """The training objective: batch-mean recon NLL + beta * KL (with free bits)."""
+        terms = self.elbo(x, y)
+        loss = elbo_loss(terms, beta, free_bits, self.latent_dim)
+        return Objective(loss, terms.recon_nll, terms.kl)
 
-    @torch.no_grad()
-    def iwae_bound(self, x: Tensor, k: int = 64, y: Tensor | None = None) -> Tensor:
-        """(B,) importance-weighted lower bound on log p(x) with ``k`` samples (Burda et al.)."""
-        mu, logvar = self.encode(x, y)
-        log_w = []
-        for _ in range(k):
-            z = self.reparametrise(mu, logvar)
-            log_q = (
-                -0.5 * ((z - mu).square() / logvar.exp() + logvar + math.log(2 * math.pi))
-            ).sum(1)
-            log_px = self.likelihood.log_prob(x.float(), self.decode(z, y))
-            log_w.append(log_px + self.prior.log_prob(z) - log_q)
-        return torch.logsumexp(torch.stack(log_w), dim=0) - math.log(k)
+
+class CVAE(VAE):
+    """The class-conditional VAE (Kingma et al. 2014, M2/CVAE): q(z|x, y) and p(x|z, y),
+    with y one-hot appended to the encoder's features and to z. ``config.num_classes``
+    comes from the training data's class names; unlabelled images get y = 0."""
+
+    needs_labels: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig, components: Components):
+        if config.num_classes < 1:
+            raise UsageError("model 'cvae' needs data with class labels (e.g. the digits)")
+        super().__init__(config, components)
+
+
+@torch.no_grad()
+def iwae_bound(model: Any, x: Tensor, k: int = 64, y: Tensor | None = None) -> Tensor:
+    """(B,) importance-weighted lower bound on log p(x) with ``k`` samples (Burda et al.),
+    from the kind's posterior, prior and likelihood."""
+    q = model.posterior(x, y)
+    log_w = []
+    for _ in range(k):
+        z = q.rsample()
+        log_px = model.likelihood.log_prob(x.float(), model.decode(z, y))
+        log_w.append(log_px + model.prior.log_prob(z) - q.log_prob(z))
+    return torch.logsumexp(torch.stack(log_w), dim=0) - math.log(k)

@@ -6,6 +6,11 @@ entry point in the group ``vaekit`` is imported on its own, inside
 not exist) is unregistered, reported with a warning naming it, and shown as
 broken by ``vaekit plugins``; everything else keeps working. Set
 ``VAEKIT_STRICT_PLUGINS=1`` to turn those warnings into errors (for CI).
+
+A name registered by two plugins in one family is a *conflict*: ``vaekit
+plugins`` lists it, and only a command that uses that name fails (with both
+plugins and packages named). Every component is checked against its family's
+protocol (:mod:`vaekit.contract`) when it is built.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import pluggy
 
 from vaekit import hookspecs
+from vaekit.contract import check_component
 from vaekit.errors import PluginConflictError, UnknownComponentError, VaekitError
 from vaekit.options import check_options
 
@@ -96,6 +102,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._registries: dict[str, dict[str, Component]] = {}
+        #: family -> name -> the message of a name that two plugins registered
+        self.conflicts: dict[str, dict[str, str]] = {}
         from vaekit import __version__
 
         for module_name in BUILTIN_MODULES:
@@ -167,19 +175,19 @@ class PluginHost:
         if family not in FAMILIES:
             raise ValueError(f"unknown component family {family!r}; families: {FAMILIES}")
         if family not in self._registries:
+            self.conflicts[family] = {}
             self._registries[family] = self._build_registry(family)
         return self._registries[family]
 
     def _build_registry(self, family: str) -> dict[str, Component]:
         registry: dict[str, Component] = {}
+        self.conflicts[family] = {}
         caller = getattr(self.pm.hook, f"register_{family}")
         for impl in reversed(caller.get_hookimpls()):  # registration order
             added: list[str] = []
             register = self._registrar(family, impl.plugin_name, registry, added)
             try:
                 impl.function(register=register)
-            except PluginConflictError:
-                raise
             except Exception as exc:
                 info = self.plugins.get(impl.plugin_name)
                 if info is None or info.builtin:
@@ -204,13 +212,16 @@ class PluginHost:
         def register(name: str, factory: Any) -> None:
             if not isinstance(name, str) or not name:
                 raise VaekitError(f"plugin '{plugin}' registered a {family} with no name")
+            if family == "datasets":  # the registered object is the product
+                check_component(family, name, plugin, factory)
             if name in registry and registry[name].plugin != plugin:
                 other = registry[name].plugin
-                raise PluginConflictError(
+                self.conflicts[family][name] = (
                     f"{SINGULAR[family]} '{name}' is registered by two plugins: "
                     f"'{other}' ({self._dist(other)}) and '{plugin}' ({self._dist(plugin)}); "
                     "uninstall one of them or ask its author to rename it"
                 )
+                return
             registry[name] = Component(family, name, factory, plugin)
             added.append(name)
 
@@ -227,15 +238,19 @@ class PluginHost:
     def get(self, family: str, name: str) -> Component:
         """The component ``name`` of ``family``; unknown names fail with suggestions."""
         registry = self.registry(family)
+        if name in self.conflicts.get(family, {}):
+            raise PluginConflictError(self.conflicts[family][name])
         if name not in registry:
             raise UnknownComponentError(SINGULAR[family], name, list(registry))
         return registry[name]
 
     def create(self, family: str, name: str, *args: Any, **options: Any) -> Any:
-        """Build component ``name`` with positional ``args`` and checked keyword ``options``."""
+        """Build component ``name`` with positional ``args`` and checked keyword ``options``;
+        the product is checked against the family's protocol (:mod:`vaekit.contract`)."""
         component = self.get(family, name)
         check_options(SINGULAR[family], name, component.factory, options, skip=len(args))
-        return component.factory(*args, **options)
+        product = component.factory(*args, **options)
+        return check_component(family, name, component.plugin, product)
 
     @property
     def hook(self) -> Any:

@@ -1,27 +1,30 @@
-"""Run directories: config.json, model.safetensors, checkpoint/, metrics.jsonl, grids.
+"""Run directories (config.json, model.safetensors, checkpoint/, metrics.jsonl, grids)
+and :func:`open_run`, the one way a trained model is loaded.
 
-Every file is written atomically (a temporary file beside it, then a rename), so
-a kill at any moment leaves the last good state loadable. ``runs/latest`` is a
-symlink to the newest run.
+Every file is written atomically (:mod:`vaekit.files`), so a kill at any moment
+leaves the last good state loadable. ``runs/latest`` is a symlink to the newest run.
+:func:`open_run` gives encode, generate, inspect and evaluation the same
+:class:`LoadedRun`: the model, its typed config, its preprocessing, its class
+names and the hash of its weights.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaekit.config import RunConfig
 from vaekit.errors import DataError
+from vaekit.files import atomic_path, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
-    from torch import nn
+    import numpy as np
+    from torch import Tensor, nn
+
+    from vaekit.data import ImageDataset
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -30,63 +33,6 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
 LATEST = "latest"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
-    The temporary name carries the writer's PID; temporaries that a killed writer
-    left behind (its PID no longer alive) are removed on the next write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    prefix = f".{path.name}.pid{os.getpid()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # the mode a plain open() gives, not mkstemp's 0600
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete ``.NAME.pidPID.*.tmp`` files beside ``path`` whose writer process is gone."""
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.pid*.tmp"):
-        pid_text = leftover.name[len(path.name) + 5 :].split(".", 1)[0]
-        if pid_text.isdigit() and not _process_alive(int(pid_text)):
-            leftover.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -127,17 +73,22 @@ class Run:
     def metrics_path(self) -> Path:
         return self.path / METRICS
 
-    def read_config(self) -> dict[str, Any]:
-        """The run's config.json as a dict."""
+    def read_config(self) -> RunConfig:
+        """The run's config.json, parsed and checked (a damaged file is a DataError)."""
         if not self.config_path.is_file():
             raise DataError(
                 f"'{self.path}' is not a vaekit run (no {CONFIG}); "
                 "train one with `vaekit train` or pass --model RUN_DIR"
             )
-        return json.loads(self.config_path.read_text())
+        try:
+            data = json.loads(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{self.config_path} is not readable JSON ({exc})") from None
+        return RunConfig.from_dict(data, where=str(self.config_path))
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=False) + "\n")
+    def write_config(self, config: RunConfig) -> None:
+        text = json.dumps(config.to_dict(), indent=2, sort_keys=False) + "\n"
+        atomic_write_text(self.config_path, text)
 
     def save_weights(self, model: nn.Module) -> str:
         """Write model.safetensors atomically; returns the file's SHA-256."""
@@ -192,18 +143,123 @@ def point_latest(run: Run) -> None:
     os.replace(tmp, link)
 
 
-def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> nn.Module:
-    """Rebuild the model from config.json and load model.safetensors (eval mode)."""
+@dataclass
+class LoadedRun:
+    """A trained run, loaded once: what encode, generate, inspect and evaluation share."""
+
+    run: Run
+    config: RunConfig
+    model: Any  # the model kind's nn.Module, in eval mode
+    weights_sha256: str
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def num_classes(self) -> int:
+        """Classes a conditional model takes (0: unconditional)."""
+        return int(self.config.model.num_classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        """A conditional model's class names (ids as strings when the data had none)."""
+        names = self.config.class_names
+        return list(names) if names else [str(i) for i in range(self.num_classes)]
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def condition(self, labels: np.ndarray | Tensor | None, n: int) -> Tensor | None:
+        """The one-hot ``y`` for ``n`` rows of class ids (None for an unconditional model;
+        no labels: the classes in turn), on the model's device."""
+        import numpy as np
+        import torch
+
+        from vaekit.model import one_hot_labels
+
+        if not self.num_classes:
+            return None
+        if labels is None:
+            labels = np.arange(n) % self.num_classes
+        ids = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        return one_hot_labels(ids, self.num_classes).to(self.device)
+
+    def load_data(self, data: str | Path | ImageDataset | None = None) -> ImageDataset:
+        """``data`` (None: the run's training data) read with the run's preprocessing and
+        split, checked to fit the model (shape, classes)."""
+        from vaekit.data import load_run_data
+
+        dataset = load_run_data(self.config.train, data)
+        self.check_fits(dataset)
+        return dataset
+
+    def check_fits(self, data: ImageDataset) -> None:
+        """Fail, before any work, when the model's input shape or classes do not fit ``data``."""
+        expected = tuple(self.config.model.input_shape or ())
+        if data.image_shape != expected:
+            raise DataError(
+                f"the model in {self.path} takes images of shape {expected} (C, H, W) but "
+                f"'{data.location}' gives {data.image_shape}; encode data like its training "
+                f"data or train a model on this data (`vaekit train {data.location}`)"
+            )
+        if self.num_classes:
+            trained = self.config.class_names
+            if data.labels is None:
+                raise DataError(
+                    f"the model in {self.path} is class-conditional and '{data.location}' has "
+                    "no class labels; use labelled data"
+                )
+            if trained is not None and list(data.class_names or []) != list(trained):
+                raise DataError(
+                    f"the model in {self.path} was trained on classes {trained} but "
+                    f"'{data.location}' has {data.class_names}; class ids would not match"
+                )
+
+
+def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> LoadedRun:
+    """Load a trained run: its config (parsed and checked), the model rebuilt from it with
+    the weights of model.safetensors (checked against the config's shapes), in eval mode
+    on ``device``. Anything missing or damaged is a one-line :class:`DataError`."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vaekit.model import ModelConfig, build_model
+    from vaekit.model import build_model
 
     run = resolve_run(run_dir)
     config = run.read_config()
-    model = build_model(ModelConfig.from_dict(config["model"]))
     if not run.weights_path.is_file():
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
-    model.load_state_dict(load_file(str(run.weights_path)))
-    model.run_config = config  # preprocessing and data description for later steps
-    model.run_dir = run.path
-    return model.to(device).eval()
+    model = build_model(config.model)
+    try:
+        state = load_file(str(run.weights_path))
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"{run.weights_path} is not a readable safetensors file ({exc})") from None
+    check_weights(model, state, run.weights_path)
+    model.load_state_dict(state)
+    return LoadedRun(run, config, model.to(device).eval(), file_sha256(run.weights_path))
+
+
+def check_weights(model: nn.Module, state: dict[str, Any], where: str | Path) -> None:
+    """Fail with a DataError naming the tensor when ``state`` does not fit ``model``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise DataError(
+            f"{where} does not match its config: missing tensors {missing[:3]}, "
+            f"unexpected {unexpected[:3]}; train the run again or restore its files"
+        )
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise DataError(
+                f"{where} does not match its config: tensor '{key}' has shape "
+                f"{tuple(state[key].shape)}, the config builds {tuple(tensor.shape)}; "
+                "train the run again or restore its files"
+            )
+
+
+def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> nn.Module:
+    """The trained model of a run, ready for inference (eval mode); see :func:`open_run`."""
+    return open_run(run_dir, device).model

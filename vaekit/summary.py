@@ -141,26 +141,23 @@ def run_summary(path: Path) -> list[RenderableType]:
 
     run: Run = resolve_run(path)
     config = run.read_config()
-    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
+    model, train, data = config.model, config.train, config.data
     metrics = run.read_metrics()
     last = metrics[-1] if metrics else {}
     rows: list[tuple[str, Any]] = [
         ("run", run.path),
-        ("created", config.get("created")),
-        ("model kind", model.get("model")),
-        ("components", _components(model)),
-        ("latent size", model.get("latent_dim")),
-        ("input shape", model.get("input_shape")),
+        ("created", config.created),
+        ("model kind", model.kind),
+        ("components", _components(model.to_dict())),
+        ("latent size", model.latent_dim),
+        ("input shape", list(model.input_shape or ())),
         ("data", f"{data.get('source')} at {data.get('location')} ({data.get('n')} images)"),
-        (
-            "preprocessing",
-            f"image size {train.get('image_size')}, channels {train.get('channels')}",
-        ),
-        ("KL schedule", train.get("kl_schedule")),
-        ("epochs", f"{last.get('epoch', 0)} of {train.get('epochs')}"),
+        ("preprocessing", f"image size {train.image_size}, channels {train.channels}"),
+        ("KL schedule", train.kl_schedule),
+        ("epochs", f"{last.get('epoch', 0)} of {train.epochs}"),
         ("last loss", f"{last['loss']:.3f}" if "loss" in last else None),
         ("last val -ELBO", f"{last['val_loss']:.3f}" if "val_loss" in last else None),
         ("weights", "present" if run.weights_path.is_file() else "[red]missing[/]"),
-        ("vaekit", config.get("vaekit_version")),
+        ("vaekit", config.vaekit_version),
     ]
     return [_kv_table(f"run {run.name}", rows)]

@@ -1,15 +1,21 @@
-"""The training loop: data, model, KL schedule, accelerator, checkpoints, resume.
+"""The training loop: set-up, resume, epochs, checkpoints.
+
+Read :func:`train` top to bottom: :func:`set_up` builds (or restores) everything a
+run needs, :func:`train_epoch` runs one epoch of optimiser steps,
+:func:`save_epoch` writes weights, checkpoint and metrics atomically, and
+:func:`finish` writes the grids. The objective is the model kind's own
+(``model(x, y, beta=..., free_bits=...)``); the core never asks which kind it is.
 
 The hot loop holds the data as one uint8 tensor, converts each batch on the
-device, and reads values back to the host (``.item()``) only every
-``log_every`` steps; there is no per-sample Python.
+device, and reads values back to the host (``.tolist()``) only every
+``LOG_EVERY`` steps; there is no per-sample Python.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,89 +23,16 @@ from typing import Any, Protocol
 import torch
 
 from vaekit import __version__
-from vaekit.data import DeviceBatches, ImageDataset, load_dataset
+from vaekit.config import ModelConfig, RunConfig, TrainConfig
+from vaekit.data import DeviceBatches, ImageDataset, load_training_data
+from vaekit.devices import choose_accelerator
 from vaekit.errors import UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
-from vaekit.model import VAE, ModelConfig, build_model, one_hot_labels
-from vaekit.options import strict_dataclass
+from vaekit.model import build_model, mean_image, needs_labels, one_hot_labels
 from vaekit.plugins import get_plugin_host
-from vaekit.runs import (
-    LATEST,
-    RECONSTRUCTIONS,
-    SAMPLES,
-    Run,
-    point_latest,
-    resolve_run,
-    unwrap,
-)
+from vaekit.runs import LATEST, RECONSTRUCTIONS, SAMPLES, Run, point_latest, resolve_run, unwrap
 
 LOG_EVERY = 10
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; written to config.json as ``train``."""
-
-    data: str | None = None
-    dataset: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
-    channels: int | None = None
-    skip_bad: bool = False
-    val_fraction: float = 0.1
-    model: str = "vae"
-    encoder: str = "conv"
-    encoder_options: dict[str, Any] = field(default_factory=dict)
-    decoder: str | None = None
-    decoder_options: dict[str, Any] = field(default_factory=dict)
-    likelihood: str = "gaussian"
-    likelihood_options: dict[str, Any] = field(default_factory=dict)
-    prior: str = "normal"
-    prior_options: dict[str, Any] = field(default_factory=dict)
-    latent_dim: int = 16
-    kl_schedule: str = "warmup"
-    kl_schedule_options: dict[str, Any] = field(default_factory=dict)
-    free_bits: float = 0.0
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    grad_clip: float = 100.0
-    seed: int = 0
-    accelerator: str = "auto"
-    accelerator_options: dict[str, Any] = field(default_factory=dict)
-    runs_dir: str = "runs"
-    name: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Strict: a misspelt key is an error naming the known ones."""
-        return strict_dataclass(cls, data, "training config")
-
-    def validate(self) -> None:
-        """Fail early, before any data is read, on bad numbers or unknown component names."""
-        host = get_plugin_host()
-        for family, name in (
-            ("models", self.model),
-            ("encoders", self.encoder),
-            ("decoders", self.decoder or self.encoder),
-            ("likelihoods", self.likelihood),
-            ("priors", self.prior),
-            ("kl_schedules", self.kl_schedule),
-        ):
-            host.get(family, name)
-        if self.accelerator != "auto":
-            host.get("accelerators", self.accelerator)
-        for name, value in (
-            ("epochs", self.epochs),
-            ("batch size", self.batch_size),
-            ("latent size", self.latent_dim),
-        ):
-            if value < 1:
-                raise UsageError(f"{name} must be >= 1, got {value}")
-        if not self.lr > 0:
-            raise UsageError(f"learning rate must be > 0, got {self.lr}")
-        if self.free_bits < 0:
-            raise UsageError(f"free bits must be >= 0, got {self.free_bits}")
 
 
 class Reporter(Protocol):
@@ -123,64 +56,107 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-def resolve_accelerator_name(name: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is available, else ``cpu``; other names unchanged."""
-    if name != "auto":
-        return name
-    cuda = get_plugin_host().registry("accelerators").get("cuda")
-    return "cuda" if cuda is not None and cuda.factory.is_available() else "cpu"
-
-
-def choose_accelerator(name: str, options: dict[str, Any]) -> Any:
-    """Build the accelerator ``name`` (``auto``: see :func:`resolve_accelerator_name`)."""
-    host = get_plugin_host()
-    name = resolve_accelerator_name(name)
-    accelerator = host.create("accelerators", name, **options)
-    if not accelerator.is_available():
-        raise VaekitError(
-            f"accelerator '{name}' is not available on this machine; try --accelerator cpu"
-        )
-    return accelerator
-
-
-def prepare_data(config: TrainConfig) -> ImageDataset:
-    """Load the training data with its splits, as ``config`` describes."""
-    data = load_dataset(
-        config.data,
-        config.dataset,
-        image_size=config.image_size,
-        channels=config.channels,
-        skip_bad=config.skip_bad,
-        **config.dataset_options,
-    )
-    if len(data) == 0:
-        raise VaekitError(f"dataset '{data.source}' at {data.location} holds no images")
-    return data.with_splits(config.val_fraction, config.seed)
-
-
-def model_config_for(config: TrainConfig, data: ImageDataset) -> ModelConfig:
-    """The model configuration for training ``config`` on ``data``."""
-    num_classes = 0
-    if config.model != "vae":  # model kinds other than vae may condition on labels
-        num_classes = len(data.class_names or [])
-    return ModelConfig(
-        input_shape=data.image_shape,
-        latent_dim=config.latent_dim,
-        model=config.model,
-        encoder=config.encoder,
-        encoder_options=dict(config.encoder_options),
-        decoder=config.decoder,
-        decoder_options=dict(config.decoder_options),
-        likelihood=config.likelihood,
-        likelihood_options=dict(config.likelihood_options),
-        prior=config.prior,
-        prior_options=dict(config.prior_options),
-        num_classes=num_classes,
-    )
-
-
 class StopTraining(Exception):  # noqa: N818 -- a signal, not an error
     """Raise from ``vaekit_epoch_end`` to end training after that epoch, as if it were the last."""
+
+
+@dataclass
+class Session:
+    """Everything one training run holds while it trains."""
+
+    config: TrainConfig
+    run_config: RunConfig
+    run: Run
+    accelerator: Any
+    model: torch.nn.Module  # what runs the steps (possibly compiled)
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    schedule_steps: int
+    batches: DeviceBatches
+    val_batches: DeviceBatches | None
+    grid_data: ImageDataset
+    resumed: bool
+    start_epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def raw_model(self) -> torch.nn.Module:
+        """The plain module under compile/DDP wrappers (what is saved)."""
+        return unwrap(self.model)
+
+    @property
+    def num_classes(self) -> int:
+        return self.run_config.model.num_classes
+
+    @property
+    def final_metrics(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.batches.num_batches(self.config.batch_size)
+
+
+def train(
+    config: TrainConfig, resume: bool = False, reporter: Reporter | None = None
+) -> TrainResult:
+    """Train a model as ``config`` says and leave a loadable run directory.
+
+    With ``resume=True`` the run ``config.runs_dir/config.name`` (default: the
+    latest) continues from its last checkpoint with its saved settings: weights,
+    optimiser, step, epoch, KL schedule and RNG state are restored. Only
+    ``config.epochs`` is taken from ``config`` (0 keeps the saved count).
+    """
+    session = set_up(config, resume)
+    host = get_plugin_host()
+    host.hook.vaekit_train_start(run=session.run, config=session.run_config.to_dict())
+    if reporter:
+        reporter.start(session.steps_per_epoch * session.config.epochs, session.step, session.run)
+    for epoch in range(session.start_epoch, session.config.epochs):
+        metrics = train_epoch(session, epoch, reporter)
+        if session.val_batches is not None:
+            metrics["val_loss"] = validation_neg_elbo(session)
+        save_epoch(session, metrics)
+        if reporter:
+            reporter.epoch_end(epoch + 1, metrics)
+        try:
+            host.hook.vaekit_epoch_end(run=session.run, epoch=epoch + 1, metrics=metrics)
+        except StopTraining:
+            break
+    finish(session)
+    host.hook.vaekit_train_end(run=session.run, metrics=session.final_metrics)
+    if reporter:
+        reporter.end(session.history)
+    return TrainResult(session.run, session.history)
+
+
+# -- set-up --------------------------------------------------------------------------------
+
+
+def validate_components(config: TrainConfig) -> None:
+    """Fail early, before any data is read, on unknown component names or bad numbers."""
+    config.validate()
+    host = get_plugin_host()
+    model = config.model
+    for family, name in (
+        ("models", model.kind),
+        ("encoders", model.encoder),
+        ("decoders", model.decoder or model.encoder),
+        ("likelihoods", model.likelihood),
+        ("priors", model.prior),
+        ("kl_schedules", config.kl_schedule),
+    ):
+        host.get(family, name)
+    if config.accelerator != "auto":
+        host.get("accelerators", config.accelerator)
+
+
+def resolve_model_config(config: ModelConfig, data: ImageDataset) -> ModelConfig:
+    """``config`` with what the data decides: the input shape, and the classes for a kind
+    that declares ``needs_labels``."""
+    num_classes = len(data.class_names or []) if needs_labels(config.kind) else 0
+    return replace(config, input_shape=data.image_shape, num_classes=num_classes)
 
 
 def new_run(config: TrainConfig) -> Run:
@@ -189,7 +165,7 @@ def new_run(config: TrainConfig) -> Run:
         raise UsageError(f"'{LATEST}' is the link to the newest run; choose another --name")
     name = config.name
     if name is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.encoder}"
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.model.encoder}"
         name, n = stamp, 1
         while (Path(config.runs_dir) / name).exists():  # two runs started in one second
             n += 1
@@ -204,210 +180,232 @@ def new_run(config: TrainConfig) -> Run:
     return Run(path)
 
 
-def train(
-    config: TrainConfig, resume: bool = False, reporter: Reporter | None = None
-) -> TrainResult:
-    """Train a model as ``config`` says and leave a loadable run directory.
-
-    With ``resume=True`` the run ``config.runs_dir/config.name`` (default: the
-    latest) continues from its last checkpoint with its saved settings: weights,
-    optimiser, step, epoch, KL schedule and RNG state are restored. Only
-    ``config.epochs`` is taken from ``config`` (0 keeps the saved count).
-    """
+def set_up(config: TrainConfig, resume: bool) -> Session:
+    """Everything a run needs: for a new run from ``config``; when resuming, from the
+    run's saved config and checkpoint (only ``config.epochs`` is taken from ``config``)."""
+    state: dict[str, Any] | None = None
+    started_epochs = config.epochs
     if resume:
         run = resolve_run(Path(config.runs_dir) / (config.name or LATEST))
         saved = run.read_config()
         epochs = config.epochs
-        config = TrainConfig.from_dict(saved["train"])
-        config.epochs, started_epochs = epochs or config.epochs, config.epochs
+        config = saved.train
+        started_epochs = config.epochs
+        config.epochs = epochs or config.epochs
         state = run.load_checkpoint()
     else:
-        config.validate()
-        started_epochs = config.epochs
+        validate_components(config)
         if config.data is not None and Path(config.data).exists():
             config.data = str(Path(config.data).resolve())  # later commands run from anywhere
-        run, state = None, None
-    host = get_plugin_host()
+        run = None
 
     torch.manual_seed(config.seed)
-    data = prepare_data(config)
+    data = load_training_data(config)
     train_data, val_data = data.select_split("train"), data.select_split("val")
     if len(train_data) == 0:
         raise VaekitError("the training split is empty; lower --val-fraction or add images")
-    model_config = model_config_for(config, data)
+    config.model = resolve_model_config(config.model, data)
     accelerator = choose_accelerator(config.accelerator, config.accelerator_options)
-    model = build_model(model_config)
+    model = build_model(config.model)
     if run is None:
         run = new_run(config)
 
-    use_labels = model_config.num_classes > 0  # a plain VAE never moves labels per step
+    use_labels = config.model.num_classes > 0  # a plain VAE never moves labels per step
     batches = DeviceBatches(
         train_data.images, accelerator.device, train_data.labels if use_labels else None
     )
-    val_batches = (
-        DeviceBatches(val_data.images, accelerator.device, val_data.labels if use_labels else None)
-        if len(val_data)
-        else None
-    )
+    val_batches = None
+    if len(val_data):
+        val_labels = val_data.labels if use_labels else None
+        val_batches = DeviceBatches(val_data.images, accelerator.device, val_labels)
     steps_per_epoch = batches.num_batches(config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
     # a resumed run keeps the schedule it started with, even when --epochs grows
-    schedule_steps = total_steps
+    schedule_steps = steps_per_epoch * config.epochs
     if state is not None:  # checkpoints of vaekit 0.1.0 before this field: the run's own total
         schedule_steps = int(state.get("schedule_steps", steps_per_epoch * started_epochs))
-    schedule = host.create(
+    schedule = get_plugin_host().create(
         "kl_schedules", config.kl_schedule, schedule_steps, **config.kl_schedule_options
     )
 
-    start_epoch, step, history = 0, 0, []
     if state is not None:
         model.load_state_dict(state["model"])
     model = accelerator.prepare(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
-        history = run.read_metrics()[:start_epoch]
-        torch.set_rng_state(state["rng"])
-
-    full_config = {
-        "vaekit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_config.to_dict(),
-        "train": asdict(config),
-        "data": data.describe(),
-        "plugins": {
-            name: {"distribution": info.distribution, "version": info.version}
-            for name, info in host.plugins.items()
-            if not info.builtin and info.status == "ok"
-        },
-    }
-    run.write_config(full_config)
-    host.hook.vaekit_train_start(run=run, config=full_config)
-    if reporter:
-        reporter.start(total_steps, step, run)
-
-    raw = unwrap(model)
-    num_classes = model_config.num_classes
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        sums = torch.zeros(3, device=accelerator.device)  # loss, recon, kl (summed per batch)
-        logged = torch.zeros(3, device=accelerator.device)
-        n_batches, n_logged, log_samples = 0, 0, 0
-        t_epoch = t_log = time.perf_counter()
-        for x, y in batches.epoch(config.batch_size, shuffle=True, seed=config.seed + epoch):
-            beta = schedule(step, epoch)
-            y_in = one_hot_labels(y, num_classes)
-            with accelerator.autocast():
-                terms = model(x, y_in)
-            loss = VAE.loss(terms, beta, config.free_bits)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            with torch.no_grad():
-                batch_terms = torch.stack([loss, terms.recon_nll.mean(), terms.kl.mean()])
-                sums += batch_terms
-                logged += batch_terms
-            step += 1
-            n_batches += 1
-            n_logged += 1
-            log_samples += len(x)
-            if n_logged == LOG_EVERY or n_batches == steps_per_epoch:
-                values = (logged / n_logged).tolist()  # the only host sync of the loop
-                if not math.isfinite(values[0]):
-                    kept = (
-                        f"; the checkpoint of epoch {epoch} in {run.path} is intact and loadable"
-                        if epoch > 0
-                        else ""
-                    )
-                    raise VaekitError(
-                        f"the loss became {values[0]} at step {step} (epoch {epoch + 1}): train "
-                        f"again with a lower --lr (now {config.lr:g}) or a larger --batch-size"
-                        f"{kept}"
-                    )
-                now = time.perf_counter()
-                if reporter:
-                    reporter.update(
-                        step,
-                        {
-                            "loss": values[0],
-                            "recon": values[1],
-                            "kl": values[2],
-                            "beta": beta,
-                            "samples_per_s": log_samples / max(now - t_log, 1e-9),
-                            "epoch": epoch + 1,
-                        },
-                    )
-                logged.zero_()
-                t_log, log_samples, n_logged = now, 0, 0
-        accelerator.synchronize()
-        train_time = time.perf_counter() - t_epoch
-        mean = (sums / max(n_batches, 1)).tolist()
-        metrics: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": step,
-            "loss": mean[0],
-            "recon": mean[1],
-            "kl": mean[2],
-            "beta": schedule(max(step - 1, 0), epoch),
-            "samples_per_s": len(train_data) / max(train_time, 1e-9),
-            "epoch_seconds": train_time,
-        }
-        if val_batches is not None:
-            metrics["val_loss"] = evaluate_neg_elbo(
-                model, val_batches, config.batch_size, num_classes, accelerator
-            )
-        history.append(metrics)
-        raw.eval()
-        run.save_weights(raw)
-        run.save_checkpoint(
-            {
-                "model": raw.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "step": step,
-                "schedule_steps": schedule_steps,
-                "rng": torch.get_rng_state(),
-            }
-        )
-        run.rewrite_metrics(history)
-        if not resume and epoch == start_epoch:
-            point_latest(run)  # only once the run holds a loadable model
-        if reporter:
-            reporter.epoch_end(epoch + 1, metrics)
-        try:
-            host.hook.vaekit_epoch_end(run=run, epoch=epoch + 1, metrics=metrics)
-        except StopTraining:
-            break
-
-    write_grids(
-        raw, run, val_data if len(val_data) else train_data, accelerator.device, seed=config.seed
+    run_config = RunConfig(
+        train=config,
+        data=data.describe(),
+        vaekit_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        plugins=plugin_versions(),
     )
-    host.hook.vaekit_train_end(run=run, metrics=history[-1] if history else {})
-    if reporter:
-        reporter.end(history)
-    return TrainResult(run, history)
+    session = Session(
+        config=config,
+        run_config=run_config,
+        run=run,
+        accelerator=accelerator,
+        model=model,
+        optimizer=optimizer,
+        schedule=schedule,
+        schedule_steps=schedule_steps,
+        batches=batches,
+        val_batches=val_batches,
+        grid_data=val_data if len(val_data) else train_data,
+        resumed=resume,
+    )
+    if state is not None:
+        restore(session, state)
+    run.write_config(run_config)
+    return session
+
+
+def plugin_versions() -> dict[str, dict[str, str]]:
+    """The third-party plugins loaded now, with their distributions and versions."""
+    return {
+        name: {"distribution": info.distribution, "version": info.version}
+        for name, info in get_plugin_host().plugins.items()
+        if not info.builtin and info.status == "ok"
+    }
+
+
+def restore(session: Session, state: dict[str, Any]) -> None:
+    """Continue from a checkpoint: optimiser, epoch, step, metrics and RNG state."""
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.start_epoch, session.step = int(state["epoch"]), int(state["step"])
+    session.history = session.run.read_metrics()[: session.start_epoch]
+    torch.set_rng_state(state["rng"])
+
+
+# -- one epoch -----------------------------------------------------------------------------
+
+
+def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict[str, Any]:
+    """One pass over the training split; returns the epoch's mean metrics."""
+    config, model, device = session.config, session.model, session.accelerator.device
+    model.train()
+    sums = torch.zeros(3, device=device)  # loss, recon, kl (summed per batch)
+    logged = torch.zeros(3, device=device)
+    n_batches, n_logged, log_samples = 0, 0, 0
+    t_epoch = t_log = time.perf_counter()
+    beta = 0.0
+    for x, y in session.batches.epoch(config.batch_size, shuffle=True, seed=config.seed + epoch):
+        beta = session.schedule(session.step, epoch)
+        y_in = one_hot_labels(y, session.num_classes)
+        with session.accelerator.autocast():
+            objective = model(x, y_in, beta=beta, free_bits=config.free_bits)
+        session.optimizer.zero_grad(set_to_none=True)
+        objective.loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        session.optimizer.step()
+        with torch.no_grad():
+            batch_terms = torch.stack(
+                [objective.loss.detach(), objective.recon_nll.mean(), objective.kl.mean()]
+            )
+            sums += batch_terms
+            logged += batch_terms
+        session.step += 1
+        n_batches += 1
+        n_logged += 1
+        log_samples += len(x)
+        if n_logged == LOG_EVERY or n_batches == session.steps_per_epoch:
+            values = (logged / n_logged).tolist()  # the only host sync of the loop
+            check_finite(session, values[0], epoch)
+            now = time.perf_counter()
+            if reporter:
+                reporter.update(
+                    session.step,
+                    {
+                        "loss": values[0],
+                        "recon": values[1],
+                        "kl": values[2],
+                        "beta": beta,
+                        "samples_per_s": log_samples / max(now - t_log, 1e-9),
+                        "epoch": epoch + 1,
+                    },
+                )
+            logged.zero_()
+            t_log, log_samples, n_logged = now, 0, 0
+    session.accelerator.synchronize()
+    train_time = time.perf_counter() - t_epoch
+    mean = (sums / max(n_batches, 1)).tolist()
+    return {
+        "epoch": epoch + 1,
+        "step": session.step,
+        "loss": mean[0],
+        "recon": mean[1],
+        "kl": mean[2],
+        "beta": session.schedule(max(session.step - 1, 0), epoch),
+        "samples_per_s": len(session.batches) / max(train_time, 1e-9),
+        "epoch_seconds": train_time,
+    }
+
+
+def check_finite(session: Session, loss: float, epoch: int) -> None:
+    """Stop with a message that says what to change when the loss is no longer finite."""
+    if math.isfinite(loss):
+        return
+    kept = (
+        f"; the checkpoint of epoch {epoch} in {session.run.path} is intact and loadable"
+        if epoch > 0
+        else ""
+    )
+    raise VaekitError(
+        f"the loss became {loss} at step {session.step} (epoch {epoch + 1}): train again "
+        f"with a lower --lr (now {session.config.lr:g}) or a larger --batch-size{kept}"
+    )
 
 
 @torch.no_grad()
-def evaluate_neg_elbo(
-    model: torch.nn.Module,
-    batches: DeviceBatches,
-    batch_size: int,
-    num_classes: int,
-    accelerator: Any,
-) -> float:
-    """Mean -ELBO (beta = 1, one posterior sample) over ``batches``, in eval mode."""
+def validation_neg_elbo(session: Session) -> float:
+    """Mean -ELBO (beta = 1, one posterior sample) over the validation split, in eval mode."""
+    model = session.raw_model
     model.eval()
-    total = torch.zeros((), device=accelerator.device)
-    for x, y in batches.epoch(batch_size, shuffle=False):
-        y_in = one_hot_labels(y, num_classes)
-        with accelerator.autocast():
-            total += model(x, y_in).neg_elbo.sum()
+    total = torch.zeros((), device=session.accelerator.device)
+    assert session.val_batches is not None
+    for x, y in session.val_batches.epoch(session.config.batch_size, shuffle=False):
+        y_in = one_hot_labels(y, session.num_classes)
+        with session.accelerator.autocast():
+            total += model.elbo(x, y_in).neg_elbo.sum()
     model.train()
-    return total.item() / len(batches)
+    return total.item() / len(session.val_batches)
+
+
+# -- checkpoint ----------------------------------------------------------------------------
+
+
+def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
+    """Weights, checkpoint and metrics of the epoch just trained, each written atomically;
+    ``latest`` moves to a new run once it holds a loadable model."""
+    session.history.append(metrics)
+    raw = session.raw_model
+    raw.eval()
+    run = session.run
+    run.save_weights(raw)
+    run.save_checkpoint(
+        {
+            "model": raw.state_dict(),
+            "optimizer": session.optimizer.state_dict(),
+            "epoch": metrics["epoch"],
+            "step": session.step,
+            "schedule_steps": session.schedule_steps,
+            "rng": torch.get_rng_state(),
+        }
+    )
+    run.rewrite_metrics(session.history)
+    if not session.resumed and metrics["epoch"] == session.start_epoch + 1:
+        point_latest(run)
+
+
+def finish(session: Session) -> None:
+    """The grids of the trained model: prior samples and reconstructions."""
+    write_grids(
+        session.raw_model,
+        session.run,
+        session.grid_data,
+        session.accelerator.device,
+        num_classes=session.num_classes,
+        seed=session.config.seed,
+    )
 
 
 @torch.no_grad()
@@ -416,23 +414,22 @@ def write_grids(
     run: Run,
     data: ImageDataset,
     device: torch.device,
+    num_classes: int = 0,
     seed: int = 0,
     n: int = 64,
 ) -> None:
-    """samples.png (prior draws) and reconstructions.png (originals above reconstructions)."""
+    """samples.png (draws from the model's prior) and reconstructions.png (originals above
+    their reconstructions); ``num_classes`` > 0 for a class-conditional model."""
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    num_classes = model.config.num_classes
-    z = torch.randn(n, model.latent_dim, generator=generator).to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    z = model.prior.sample(n, generator=generator)
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
-    save_grid(to_uint8(model.decode_mean(z, y)), run.file(SAMPLES), ncol=8)
+    save_grid(to_uint8(mean_image(model, z, y)), run.file(SAMPLES), ncol=8)
     k = min(8, len(data))
     x = torch.from_numpy(data.images[:k]).to(device).float() / 255.0
     labels = None if data.labels is None else torch.from_numpy(data.labels[:k])
     y = one_hot_labels(labels, num_classes)
     y = None if y is None else y.to(device)
-    mu, _ = model.encode(x, y)
-    recon = model.decode_mean(mu, y)
-    pairs = torch.cat([x, recon])
-    save_grid(to_uint8(pairs), run.file(RECONSTRUCTIONS), ncol=k)
+    recon = mean_image(model, model.posterior(x, y).mean, y)
+    save_grid(to_uint8(torch.cat([x, recon])), run.file(RECONSTRUCTIONS), ncol=k)

@@ -11,6 +11,8 @@ def _build():
     import torch
     from torch import Tensor, nn
 
+    from vaekit.posterior import DiagonalGaussian
+
     class NormalPrior(nn.Module):
         """p(z) = N(0, I), with the closed-form KL to a diagonal Gaussian."""
 
@@ -20,13 +22,18 @@ def _build():
             self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
         def log_prob(self, z: Tensor) -> Tensor:
-            return (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(1)
+            return (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(-1)
 
-        def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-            return torch.randn(n, self.latent_dim, generator=generator, device=self._anchor.device)
+        def sample(
+            self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+        ) -> Tensor:
+            """``n`` draws; ``temperature`` scales the standard deviation."""
+            device = self._anchor.device
+            return temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
 
-        def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        def kl(self, posterior: DiagonalGaussian) -> Tensor:
             # KL(N(mu, s^2) || N(0, 1)) = 1/2 (mu^2 + s^2 - 1 - ln s^2), per dimension
+            mu, logvar = posterior.mean, posterior.logvar
             return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
 
     return NormalPrior

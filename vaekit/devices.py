@@ -1,0 +1,28 @@
+"""Choosing where work runs: the accelerator plugins behind ``--accelerator``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vaekit.errors import VaekitError
+from vaekit.plugins import get_plugin_host
+
+
+def resolve_accelerator_name(name: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is available, else ``cpu``; other names unchanged."""
+    if name != "auto":
+        return name
+    cuda = get_plugin_host().registry("accelerators").get("cuda")
+    return "cuda" if cuda is not None and cuda.factory.is_available() else "cpu"
+
+
+def choose_accelerator(name: str, options: dict[str, Any] | None = None) -> Any:
+    """Build the accelerator ``name`` (``auto``: see :func:`resolve_accelerator_name`); one
+    that this machine cannot use is an error that names the fallback."""
+    name = resolve_accelerator_name(name)
+    accelerator = get_plugin_host().create("accelerators", name, **(options or {}))
+    if not accelerator.is_available():
+        raise VaekitError(
+            f"accelerator '{name}' is not available on this machine; try --accelerator cpu"
+        )
+    return accelerator

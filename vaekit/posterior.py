@@ -1,0 +1,58 @@
+"""The approximate posterior q(z|x): a diagonal Gaussian as an object.
+
+Every part of vaekit that draws from, scores or summarises q(z|x) -- the model's
+ELBO, encode, generate, evaluation, a prior's KL -- goes through this one class,
+so the reparametrisation is written once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class DiagonalGaussian:
+    """N(mean, diag(exp(logvar))) over the last dimension; a batch of ``(B, D)`` posteriors."""
+
+    def __init__(self, mean: Tensor, logvar: Tensor) -> None:
+        self.mean = mean  # (B, D)
+        self.logvar = logvar  # (B, D)
+
+    @property
+    def stddev(self) -> Tensor:
+        """(B, D) standard deviations."""
+        return torch.exp(0.5 * self.logvar)
+
+    @property
+    def variance(self) -> Tensor:
+        """(B, D) variances."""
+        return torch.exp(self.logvar)
+
+    @property
+    def shape(self) -> torch.Size:
+        """``(B, D)``."""
+        return self.mean.shape
+
+    def rsample(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """A differentiable draw z = mean + stddev * eps, eps ~ N(0, I): ``(B, D)``, or
+        ``(n, B, D)`` for ``n`` draws (importance sampling)."""
+        shape = self.mean.shape if n is None else (n, *self.mean.shape)
+        eps = torch.randn(
+            shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+        )
+        return self.mean + self.stddev * eps
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log q(z|x) summed over the latent dimensions: ``(..., B)`` for z ``(..., B, D)``."""
+        return (-0.5 * ((z - self.mean).square() / self.variance + self.logvar + LOG_2PI)).sum(-1)
+
+    def detach(self) -> DiagonalGaussian:
+        """The same posterior, cut from the graph."""
+        return DiagonalGaussian(self.mean.detach(), self.logvar.detach())
+
+    def __repr__(self) -> str:
+        return f"DiagonalGaussian(shape={tuple(self.mean.shape)})"
