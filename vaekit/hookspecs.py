@@ -1,9 +1,15 @@
 """The vaekit plugin contract: every hook a plugin can implement.
 
-This is the one file a plugin author needs to read. A plugin is a module (or any
-object) with functions decorated by ``@vaekit.hookimpl`` whose names match the
-hooks below. Third-party packages expose such a module through the entry-point
-group ``vaekit`` in their ``pyproject.toml``::
+This file and :mod:`vaekit.contract` are what a plugin author needs: the hooks
+below say how components are *registered*; ``vaekit.contract`` has one typed
+Protocol per family saying what a built component must *offer* (checked when it
+is built: a missing member is a one-line error naming the plugin, the component
+and the member). ``docs/plugins.md`` walks through both with examples.
+
+A plugin is a module (or any object) with functions decorated by
+``@vaekit.hookimpl`` whose names match the hooks below. Third-party packages
+expose such a module through the entry-point group ``vaekit`` in their
+``pyproject.toml``::
 
     [project.entry-points.vaekit]
     my_plugin = "my_package.vaekit_plugin"
@@ -20,6 +26,13 @@ the hook body, not at module level, so ``vaekit --help`` stays fast.
 Factories are called with keyword options. Any option a user passes with
 ``--encoder-opt key=value`` (and the like) must be a keyword parameter of the
 factory, otherwise vaekit reports the misspelt option with the accepted ones.
+Values are parsed as JSON where they can be (``width=64`` is an int,
+``sigma=0.1`` a float, ``sizes=[1,2]`` a list), ``true``/``false``/``none``
+become ``True``/``False``/``None``, anything else stays a string.
+
+Errors: raise :class:`vaekit.errors.UsageError` (exit code 2) for a bad option
+value and :class:`vaekit.errors.DataError` (exit code 1) for input that cannot be
+read; the CLI prints either as one line. Anything else shows a traceback.
 
 Lifecycle hooks
 ---------------
@@ -54,7 +67,8 @@ def register_encoders(register: Register) -> None:
     ``torch.nn.Module`` that maps a float batch ``x`` of shape ``(B, C, H, W)``
     (values in [0, 1]) to features of shape ``(B, F)``. The module must expose
     ``out_features: int`` (F). The core's posterior head maps the features to
-    the diagonal-Gaussian posterior (mu, log sigma^2).
+    the diagonal-Gaussian posterior (:class:`vaekit.posterior.DiagonalGaussian`).
+    Product: :class:`vaekit.contract.Encoder`.
     """
 
 
@@ -66,6 +80,8 @@ def register_decoders(register: Register) -> None:
     returns a ``torch.nn.Module`` that maps ``z`` of shape ``(B, latent_dim)`` to
     likelihood parameters of shape ``(B, *output_shape)``. ``output_shape`` is
     ``(C * k, H, W)`` where ``k`` is the likelihood's ``params_per_channel``.
+    ``latent_dim`` includes the one-hot classes of class-conditional kinds.
+    Product: :class:`vaekit.contract.Decoder`.
     """
 
 
@@ -81,7 +97,9 @@ def register_likelihoods(register: Register) -> None:
     - ``log_prob(x, params) -> Tensor[B]`` -- log p(x | z) in nats, summed over
       every data dimension, with all normalising constants;
     - ``mean(params) -> Tensor[B, C, H, W]`` -- the mean image, in [0, 1];
-    - ``sample(params) -> Tensor[B, C, H, W]`` -- a draw from p(x | z).
+    - ``sample(params) -> Tensor[B, C, H, W]`` -- a draw from p(x | z), in [0, 1].
+
+    Product: :class:`vaekit.contract.Likelihood`.
     """
 
 
@@ -90,10 +108,19 @@ def register_priors(register: Register) -> None:
     """Register prior factories.
 
     ``register(name, factory)`` where ``factory(latent_dim, **options)`` returns a
-    ``torch.nn.Module`` with ``log_prob(z) -> Tensor[B]``, ``sample(n) -> Tensor[n, D]``
-    and ``kl(mu, logvar) -> Tensor[B, D]``: the per-dimension KL from the
-    diagonal Gaussian N(mu, exp(logvar)) to the prior (closed form where it exists,
-    a one-sample estimate otherwise).
+    ``torch.nn.Module`` (its parameters, if any, are trained with the model) with:
+
+    - ``log_prob(z) -> Tensor[B]`` -- log p(z);
+    - ``sample(n, generator=None) -> Tensor[n, D]`` -- draws on the prior's device;
+      every draw vaekit makes from the prior goes through it. Accept a
+      ``temperature`` keyword to support ``vaekit sample --temperature``;
+    - optional ``kl(posterior) -> Tensor[B, D] | Tensor[B, 1]`` -- the closed-form
+      KL(q(z|x) || p(z)) from a :class:`vaekit.posterior.DiagonalGaussian`, per
+      latent dimension or (when it does not split) as one column. Without it the
+      core uses the Monte Carlo estimate log q(z|x) - log p(z) at the z drawn for
+      the reconstruction. ``--free-bits`` floors each column at its share.
+
+    Product: :class:`vaekit.contract.Prior`.
     """
 
 
@@ -105,6 +132,8 @@ def register_kl_schedules(register: Register) -> None:
     callable ``schedule(step, epoch) -> float``: the weight beta of the KL term
     at optimiser step ``step`` (0-based) of epoch ``epoch``. It must be a pure
     function of its arguments so that a resumed run continues exactly.
+    ``total_steps`` is the run's number of optimiser steps. Product:
+    :class:`vaekit.contract.KLSchedule`.
     """
 
 
@@ -119,7 +148,8 @@ def register_datasets(register: Register) -> None:
       of data (used when the user gives no ``--dataset``);
     - ``load(path, **options) -> vaekit.data.ImageDataset`` -- the images as uint8
       ``(N, C, H, W)`` with ids, splits and optional labels/attributes. ``path``
-      is ``None`` when the source needs none (the embedded digits). If ``load``
+      is ``None`` when the user gives no data (only the default source, the
+      embedded digits, is asked for that). If ``load``
       accepts ``image_size``, ``channels`` or ``skip_bad`` keywords, the user's
       ``--image-size``, ``--channels`` and ``--skip-bad`` are passed to it (decode
       at the right size once; :func:`vaekit.imageio.read_image` and
@@ -127,6 +157,9 @@ def register_datasets(register: Register) -> None:
       image options are applied afterwards either way;
     - ``detect_priority`` (optional int, default 0) -- higher is tried first
       (built-ins: celeba 30, idx 20, arrays 10, folder 0).
+
+    The source object is checked against :class:`vaekit.contract.DatasetSource`
+    when it is registered.
     """
 
 
@@ -135,9 +168,11 @@ def register_accelerators(register: Register) -> None:
     """Register accelerators (where and how training runs).
 
     ``register(name, factory)`` where ``factory(**options)`` returns an object with
-    ``is_available() -> bool``, ``device: torch.device``, ``prepare(model) -> model``
-    (move to the device, memory format, compile) and ``autocast()`` (a context
-    manager for mixed precision; a null context on CPU).
+    ``is_available() -> bool`` (also callable on the factory, for ``--accelerator
+    auto``), ``device: torch.device``, ``prepare(model) -> model`` (move to the
+    device, memory format, compile), ``autocast()`` (a context manager for mixed
+    precision; a null context on CPU) and ``synchronize()`` (wait for queued
+    device work). Product: :class:`vaekit.contract.Accelerator`.
     """
 
 
@@ -145,11 +180,20 @@ def register_accelerators(register: Register) -> None:
 def register_models(register: Register) -> None:
     """Register model kinds (``vae``; class-conditional ones, ...).
 
-    ``register(name, factory)`` where ``factory(config, components)`` returns a
-    ``torch.nn.Module`` that follows ``vaekit.model.VAE``'s interface: ``encode``,
-    ``decode``, ``forward(x, y=None) -> ELBOTerms``. ``config`` is a
-    ``vaekit.model.ModelConfig``; ``components`` is a ``vaekit.model.Components``
-    with the built encoder, decoder, likelihood and prior.
+    ``register(name, factory)`` where ``factory(config, components, **options)``
+    returns a ``torch.nn.Module`` with ``latent_dim``, ``prior``, ``likelihood``,
+    ``posterior(x, y=None)``, ``decode(z, y=None)``, ``elbo(x, y=None, sample=True)``
+    and ``forward(x, y=None, beta=1.0, free_bits=0.0) -> vaekit.model.Objective``:
+    the kind's training objective, which the training loop minimises. ``config``
+    is a :class:`vaekit.config.ModelConfig`; ``components`` a
+    :class:`vaekit.model.Components` with the built encoder, decoder, likelihood
+    and prior; ``options`` come from ``--model-opt KEY=VALUE``. Subclass
+    :class:`vaekit.model.VAE` and override ``forward`` to change the objective.
+
+    The factory declares ``needs_labels = True`` (a class attribute) when the kind
+    conditions on classes: the core then sets ``config.num_classes`` from the
+    data and passes one-hot ``y``; vaekit never decides that by the kind's name.
+    Product: :class:`vaekit.contract.ModelKind`.
     """
 
 
@@ -167,8 +211,9 @@ def register_commands(cli: typer.Typer) -> None:
 def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
     """Called once before the first training step (also on resume).
 
-    ``run`` is the run directory (``vaekit.runs.Run``); ``config`` the full
-    training configuration as written to ``config.json``.
+    ``run`` is the run directory (:class:`vaekit.runs.Run`: ``path``, ``name``,
+    ``file(name)``, ``config_path``, ``weights_path``, ``metrics_path``);
+    ``config`` the full configuration as written to ``config.json`` (a dict).
     """
 
 
