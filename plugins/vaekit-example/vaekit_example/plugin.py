@@ -1,7 +1,11 @@
 """The plugin module named by this package's ``vaekit`` entry point.
 
-It adds an encoder (``linear``) and a command (``vaekit runs``). Heavy imports
-(torch) stay inside the hooks so ``vaekit --help`` stays fast.
+It adds one component of every kind a third party most often writes: an
+encoder (``linear``), a prior with no closed-form KL (``mixture``), a
+non-Gaussian likelihood (``logistic``), a KL schedule (``step``), a dataset
+source (``csv``), a model kind with its own objective (``iwae``), a command
+(``vaekit runs``) and a lifecycle logger (``example-log.csv`` in each run).
+Heavy imports (torch) stay inside the hooks so ``vaekit --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,6 +19,57 @@ def register_encoders(register):
     from vaekit_example.encoder import LinearEncoder
 
     register("linear", LinearEncoder)
+
+
+@vaekit.hookimpl
+def register_priors(register):
+    """Register the learned ``mixture`` prior (Monte Carlo KL)."""
+    from vaekit_example.prior import MixturePrior
+
+    register("mixture", MixturePrior)
+
+
+@vaekit.hookimpl
+def register_likelihoods(register):
+    """Register the ``logistic`` likelihood."""
+    from vaekit_example.likelihood import LogisticLikelihood
+
+    register("logistic", LogisticLikelihood)
+
+
+@vaekit.hookimpl
+def register_kl_schedules(register):
+    """Register the ``step`` KL schedule."""
+    from vaekit_example.schedule import StepSchedule
+
+    register("step", StepSchedule)
+
+
+@vaekit.hookimpl
+def register_datasets(register):
+    """Register the ``csv`` dataset source."""
+    from vaekit_example.csvdata import CSVImages
+
+    register("csv", CSVImages)
+
+
+@vaekit.hookimpl
+def register_models(register):
+    """Register the ``iwae`` model kind."""
+    from vaekit_example.kinds import IWAE
+
+    register("iwae", IWAE)
+
+
+@vaekit.hookimpl
+def vaekit_epoch_end(run, epoch, metrics):
+    """Append the epoch's loss to ``example-log.csv`` in the run directory."""
+    path = run.file("example-log.csv")
+    new = not path.exists()
+    with open(path, "a") as fh:
+        if new:
+            fh.write("epoch,loss\n")
+        fh.write(f"{epoch},{metrics['loss']:.6f}\n")
 
 
 @vaekit.hookimpl

@@ -1,0 +1,173 @@
+"""The plugin contract, driven the way a third party drives it: kinds that change the
+objective, plugin errors, clashing names, old and damaged run configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import vaekit
+from tests.helpers import registered, train_tiny, write_fake_distribution
+from tests.test_cli import vaekit_command
+from vaekit.cli import app
+from vaekit.errors import DataError, UsageError
+from vaekit.model import VAE, Objective
+from vaekit.runs import open_run
+
+runner = CliRunner()
+
+
+class OffsetKind:
+    """A kind whose objective is the ELBO plus 1000 nats: the loop must minimise it."""
+
+    @vaekit.hookimpl
+    def register_models(self, register):
+        class Offset(VAE):
+            def __init__(self, config, components, offset: float = 1000.0):
+                super().__init__(config, components)
+                self.offset = offset
+                self.calls = 0
+
+            def forward(self, x, y=None, beta=1.0, free_bits=0.0):
+                self.calls += 1
+                objective = super().forward(x, y, beta, free_bits)
+                return Objective(objective.loss + self.offset, *objective[1:])
+
+        register("offset", Offset)
+
+
+def test_a_kind_owns_its_objective_and_takes_options(tmp_path):
+    with registered(OffsetKind(), "offset-kind"):
+        plain = train_tiny(tmp_path / "a", epochs=1).history[0]
+        offset = train_tiny(
+            tmp_path / "b", epochs=1, kind="offset", kind_options={"offset": 500.0}
+        ).history[0]
+        loaded = open_run(tmp_path / "b" / "runs" / "tiny")
+        assert loaded.config.model.kind_options == {"offset": 500.0}
+        assert loaded.model.offset == 500.0 and loaded.num_classes == 0  # not conditional
+    assert offset["loss"] == pytest.approx(plain["loss"] + 500.0, rel=1e-4)
+    assert offset["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-4)  # the ELBO
+
+
+def test_a_kinds_misspelt_option_is_a_usage_error(tmp_path):
+    with registered(OffsetKind(), "offset-kind"):
+        with pytest.raises(UsageError, match="model 'offset' has no option 'ofset'"):
+            train_tiny(tmp_path, kind="offset", kind_options={"ofset": 1})
+
+
+class RaisingPrior:
+    @vaekit.hookimpl
+    def register_priors(self, register):
+        def picky(latent_dim, scale: float = 1.0):
+            raise UsageError(f"prior 'picky' needs scale > 0, got {scale}")
+
+        register("picky", picky)
+
+
+def test_a_plugins_usage_error_is_one_line_with_exit_code_2(tmp_path):
+    with registered(RaisingPrior(), "picky"):
+        result = runner.invoke(
+            app, ["train", "--prior", "picky", "--runs-dir", str(tmp_path), "--epochs", "1"]
+        )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["Error: prior 'picky' needs scale > 0, got 1.0"]
+
+
+def test_a_name_clash_is_listed_and_fails_only_commands_that_use_it(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    write_fake_distribution(
+        site,
+        "vaekit-clash",
+        "vaekit_clash",
+        """
+        import vaekit
+
+        @vaekit.hookimpl
+        def register_priors(register):
+            register("normal", object)
+        """,
+        version="2.0",
+    )
+    env = dict(os.environ, PYTHONPATH=str(site), COLUMNS="200")
+    listing = subprocess.run(
+        [vaekit_command(), "plugins", "--json"], capture_output=True, text=True, env=env
+    )
+    assert listing.returncode == 0, listing.stderr
+    conflicts = json.loads(listing.stdout)["conflicts"]
+    assert [(c["family"], c["name"]) for c in conflicts] == [("priors", "normal")]
+    assert "vaekit-clash 2.0" in conflicts[0]["error"]
+    base = [vaekit_command(), "train", "-z", "2", "--epochs", "1", "--encoder", "mlp"]
+    clashed = subprocess.run(base, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert clashed.returncode == 1
+    assert clashed.stderr.strip().startswith("Error: prior 'normal' is registered by two")
+    assert "Traceback" not in clashed.stderr
+    # a command that does not use the clashing name still works (the example plugin's prior)
+    other = subprocess.run(
+        [*base, "--prior", "mixture"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert other.returncode == 0, other.stderr
+
+
+def old_layout(config: dict) -> dict:
+    """config.json as vaekit 0.1.0 wrote it."""
+    model = dict(config["model"])
+    model["model"] = model.pop("kind")
+    del model["kind_options"]
+    for family in ("encoder", "decoder"):
+        model[f"{family}_options"] = {
+            k: v for k, v in model[f"{family}_options"].items() if k != "arch"
+        }
+    train = dict(config["train"])
+    for key in (
+        "encoder",
+        "encoder_options",
+        "decoder",
+        "decoder_options",
+        "likelihood",
+        "likelihood_options",
+        "prior",
+        "prior_options",
+        "latent_dim",
+    ):
+        train[key] = model[key]
+    train["model"] = model["model"]
+    return {**config, "vaekit_version": "0.1.0", "model": model, "train": train}
+
+
+def test_runs_written_by_vaekit_0_1_0_still_load(tmp_path):
+    run = train_tiny(tmp_path, epochs=1).run
+    new = json.loads(run.config_path.read_text())
+    run.config_path.write_text(json.dumps(old_layout(new)))
+    loaded = open_run(run.path)
+    assert loaded.config.model.kind == "vae" and loaded.config.model.latent_dim == 4
+    x = torch.rand(3, 1, 8, 8)
+    assert loaded.model.elbo(x).neg_elbo.shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda c: c["model"].update(latent_dim="16"), "latent_dim must be an integer"),
+        (lambda c: c["model"].update(input_shape=[8, 8]), "input_shape must have 3 entries"),
+        (lambda c: c["train"].update(lr="fast"), "train.lr must be a number"),
+        (lambda c: c["model"].update(colour=True), "unknown keys ['colour']"),
+        (lambda c: c.pop("train"), "'train' is missing"),
+        (lambda c: c["model"].update(latent_dim=5), "has shape (32, 4), the config builds (32, 5)"),
+    ],
+)
+def test_damaged_run_directories_are_one_line_data_errors(tmp_path, damage, fragment):
+    run = train_tiny(tmp_path, epochs=1).run
+    config = json.loads(run.config_path.read_text())
+    damage(config)
+    run.config_path.write_text(json.dumps(config))
+    with pytest.raises(DataError) as caught:
+        open_run(run.path)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+    result = runner.invoke(app, ["sample", "--model", str(run.path), "-o", str(tmp_path / "g.png")])
+    assert result.exit_code == 1 and fragment in result.output
