@@ -171,3 +171,86 @@ def test_damaged_run_directories_are_one_line_data_errors(tmp_path, damage, frag
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
     result = runner.invoke(app, ["sample", "--model", str(run.path), "-o", str(tmp_path / "g.png")])
     assert result.exit_code == 1 and fragment in result.output
+
+
+class CountingPrior:
+    """N(5, I) whose ``sample`` counts its calls: every prior draw must come through it."""
+
+    calls: list[int] = []
+
+    @vaekit.hookimpl
+    def register_priors(self, register):
+        import math
+
+        calls = self.calls
+
+        class Counting(torch.nn.Module):
+            def __init__(self, latent_dim):
+                super().__init__()
+                self.d = latent_dim
+
+            def log_prob(self, z):
+                return (-0.5 * (z - 5).square() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+            def sample(self, n, generator=None):
+                calls.append(n)
+                return 5 + torch.randn(n, self.d, generator=generator)
+
+        register("counting", Counting)
+
+
+def test_grids_and_interpolation_ends_draw_through_prior_sample(tmp_path):
+    from vaekit.generate import endpoint_latent, interpolate
+
+    CountingPrior.calls.clear()
+    with registered(CountingPrior(), "counting"):
+        run = train_tiny(tmp_path, epochs=1, prior="counting").run
+        assert CountingPrior.calls == [64]  # samples.png
+        loaded = open_run(run.path)
+        end = endpoint_latent(loaded, "prior:7")
+        assert end.shape == (4,) and abs(float(end.mean()) - 5) < 2.5
+        np_equal = (endpoint_latent(loaded, "prior:7") == end).all()
+        assert np_equal  # seeded
+        walk = interpolate(loaded, "prior:1", "prior:2", steps=3)
+        assert walk.images.shape == (5, 1, 8, 8)
+        assert CountingPrior.calls[1:] == [1, 1, 1, 1]
+
+
+def test_a_broken_plugin_warns_in_one_clean_line(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    write_fake_distribution(site, "vaekit-broken", "vaekit_broken", "import not_a_module\n")
+    env = dict(os.environ, PYTHONPATH=str(site), COLUMNS="80")
+    done = subprocess.run(
+        [vaekit_command(), "plugins", "--json"], capture_output=True, text=True, env=env
+    )
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("warning: vaekit plugin 'vaekit_broken' (from vaekit-broken)")
+
+
+def test_no_module_level_import_cycle():
+    import ast
+    from pathlib import Path
+
+    root = Path(vaekit.__file__).parent
+    names = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in names.items():
+        deps = set()
+        for node in ast.parse(path.read_text()).body:  # module level only
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vaekit"):
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {d for d in deps if d in names and d != name}
+
+    def visit(name, trail):
+        assert name not in trail, f"import cycle: {' -> '.join([*trail, name])}"
+        for dep in graph[name]:
+            visit(dep, [*trail, name])
+
+    for name in graph:
+        visit(name, [])

@@ -525,7 +525,9 @@ def sample_command(
 def interpolate_command(
     a: Annotated[
         str | None,
-        typer.Argument(help="Start: image file, store row (latents.h5:123) or cluster."),
+        typer.Argument(
+            help="Start: image file, store row (latents.h5:123), prior:SEED or cluster."
+        ),
     ] = None,
     b: Annotated[str | None, typer.Argument(help="End: as A.")] = None,
     steps: Annotated[int, typer.Option(help="Images between the two ends.")] = 10,
@@ -619,7 +621,9 @@ def _add_plugin_commands() -> None:
 
             get_plugin_host().hook.register_commands(cli=app)
         for warning in caught:
-            err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+            err_console.print(
+                f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True
+            )
     except VaekitError as exc:
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
         raise SystemExit(exc.exit_code) from None

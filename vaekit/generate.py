@@ -335,9 +335,13 @@ def parse_store_row(spec: str) -> tuple[Path, int] | None:
 
 def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
     """The latent of an interpolation end: an image file (its posterior mean), a store
-    row (``latents.h5:123``), or a cluster (file or name; its mean). Returns (D,)."""
+    row (``latents.h5:123``), a draw from the model's prior (``prior:SEED``), or a cluster
+    (file or name; its mean). Returns (D,)."""
     from vaekit.imageio import is_image_file
 
+    head, sep, seed = str(spec).partition(":")
+    if head == "prior" and sep and seed.isdigit() and not Path(spec).exists():
+        return prior_sample(run, 1, int(seed))[0]
     row = parse_store_row(str(spec))
     if row is not None:
         from vaekit.store import LatentStore
@@ -358,8 +362,8 @@ def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
         cluster = load_cluster(str(spec))
     except DataError:
         raise DataError(
-            f"'{spec}' is neither an image file, a store row (latents.h5:123) nor a cluster "
-            "(a cluster file or a name under clusters/)"
+            f"'{spec}' is neither an image file, a store row (latents.h5:123), a prior draw "
+            "(prior:SEED) nor a cluster (a cluster file or a name under clusters/)"
         ) from None
     check_cluster_fits(cluster, run)
     return cluster.mean.astype(np.float32)
