@@ -32,12 +32,4 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
     return _open(run_dir, device=device)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "train":
-        from vaekit.train import train
-
-        return train
-    raise AttributeError(name)
-
-
 __all__ = ["__version__", "hookimpl", "load_model", "open_run"]

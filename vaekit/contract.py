@@ -15,6 +15,10 @@ Members marked *optional* are used when present:
 - ``ModelKind.needs_labels``: read from the registered factory (before building),
   default False.
 - ``DatasetSource.detect_priority``: default 0.
+- ``ModelKind.parameter_groups()``: ``{"model": [...], "<extra>": [...]}`` for kinds with
+  extra networks (a discriminator) trained by their own loss: the core gives each group
+  its own Adam optimiser (checkpointed and resumed), and minimises
+  ``Objective.extra["<extra>"]`` over that group's parameters only.
 
 Importing this module is cheap: torch types appear only for type checkers.
 """

@@ -57,11 +57,39 @@ class ELBOTerms(NamedTuple):
 
 
 class Objective(NamedTuple):
-    """What a model kind's ``forward`` returns: the loss to minimise and what to log."""
+    """What a model kind's ``forward`` returns: the loss to minimise and what to log.
 
-    loss: Tensor  # scalar
+    A kind with extra networks trained by their own losses (a discriminator) declares
+    them with ``parameter_groups()`` and returns one loss per extra group in ``extra``.
+    """
+
+    loss: Tensor  # scalar, minimised over the "model" parameter group
     recon_nll: Tensor  # (B,) for the progress display and metrics
     kl: Tensor  # (B,)
+    extra: dict[str, Tensor] | None = None  # group name -> scalar loss for that group
+
+
+MAIN_GROUP = "model"
+
+
+def parameter_groups(model: Any) -> dict[str, list[nn.Parameter]]:
+    """The kind's trainable parameters by optimiser: ``{"model": [...]}`` unless the kind
+    has ``parameter_groups()`` (extra networks with their own optimiser and loss)."""
+    from vaekit.errors import ContractError
+
+    declared = getattr(model, "parameter_groups", None)
+    if declared is None:
+        return {MAIN_GROUP: [p for p in model.parameters() if p.requires_grad]}
+    groups = {name: [p for p in params if p.requires_grad] for name, params in declared().items()}
+    if MAIN_GROUP not in groups:
+        raise ContractError(f"parameter_groups() must include '{MAIN_GROUP}'; got {sorted(groups)}")
+    seen: set[int] = set()
+    for name, params in groups.items():
+        ids = {id(p) for p in params}
+        if ids & seen:
+            raise ContractError(f"parameter group '{name}' shares parameters with another group")
+        seen |= ids
+    return groups
 
 
 def kl_divergence(prior: Any, posterior: DiagonalGaussian, z: Tensor) -> Tensor:

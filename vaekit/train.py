@@ -26,9 +26,17 @@ from vaekit import __version__
 from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import choose_accelerator
-from vaekit.errors import UsageError, VaekitError
+from vaekit.errors import ContractError, UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
-from vaekit.model import build_model, mean_image, needs_labels, one_hot_labels
+from vaekit.model import (
+    MAIN_GROUP,
+    Objective,
+    build_model,
+    mean_image,
+    needs_labels,
+    one_hot_labels,
+    parameter_groups,
+)
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import LATEST, RECONSTRUCTIONS, SAMPLES, Run, point_latest, resolve_run, unwrap
 
@@ -69,7 +77,8 @@ class Session:
     run: Run
     accelerator: Any
     model: torch.nn.Module  # what runs the steps (possibly compiled)
-    optimizer: torch.optim.Optimizer
+    groups: dict[str, list[torch.nn.Parameter]]  # parameter groups, "model" first
+    optimizers: dict[str, torch.optim.Optimizer]  # one per group
     schedule: Any
     schedule_steps: int
     batches: DeviceBatches
@@ -230,7 +239,8 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
     if state is not None:
         model.load_state_dict(state["model"])
     model = accelerator.prepare(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    groups = parameter_groups(unwrap(model))
+    optimizers = {name: torch.optim.Adam(params, lr=config.lr) for name, params in groups.items()}
     run_config = RunConfig(
         train=config,
         data=data.describe(),
@@ -244,7 +254,8 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
         run=run,
         accelerator=accelerator,
         model=model,
-        optimizer=optimizer,
+        groups=groups,
+        optimizers=optimizers,
         schedule=schedule,
         schedule_steps=schedule_steps,
         batches=batches,
@@ -268,8 +279,10 @@ def plugin_versions() -> dict[str, dict[str, str]]:
 
 
 def restore(session: Session, state: dict[str, Any]) -> None:
-    """Continue from a checkpoint: optimiser, epoch, step, metrics and RNG state."""
-    session.optimizer.load_state_dict(state["optimizer"])
+    """Continue from a checkpoint: optimisers, epoch, step, metrics and RNG state."""
+    states = {MAIN_GROUP: state["optimizer"], **state.get("extra_optimizers", {})}
+    for name, optimizer in session.optimizers.items():
+        optimizer.load_state_dict(states[name])
     session.start_epoch, session.step = int(state["epoch"]), int(state["step"])
     session.history = session.run.read_metrics()[: session.start_epoch]
     torch.set_rng_state(state["rng"])
@@ -292,11 +305,7 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         y_in = one_hot_labels(y, session.num_classes)
         with session.accelerator.autocast():
             objective = model(x, y_in, beta=beta, free_bits=config.free_bits)
-        session.optimizer.zero_grad(set_to_none=True)
-        objective.loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        session.optimizer.step()
+        optimise(session, objective)
         with torch.no_grad():
             batch_terms = torch.stack(
                 [objective.loss.detach(), objective.recon_nll.mean(), objective.kl.mean()]
@@ -338,6 +347,29 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         "samples_per_s": len(session.batches) / max(train_time, 1e-9),
         "epoch_seconds": train_time,
     }
+
+
+def optimise(session: Session, objective: Objective) -> None:
+    """One optimiser step per parameter group: the objective's loss over the model's
+    parameters, each extra group's loss over that group's only."""
+    for optimizer in session.optimizers.values():
+        optimizer.zero_grad(set_to_none=True)
+    if len(session.groups) == 1:
+        objective.loss.backward()
+    else:
+        extra = objective.extra or {}
+        for name, params in session.groups.items():
+            loss = objective.loss if name == MAIN_GROUP else extra.get(name)
+            if loss is None:
+                raise ContractError(
+                    f"model '{session.run_config.model.kind}' declares parameter group "
+                    f"'{name}' but its objective has no extra['{name}'] loss"
+                )
+            loss.backward(inputs=params)
+    for name, optimizer in session.optimizers.items():
+        if session.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(session.groups[name], session.config.grad_clip)
+        optimizer.step()
 
 
 def check_finite(session: Session, loss: float, epoch: int) -> None:
@@ -384,7 +416,12 @@ def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
     run.save_checkpoint(
         {
             "model": raw.state_dict(),
-            "optimizer": session.optimizer.state_dict(),
+            "optimizer": session.optimizers[MAIN_GROUP].state_dict(),
+            "extra_optimizers": {
+                name: opt.state_dict()
+                for name, opt in session.optimizers.items()
+                if name != MAIN_GROUP
+            },
             "epoch": metrics["epoch"],
             "step": session.step,
             "schedule_steps": session.schedule_steps,

@@ -32,6 +32,8 @@ class CSVImages:
     def load(path: Path | None) -> ImageDataset:
         if path is None:
             raise DataError("the csv dataset needs a file: vaekit train images.csv")
+        if not path.is_file():
+            raise DataError(f"'{path}' is not a file; give a CSV with a label column and pixels")
         with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
         header, body = rows[0], rows[1:]
