@@ -162,6 +162,34 @@ def train(
     lr: Annotated[
         float | None, typer.Option(help=f"Adam learning rate [default: {_default('lr')}].")
     ] = None,
+    grad_clip: Annotated[
+        float | None,
+        typer.Option(
+            help="Clip the gradient norm at this value (0: off) "
+            f"[default: {_default('grad_clip')}]."
+        ),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop when the validation -ELBO has not improved for N epochs; "
+            "keep the best weights."
+        ),
+    ] = None,
+    max_skipped_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Non-finite steps skipped per epoch before rolling back "
+            f"[default: {_default('max_skipped_steps')}]."
+        ),
+    ] = None,
+    max_rollbacks: Annotated[
+        int | None,
+        typer.Option(
+            help="Roll-backs (learning rate halved) before giving up "
+            f"[default: {_default('max_rollbacks')}]."
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Random seed (data split, init, noise) [default: 0].")
     ] = None,
@@ -182,6 +210,8 @@ def train(
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
+        import os
+
         from vaekit.config import TrainConfig
         from vaekit.options import parse_options
         from vaekit.progress import RichTrainReporter
@@ -204,6 +234,10 @@ def train(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
+            grad_clip=grad_clip,
+            patience=patience,
+            max_skipped_steps=max_skipped_steps,
+            max_rollbacks=max_rollbacks,
             seed=seed,
             accelerator=accelerator,
             runs_dir=None if runs_dir is None else str(runs_dir),
@@ -228,7 +262,8 @@ def train(
             settings.setdefault("epochs", 0)  # 0: the run's own count
         config = TrainConfig.build(**settings)
         result = run_training(config, resume=resume, reporter=RichTrainReporter(err_console))
-        console.print(f"model saved in [bold]{result.run.path}[/]")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
+            console.print(f"model saved in [bold]{result.run.path}[/]")
 
 
 @app.command("plugins")
@@ -630,10 +665,11 @@ def _add_plugin_commands() -> None:
 
 
 def _show_plugin_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Plugin warnings as one clean line (no source location); others as Python shows them."""
+    """Plugin and training warnings as one clean line (no source location); others as Python
+    shows them."""
     from vaekit.plugins import VaekitPluginWarning
 
-    if issubclass(category, VaekitPluginWarning):
+    if issubclass(category, VaekitPluginWarning) or category.__name__ == "TrainingWarning":
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)

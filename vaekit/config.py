@@ -88,6 +88,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     grad_clip: float = 100.0
+    max_skipped_steps: int = 20  # non-finite steps skipped in one epoch before a roll-back
+    max_rollbacks: int = 3  # roll-backs (learning rate halved each time) before giving up
+    patience: int | None = None  # early stopping: epochs without a better val -ELBO
     seed: int = 0
     accelerator: str = "auto"
     accelerator_options: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +130,12 @@ class TrainConfig:
             raise UsageError(f"learning rate must be > 0, got {self.lr}")
         if not self.free_bits >= 0:
             raise UsageError(f"free bits must be >= 0, got {self.free_bits}")
+        if not self.grad_clip >= 0:
+            raise UsageError(f"--grad-clip must be >= 0 (0: off), got {self.grad_clip}")
+        if self.patience is not None and self.patience < 1:
+            raise UsageError(f"--patience must be >= 1, got {self.patience}")
+        if self.max_skipped_steps < 0 or self.max_rollbacks < 0:
+            raise UsageError("--max-skipped-steps and --max-rollbacks must be >= 0")
 
 
 @dataclass

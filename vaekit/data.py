@@ -314,14 +314,29 @@ class DeviceBatches:
     def __len__(self) -> int:
         return self.n
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """Batches per epoch."""
-        return self.n // batch_size if drop_last else -(-self.n // batch_size)
+    def num_batches(self, batch_size: int, drop_last: bool = False, world_size: int = 1) -> int:
+        """Batches per epoch (per process, with ``world_size`` processes sharing each global
+        batch of ``batch_size * world_size``; a last global batch smaller than the number of
+        processes is dropped, since every process must take a step)."""
+        size = batch_size * world_size
+        full, rest = divmod(self.n, size)
+        return full + int(not drop_last and rest >= world_size)
 
     def epoch(
-        self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+        self,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Yield ``(x, y)`` per batch: x float (B, C, H, W) in [0, 1] on the device."""
+        """Yield ``(x, y)`` per batch: x float (B, C, H, W) in [0, 1] on the device.
+
+        With ``world_size`` processes, every process walks the same seeded permutation in
+        global batches of ``batch_size * world_size`` and takes its own disjoint part of
+        each (an even split of a smaller last batch), so one process with the global batch
+        size sees the same batches."""
         import torch
 
         if shuffle:
@@ -329,13 +344,17 @@ class DeviceBatches:
             order = torch.randperm(self.n, generator=generator)
         else:
             order = None
-        stop = self.num_batches(batch_size, drop_last) * batch_size
-        for start in range(0, min(stop, self.n), batch_size):
+        size = batch_size * world_size
+        for index in range(self.num_batches(batch_size, drop_last, world_size)):
+            start = index * size
+            rows = min(size, self.n - start)
+            lo = start + rank * rows // world_size
+            hi = start + (rank + 1) * rows // world_size
             if order is None:
-                idx = slice(start, start + batch_size)
+                idx = slice(lo, hi)
                 x = self.images[idx]
             else:
-                idx = order[start : start + batch_size]
+                idx = order[lo:hi]
                 x = self.images[idx.to(self.images.device)]
             y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
             yield to_float(x, self.device), y

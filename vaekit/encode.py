@@ -13,12 +13,10 @@ its own part file, and rank 0 joins the parts, in order, into the target.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 
 from vaekit.data import SPLITS, DeviceBatches, ImageDataset
+from vaekit.distributed import DistContext
 from vaekit.errors import DataError, UsageError
 from vaekit.files import atomic_path
 from vaekit.model import one_hot_labels
@@ -279,49 +278,6 @@ def release_mapped_pages(array: np.ndarray) -> None:
     if stop > start:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), 4)  # MADV_DONTNEED
-
-
-@dataclass
-class DistContext:
-    """This process's place among ``torchrun``'s processes (rank 0 of 1 without it)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @classmethod
-    def start(cls) -> DistContext:
-        """Join the process group when launched by torchrun (gloo, for small messages)."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        owns = not dist.is_initialized()
-        if owns:
-            dist.init_process_group("gloo")
-        return cls(
-            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owns
-        )
-
-    def shard(self, n: int) -> tuple[int, int]:
-        """This rank's contiguous rows [lo, hi) of ``n``."""
-        return self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
-
-    def gather(self, value: Any) -> list[Any]:
-        """Every rank's ``value``, in rank order."""
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, value)
-        return out
-
-    def stop(self) -> None:
-        if self.owns_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
 
 
 def _encode_distributed(

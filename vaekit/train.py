@@ -3,8 +3,26 @@
 Read :func:`train` top to bottom: :func:`set_up` builds (or restores) everything a
 run needs, :func:`train_epoch` runs one epoch of optimiser steps,
 :func:`save_epoch` writes weights, checkpoint and metrics atomically, and
-:func:`finish` writes the grids. The objective is the model kind's own
-(``model(x, y, beta=..., free_bits=...)``); the core never asks which kind it is.
+:func:`finish` writes the grids.
+
+Faults: a step whose loss or gradient is not finite is skipped on the device
+(fused Adam's ``found_inf``: no host sync) and counted. More than
+``max_skipped_steps`` in one epoch, or an epoch that ends with non-finite
+weights or validation loss, rolls the run back to its last good state (the
+last checkpoint, or the initial weights) with the learning rate halved; after
+``max_rollbacks`` roll-backs training stops with a message that says what to
+change. Nothing non-finite is ever written to the run directory. With
+``patience``, training stops when the validation -ELBO has not improved for
+that many epochs, and ``model.safetensors`` holds the best epoch's weights.
+
+The objective is the model kind's own (``model(x, y, beta=..., free_bits=...)``);
+the core never asks which kind it is.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains a
+``DistributedDataParallel`` copy on its own disjoint share of each global batch
+(``batch_size`` per process); rank 0 alone writes files, calls the lifecycle
+hooks and reports, and the processes agree on every decision (validation loss,
+roll-back, stop) through rank 0.
 
 The hot loop holds the data as one uint8 tensor, converts each batch on the
 device, and reads values back to the host (``.tolist()``) only every
@@ -13,8 +31,10 @@ device, and reads values back to the host (``.tolist()``) only every
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +45,8 @@ import torch
 from vaekit import __version__
 from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
-from vaekit.devices import choose_accelerator
+from vaekit.devices import choose_accelerator, resolve_accelerator_name
+from vaekit.distributed import DistContext
 from vaekit.errors import ContractError, UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
 from vaekit.model import (
@@ -54,10 +75,12 @@ class Reporter(Protocol):
 
 @dataclass
 class TrainResult:
-    """What :func:`train` leaves behind."""
+    """What :func:`train` leaves behind: the run directory, its per-epoch metrics, and the
+    trained model (eval mode; with ``patience``, the last epoch's, not the saved best)."""
 
     run: Run
     history: list[dict[str, Any]]
+    model: Any = None
 
     @property
     def final(self) -> dict[str, Any]:
@@ -66,6 +89,10 @@ class TrainResult:
 
 class StopTraining(Exception):  # noqa: N818 -- a signal, not an error
     """Raise from ``vaekit_epoch_end`` to end training after that epoch, as if it were the last."""
+
+
+class Diverged(Exception):  # noqa: N818 -- a signal, handled by rolling back
+    """An epoch went non-finite beyond what skipping steps can absorb."""
 
 
 @dataclass
@@ -85,9 +112,14 @@ class Session:
     val_batches: DeviceBatches | None
     grid_data: ImageDataset
     resumed: bool
+    dist: DistContext
     start_epoch: int = 0
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    good_state: dict[str, Any] = field(default_factory=dict)  # where a roll-back returns to
+    rollbacks: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
 
     @property
     def raw_model(self) -> torch.nn.Module:
@@ -104,7 +136,12 @@ class Session:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.batches.num_batches(self.config.batch_size)
+        return self.batches.num_batches(self.config.batch_size, world_size=self.dist.world_size)
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process writes files and reports (rank 0)."""
+        return self.dist.is_lead
 
 
 def train(
@@ -118,26 +155,48 @@ def train(
     ``config.epochs`` is taken from ``config`` (0 keeps the saved count).
     """
     session = set_up(config, resume)
+    try:
+        run_epochs(session, reporter if session.lead else None)
+    finally:
+        session.dist.stop()
+    return TrainResult(session.run, session.history, session.raw_model.eval())
+
+
+def run_epochs(session: Session, reporter: Reporter | None) -> None:
+    """The epochs of a set-up session, with its hooks, reports and faults."""
     host = get_plugin_host()
-    host.hook.vaekit_train_start(run=session.run, config=session.run_config.to_dict())
+    if session.lead:
+        host.hook.vaekit_train_start(run=session.run, config=session.run_config.to_dict())
     if reporter:
         reporter.start(session.steps_per_epoch * session.config.epochs, session.step, session.run)
-    for epoch in range(session.start_epoch, session.config.epochs):
-        metrics = train_epoch(session, epoch, reporter)
-        if session.val_batches is not None:
-            metrics["val_loss"] = validation_neg_elbo(session)
-        save_epoch(session, metrics)
-        if reporter:
-            reporter.epoch_end(epoch + 1, metrics)
+    epoch = session.start_epoch
+    while epoch < session.config.epochs:
         try:
-            host.hook.vaekit_epoch_end(run=session.run, epoch=epoch + 1, metrics=metrics)
-        except StopTraining:
+            metrics = train_epoch(session, epoch, reporter)
+            if session.val_batches is not None:
+                val = validation_neg_elbo(session) if session.lead else None
+                metrics["val_loss"] = session.dist.from_lead(val)
+            check_epoch(session, metrics)
+        except Diverged as why:
+            epoch = roll_back(session, str(why))
+            continue
+        save_epoch(session, metrics)
+        stop = False
+        if session.lead:
+            if reporter:
+                reporter.epoch_end(epoch + 1, metrics)
+            try:
+                host.hook.vaekit_epoch_end(run=session.run, epoch=epoch + 1, metrics=metrics)
+            except StopTraining:
+                stop = True
+        if session.dist.from_lead(stop) or patience_exhausted(session, epoch + 1):
             break
-    finish(session)
-    host.hook.vaekit_train_end(run=session.run, metrics=session.final_metrics)
+        epoch += 1
+    if session.lead:
+        finish(session)
+        host.hook.vaekit_train_end(run=session.run, metrics=session.final_metrics)
     if reporter:
         reporter.end(session.history)
-    return TrainResult(session.run, session.history)
 
 
 # -- set-up --------------------------------------------------------------------------------
@@ -214,10 +273,10 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
     if len(train_data) == 0:
         raise VaekitError("the training split is empty; lower --val-fraction or add images")
     config.model = resolve_model_config(config.model, data)
-    accelerator = choose_accelerator(config.accelerator, config.accelerator_options)
+    accelerator, dist = start_processes(config)
     model = build_model(config.model)
     if run is None:
-        run = new_run(config)
+        run = lead_creates_run(config, dist)
 
     use_labels = config.model.num_classes > 0  # a plain VAE never moves labels per step
     batches = DeviceBatches(
@@ -240,7 +299,18 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
         model.load_state_dict(state["model"])
     model = accelerator.prepare(model)
     groups = parameter_groups(unwrap(model))
-    optimizers = {name: torch.optim.Adam(params, lr=config.lr) for name, params in groups.items()}
+    if dist.world_size > 1:
+        if len(groups) > 1:
+            raise UsageError(
+                f"model '{config.model.kind}' trains extra networks, which multi-process "
+                "training does not support yet; train it in one process"
+            )
+        device_ids = [accelerator.device.index] if accelerator.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    # fused Adam skips a step on the device when told found_inf (no host sync per step)
+    optimizers = {
+        name: torch.optim.Adam(params, lr=config.lr, fused=True) for name, params in groups.items()
+    }
     run_config = RunConfig(
         train=config,
         data=data.describe(),
@@ -262,11 +332,40 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
         val_batches=val_batches,
         grid_data=val_data if len(val_data) else train_data,
         resumed=resume,
+        dist=dist,
     )
     if state is not None:
         restore(session, state)
-    run.write_config(run_config)
+    session.good_state = snapshot(session)
+    if dist.is_lead:
+        run.write_config(run_config)
     return session
+
+
+def start_processes(config: TrainConfig) -> tuple[Any, DistContext]:
+    """The accelerator, and this process's place under torchrun (one GPU per process:
+    ``cuda`` takes device ``LOCAL_RANK``; ``nccl`` between GPUs, ``gloo`` on CPU)."""
+    name = resolve_accelerator_name(config.accelerator)
+    options = dict(config.accelerator_options)
+    if name == "cuda":
+        options.setdefault("index", DistContext.local_rank_from_env())
+    accelerator = choose_accelerator(name, options)
+    dist = DistContext.start("nccl" if accelerator.device.type == "cuda" else "gloo")
+    return accelerator, dist
+
+
+def lead_creates_run(config: TrainConfig, dist: DistContext) -> Run:
+    """Rank 0 creates the run directory; every process gets its path (or rank 0's error)."""
+    path, error = None, None
+    if dist.is_lead:
+        try:
+            path = str(new_run(config).path)
+        except VaekitError as exc:
+            error = (type(exc), str(exc))
+    path, error = dist.from_lead((path, error))
+    if error is not None:
+        raise error[0](error[1])
+    return Run(Path(path))
 
 
 def plugin_versions() -> dict[str, dict[str, str]]:
@@ -285,7 +384,76 @@ def restore(session: Session, state: dict[str, Any]) -> None:
         optimizer.load_state_dict(states[name])
     session.start_epoch, session.step = int(state["epoch"]), int(state["step"])
     session.history = session.run.read_metrics()[: session.start_epoch]
+    session.rollbacks = int(state.get("rollbacks", 0))
+    session.best_val = float(state.get("best_val", math.inf))
+    session.best_epoch = int(state.get("best_epoch", 0))
     torch.set_rng_state(state["rng"])
+
+
+def checkpoint_state(session: Session, epoch: int) -> dict[str, Any]:
+    """Everything a resume (or a roll-back) needs, as tensors and plain containers."""
+    raw = session.raw_model
+    return {
+        "model": raw.state_dict(),
+        "optimizer": session.optimizers[MAIN_GROUP].state_dict(),
+        "extra_optimizers": {
+            name: opt.state_dict() for name, opt in session.optimizers.items() if name != MAIN_GROUP
+        },
+        "epoch": epoch,
+        "step": session.step,
+        "schedule_steps": session.schedule_steps,
+        "rollbacks": session.rollbacks,
+        "best_val": session.best_val,
+        "best_epoch": session.best_epoch,
+        "rng": torch.get_rng_state(),
+    }
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """An in-memory copy of the current state to roll back to."""
+    return copy.deepcopy(checkpoint_state(session, session.start_epoch))
+
+
+def roll_back(session: Session, why: str) -> int:
+    """Return to the last good state with the learning rate halved; returns the epoch to
+    run next. Past ``max_rollbacks`` stop with a message that says what to change."""
+    config = session.config
+    if session.rollbacks >= config.max_rollbacks:
+        good = int(session.good_state["epoch"])
+        kept = (
+            f"; the checkpoint of epoch {good} in {session.run.path} is intact and loadable"
+            if good > 0
+            else ""
+        )
+        raise VaekitError(
+            f"training diverged ({why}) and {session.rollbacks} roll-backs with a halved "
+            f"learning rate did not help: train again with a lower --lr (now {config.lr:g}) "
+            f"or a larger --batch-size{kept}"
+        )
+    state = copy.deepcopy(session.good_state)
+    session.raw_model.load_state_dict(state["model"])
+    states = {MAIN_GROUP: state["optimizer"], **state["extra_optimizers"]}
+    for name, optimizer in session.optimizers.items():
+        halved = [group["lr"] * 0.5 for group in optimizer.param_groups]  # halves add up
+        optimizer.load_state_dict(states[name])
+        for group, lr in zip(optimizer.param_groups, halved, strict=True):
+            group["lr"] = lr
+    session.step = int(state["step"])
+    session.history = session.history[: int(state["epoch"])]
+    torch.set_rng_state(state["rng"])
+    session.rollbacks += 1
+    lr = session.optimizers[MAIN_GROUP].param_groups[0]["lr"]
+    warnings.warn(
+        f"{why}: rolled back to epoch {state['epoch']} with the learning rate halved "
+        f"to {lr:g} (roll-back {session.rollbacks} of at most {config.max_rollbacks})",
+        TrainingWarning,
+        stacklevel=2,
+    )
+    return int(state["epoch"])
+
+
+class TrainingWarning(UserWarning):
+    """Training recovered from a fault (a roll-back); the CLI prints it as one line."""
 
 
 # -- one epoch -----------------------------------------------------------------------------
@@ -295,21 +463,31 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     """One pass over the training split; returns the epoch's mean metrics."""
     config, model, device = session.config, session.model, session.accelerator.device
     model.train()
-    sums = torch.zeros(3, device=device)  # loss, recon, kl (summed per batch)
-    logged = torch.zeros(3, device=device)
+    # loss, recon, kl summed over finite steps, then the number of finite and skipped steps
+    sums = torch.zeros(5, device=device)
+    logged = torch.zeros(5, device=device)
     n_batches, n_logged, log_samples = 0, 0, 0
     t_epoch = t_log = time.perf_counter()
     beta = 0.0
-    for x, y in session.batches.epoch(config.batch_size, shuffle=True, seed=config.seed + epoch):
+    batches = session.batches.epoch(
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed + epoch,
+        rank=session.dist.rank,
+        world_size=session.dist.world_size,
+    )
+    for x, y in batches:
         beta = session.schedule(session.step, epoch)
         y_in = one_hot_labels(y, session.num_classes)
         with session.accelerator.autocast():
             objective = model(x, y_in, beta=beta, free_bits=config.free_bits)
-        optimise(session, objective)
+        finite = optimise(session, objective)
         with torch.no_grad():
-            batch_terms = torch.stack(
+            terms = torch.stack(
                 [objective.loss.detach(), objective.recon_nll.mean(), objective.kl.mean()]
             )
+            ok = finite.float()
+            batch_terms = torch.cat([torch.where(finite, terms, 0.0), torch.stack([ok, 1 - ok])])
             sums += batch_terms
             logged += batch_terms
         session.step += 1
@@ -317,8 +495,9 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         n_logged += 1
         log_samples += len(x)
         if n_logged == LOG_EVERY or n_batches == session.steps_per_epoch:
-            values = (logged / n_logged).tolist()  # the only host sync of the loop
-            check_finite(session, values[0], epoch)
+            values = torch.cat([logged, sums[4:]]).tolist()  # the only host sync of the loop
+            check_skipped(session, int(values[5]), epoch)
+            values = [v / max(values[3], 1) for v in values[:3]]
             now = time.perf_counter()
             if reporter:
                 reporter.update(
@@ -336,22 +515,27 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
             t_log, log_samples, n_logged = now, 0, 0
     session.accelerator.synchronize()
     train_time = time.perf_counter() - t_epoch
-    mean = (sums / max(n_batches, 1)).tolist()
+    totals = session.dist.sum_(sums).tolist()  # every process's steps
+    mean = [v / max(totals[3], 1) for v in totals[:3]]
     return {
         "epoch": epoch + 1,
         "step": session.step,
         "loss": mean[0],
         "recon": mean[1],
         "kl": mean[2],
+        "skipped_steps": int(totals[4] / session.dist.world_size),
+        "rollbacks": session.rollbacks,
         "beta": session.schedule(max(session.step - 1, 0), epoch),
         "samples_per_s": len(session.batches) / max(train_time, 1e-9),
         "epoch_seconds": train_time,
     }
 
 
-def optimise(session: Session, objective: Objective) -> None:
+def optimise(session: Session, objective: Objective) -> torch.Tensor:
     """One optimiser step per parameter group: the objective's loss over the model's
-    parameters, each extra group's loss over that group's only."""
+    parameters, each extra group's loss over that group's only. A step whose losses or
+    gradients are not finite is skipped on the device; returns whether it was taken (a
+    0-dim bool tensor, not synced)."""
     for optimizer in session.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     if len(session.groups) == 1:
@@ -366,25 +550,47 @@ def optimise(session: Session, objective: Objective) -> None:
                     f"'{name}' but its objective has no extra['{name}'] loss"
                 )
             loss.backward(inputs=params)
-    for name, optimizer in session.optimizers.items():
-        if session.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(session.groups[name], session.config.grad_clip)
+    clip = session.config.grad_clip or math.inf
+    finite = torch.isfinite(objective.loss.detach())
+    for params in session.groups.values():
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        finite = finite & torch.isfinite(norm)
+    skip = (~finite).float()
+    for optimizer in session.optimizers.values():
+        optimizer.found_inf = skip  # fused Adam leaves parameters and moments untouched
         optimizer.step()
+    return finite
 
 
-def check_finite(session: Session, loss: float, epoch: int) -> None:
-    """Stop with a message that says what to change when the loss is no longer finite."""
-    if math.isfinite(loss):
-        return
-    kept = (
-        f"; the checkpoint of epoch {epoch} in {session.run.path} is intact and loadable"
-        if epoch > 0
-        else ""
+def check_skipped(session: Session, skipped: int, epoch: int) -> None:
+    """Roll back (raise :class:`Diverged`) when this epoch skipped too many steps."""
+    if skipped > session.config.max_skipped_steps:
+        raise Diverged(
+            f"{skipped} steps with a non-finite loss or gradient in epoch {epoch + 1} "
+            f"(at most {session.config.max_skipped_steps} are skipped)"
+        )
+
+
+def check_epoch(session: Session, metrics: dict[str, Any]) -> None:
+    """Roll back (raise :class:`Diverged`) rather than save non-finite weights or metrics."""
+    weights_finite = all(
+        bool(torch.isfinite(t).all())
+        for t in session.raw_model.state_dict().values()
+        if t.is_floating_point()
     )
-    raise VaekitError(
-        f"the loss became {loss} at step {session.step} (epoch {epoch + 1}): train again "
-        f"with a lower --lr (now {session.config.lr:g}) or a larger --batch-size{kept}"
-    )
+    if not weights_finite:
+        raise Diverged(f"the weights became non-finite in epoch {metrics['epoch']}")
+    for key in ("loss", "val_loss"):
+        if key in metrics and not math.isfinite(metrics[key]):
+            raise Diverged(
+                f"the {key.replace('_', ' ')} became {metrics[key]} in epoch {metrics['epoch']}"
+            )
+
+
+def patience_exhausted(session: Session, epoch: int) -> bool:
+    """With ``patience``: whether the validation -ELBO has not improved for that many epochs."""
+    patience = session.config.patience
+    return patience is not None and epoch - session.best_epoch >= patience
 
 
 @torch.no_grad()
@@ -412,22 +618,18 @@ def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
     raw = session.raw_model
     raw.eval()
     run = session.run
-    run.save_weights(raw)
-    run.save_checkpoint(
-        {
-            "model": raw.state_dict(),
-            "optimizer": session.optimizers[MAIN_GROUP].state_dict(),
-            "extra_optimizers": {
-                name: opt.state_dict()
-                for name, opt in session.optimizers.items()
-                if name != MAIN_GROUP
-            },
-            "epoch": metrics["epoch"],
-            "step": session.step,
-            "schedule_steps": session.schedule_steps,
-            "rng": torch.get_rng_state(),
-        }
-    )
+    val = metrics.get("val_loss", metrics["loss"])
+    improved = val < session.best_val
+    if improved:
+        session.best_val, session.best_epoch = val, metrics["epoch"]
+    metrics["best_epoch"] = session.best_epoch
+    state = checkpoint_state(session, metrics["epoch"])
+    session.good_state = copy.deepcopy(state)
+    if not session.lead:
+        return
+    if session.config.patience is None or improved:  # with patience: the best epoch's weights
+        run.save_weights(raw)
+    run.save_checkpoint(state)
     run.rewrite_metrics(session.history)
     if not session.resumed and metrics["epoch"] == session.start_epoch + 1:
         point_latest(run)

@@ -14,15 +14,17 @@ from vaekit import hookimpl
 
 
 class CPUAccelerator:
-    """Runs on the CPU in float32. ``threads`` sets torch's intra-op thread count."""
+    """Runs on the CPU, in float32 or (``bf16``) with bfloat16 autocast. ``threads`` sets
+    torch's intra-op thread count; ``compile`` wraps the model in ``torch.compile``."""
 
     name = "cpu"
 
-    def __init__(self, threads: int | None = None, compile: bool = False):
+    def __init__(self, threads: int | None = None, compile: bool = False, bf16: bool = False):
         import torch
 
         self.device = torch.device("cpu")
         self.compile = compile
+        self.bf16 = bf16
         if threads:
             torch.set_num_threads(int(threads))
 
@@ -38,7 +40,11 @@ class CPUAccelerator:
         return torch.compile(model) if self.compile else model
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
+        import torch
+
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
     def synchronize(self) -> None:
         """Nothing to wait for on the CPU."""

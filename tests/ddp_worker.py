@@ -1,0 +1,37 @@
+"""Run by ``torchrun`` in tests/test_distributed.py: train, then record this rank's weights.
+
+python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from vaekit.config import TrainConfig
+from vaekit.train import train
+
+out = Path(sys.argv[1])
+batch = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+config = TrainConfig.build(
+    encoder="mlp",
+    encoder_options={"hidden": 32},
+    decoder_options={"hidden": 32},
+    latent_dim=4,
+    epochs=2,
+    batch_size=batch,
+    accelerator="cpu",
+    runs_dir=str(out / "runs"),
+    name="ddp",
+)
+result = train(config)
+rank = os.environ.get("RANK", "0")
+digest = hashlib.sha256()
+for key, tensor in sorted(result.model.state_dict().items()):
+    digest.update(key.encode() + tensor.detach().contiguous().numpy().tobytes())
+(out / f"weights-{rank}.sha256").write_text(digest.hexdigest())
+if rank == "0":
+    (out / "history.json").write_text(json.dumps(result.history))

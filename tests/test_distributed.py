@@ -1,0 +1,55 @@
+"""Training under torchrun: 2 CPU processes with gloo against one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import train_tiny
+
+REPO = Path(__file__).resolve().parent.parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+
+def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), COLUMNS="200")
+    result = subprocess.run(
+        [*TORCHRUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    torchrun([str(REPO / "tests" / "ddp_worker.py"), str(tmp_path), "32"], cwd=tmp_path)
+    # DDP keeps the copies identical: both ranks end with the same weights
+    assert (tmp_path / "weights-0.sha256").read_text() == (
+        tmp_path / "weights-1.sha256"
+    ).read_text()
+    two = json.loads((tmp_path / "history.json").read_text())
+    one = train_tiny(tmp_path / "one", epochs=2, batch_size=64).history
+    # global batch 2 x 32 = 64: 1617 training images -> 26 steps an epoch, as for one process
+    assert [row["step"] for row in two] == [row["step"] for row in one] == [26, 52]
+    # the same batches, data order and initial weights; only the posterior noise differs
+    for a, b in zip(two, one, strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=0.03)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp", "latest"]
+
+
+def test_torchrun_train_verbatim_and_resume_on_one_process(tmp_path):
+    done = torchrun(["-m", "vaekit", "train", "--epochs", "1"], cwd=tmp_path)
+    assert done.stdout.count("model saved in") == 1  # only rank 0 talks
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
+    assert len(runs) == 1 and (runs[0] / "model.safetensors").is_file()
+    assert len((runs[0] / "metrics.jsonl").read_text().splitlines()) == 1
+    # an interrupted (here: finished) multi-process run continues in one process
+    from vaekit.config import TrainConfig
+    from vaekit.train import train
+
+    resumed = train(TrainConfig.build(runs_dir=str(tmp_path / "runs"), epochs=2), resume=True)
+    assert [row["epoch"] for row in resumed.history] == [1, 2]

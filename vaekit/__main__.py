@@ -1,0 +1,5 @@
+"""``python -m vaekit`` (and ``torchrun -m vaekit``): the command line."""
+
+from vaekit.cli import main
+
+main()

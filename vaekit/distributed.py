@@ -1,0 +1,79 @@
+"""Several processes under ``torchrun``: which one this is, and how they agree.
+
+Without ``torchrun`` (``WORLD_SIZE`` unset or 1) everything here is a no-op for
+rank 0 of 1, so single-process code paths need no special case.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class DistContext:
+    """This process's place among ``torchrun``'s processes (rank 0 of 1 without it)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @classmethod
+    def start(cls, backend: str = "gloo") -> DistContext:
+        """Join the process group when launched by torchrun (``gloo`` on CPU and for small
+        messages, ``nccl`` for training on GPUs)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        owns = not dist.is_initialized()
+        if owns:
+            dist.init_process_group(backend)
+        return cls(
+            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owns
+        )
+
+    @staticmethod
+    def local_rank_from_env() -> int:
+        """``LOCAL_RANK`` as torchrun sets it (0 without torchrun)."""
+        return int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def is_lead(self) -> bool:
+        """Rank 0: the process that writes files and talks to the user."""
+        return self.rank == 0
+
+    def shard(self, n: int) -> tuple[int, int]:
+        """This rank's contiguous rows [lo, hi) of ``n``."""
+        return self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order."""
+        if self.world_size == 1:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def from_lead(self, value: Any) -> Any:
+        """Rank 0's ``value``, on every rank."""
+        return self.gather(value)[0]
+
+    def sum_(self, tensor: Any) -> Any:
+        """Sum ``tensor`` over ranks, in place (a no-op on one process)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor)
+        return tensor
+
+    def stop(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
