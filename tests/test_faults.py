@@ -116,7 +116,6 @@ def test_bf16_autocast_on_cpu_stays_close_to_float32(tmp_path):
     assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], rel=0.02)
 
 
-@pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(tmp_path):
     eager = train_tiny(tmp_path / "a", epochs=1).history[0]
     compiled = train_tiny(tmp_path / "b", epochs=1, accelerator_options={"compile": True})

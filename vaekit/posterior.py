@@ -40,10 +40,11 @@ class DiagonalGaussian:
     def rsample(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """A differentiable draw z = mean + stddev * eps, eps ~ N(0, I): ``(B, D)``, or
         ``(n, B, D)`` for ``n`` draws (importance sampling)."""
-        shape = self.mean.shape if n is None else (n, *self.mean.shape)
-        eps = torch.randn(
-            shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+        mean = self.mean if n is None else self.mean.expand(n, *self.mean.shape)
+        if generator is None:  # randn_like keeps shapes symbolic under torch.compile
+            eps = torch.randn_like(mean)
+        else:
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return self.mean + self.stddev * eps
 
     def log_prob(self, z: Tensor) -> Tensor:
