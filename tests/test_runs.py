@@ -36,3 +36,40 @@ def test_leftover_of_a_dead_writer_is_removed_but_a_live_one_is_kept(tmp_path):
     assert not stale.exists()
     assert live.exists()
     assert target.read_text() == "new"
+
+
+def test_weights_follow_the_umask_like_every_other_file(tmp_path):
+    import os
+
+    from torch import nn
+
+    from vaekit.runs import Run
+
+    old = os.umask(0o022)
+    try:
+        Run(tmp_path).save_weights(nn.Linear(2, 2))
+        atomic_write_text(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../y", "/abs/dir", "a/b", ".hidden", " x"])
+def test_a_run_name_is_one_plain_folder_name(name):
+    from vaekit.errors import UsageError
+    from vaekit.runs import check_run_name
+
+    with pytest.raises(UsageError, match="plain folder name"):
+        check_run_name(name)
+
+
+def test_latest_that_is_not_a_link_is_never_replaced(tmp_path):
+    from vaekit.errors import DataError
+    from vaekit.runs import Run, point_latest
+
+    (tmp_path / "latest").write_text("mine")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(DataError, match="not vaekit's link"):
+        point_latest(Run(tmp_path / "run"))
+    assert (tmp_path / "latest").read_text() == "mine"

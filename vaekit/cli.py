@@ -27,8 +27,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a message is one line whatever the width (a pipe gets no 80-column folds)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 OptList = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]

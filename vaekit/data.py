@@ -189,6 +189,7 @@ def load_dataset(
     """
     from vaekit.options import check_options
 
+    check_image_options(image_size, channels)
     name, source = resolve_source(path, dataset)
     load = source.load
     accepted = inspect.signature(load).parameters
@@ -252,6 +253,14 @@ def _detects(source: str, path: str | Path) -> bool:
 
     plugin = get_plugin_host().get("datasets", source).factory
     return Path(path).exists() and bool(plugin.detect(Path(path)))
+
+
+def check_image_options(image_size: int | None, channels: int | None) -> None:
+    """UsageError for an ``--image-size`` below 1 or ``--channels`` other than 1 or 3."""
+    if image_size is not None and image_size < 1:
+        raise UsageError(f"--image-size must be >= 1, got {image_size}")
+    if channels is not None and channels not in (1, 3):
+        raise UsageError(f"--channels must be 1 or 3, got {channels}")
 
 
 def apply_image_options(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.config import RunConfig
-from vaekit.errors import DataError
+from vaekit.errors import DataError, UsageError
 from vaekit.files import atomic_path, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
@@ -124,6 +124,42 @@ class Run:
         return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
 
 
+def check_run_name(name: str) -> str:
+    """``name`` if it names a folder directly inside the runs folder, else a UsageError.
+
+    A name is one path component: not empty, not ``.``/``..``, no ``/`` (or the
+    platform's separator), not hidden (``.x``: vaekit's temporaries) and not
+    ``latest`` (the link to the newest run).
+    """
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if (
+        not name
+        or name.strip() != name
+        or name.startswith(".")
+        or any(sep in name for sep in seps)
+        or "\0" in name
+    ):
+        raise UsageError(
+            f"--name '{name}' is not a plain folder name; give one name without '/' or a "
+            "leading '.' (e.g. --name faces-1): runs live directly in --runs-dir"
+        )
+    if name == LATEST:
+        raise UsageError(f"'{LATEST}' is the link to the newest run; choose another --name")
+    return name
+
+
+def check_latest_link(runs_dir: str | Path) -> None:
+    """Fail when ``<runs_dir>/latest`` exists but is not a symlink: vaekit never replaces a
+    user's file or folder."""
+    link = Path(runs_dir) / LATEST
+    if not link.is_symlink() and link.exists():
+        kind = "folder" if link.is_dir() else "file"
+        raise DataError(
+            f"'{link}' is a {kind}, not vaekit's link to the newest run; rename or move it "
+            "(vaekit keeps a symlink there)"
+        )
+
+
 def resolve_run(path: str | Path) -> Run:
     """A run directory from a path (``runs/latest`` is followed to its target)."""
     p = Path(path)
@@ -136,6 +172,7 @@ def resolve_run(path: str | Path) -> Run:
 
 def point_latest(run: Run) -> None:
     """Make ``<runs root>/latest`` a symlink to ``run`` (replaced atomically)."""
+    check_latest_link(run.path.parent)
     link = run.path.parent / LATEST
     tmp = run.path.parent / f".{LATEST}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)

@@ -47,7 +47,7 @@ from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import choose_accelerator, resolve_accelerator_name
 from vaekit.distributed import DistContext
-from vaekit.errors import ContractError, UsageError, VaekitError
+from vaekit.errors import ContractError, DataError, UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
 from vaekit.model import (
     MAIN_GROUP,
@@ -59,7 +59,17 @@ from vaekit.model import (
     parameter_groups,
 )
 from vaekit.plugins import get_plugin_host
-from vaekit.runs import LATEST, RECONSTRUCTIONS, SAMPLES, Run, point_latest, resolve_run, unwrap
+from vaekit.runs import (
+    LATEST,
+    RECONSTRUCTIONS,
+    SAMPLES,
+    Run,
+    check_latest_link,
+    check_run_name,
+    point_latest,
+    resolve_run,
+    unwrap,
+)
 
 LOG_EVERY = 10
 
@@ -218,6 +228,9 @@ def validate_components(config: TrainConfig) -> None:
         host.get(family, name)
     if config.accelerator != "auto":
         host.get("accelerators", config.accelerator)
+    if config.name is not None:
+        check_run_name(config.name)
+    check_latest_link(config.runs_dir)
 
 
 def resolve_model_config(config: ModelConfig, data: ImageDataset) -> ModelConfig:
@@ -229,9 +242,7 @@ def resolve_model_config(config: ModelConfig, data: ImageDataset) -> ModelConfig
 
 def new_run(config: TrainConfig) -> Run:
     """Create ``runs_dir/<name>`` (a timestamped name when none is given)."""
-    if config.name == LATEST:
-        raise UsageError(f"'{LATEST}' is the link to the newest run; choose another --name")
-    name = config.name
+    name = config.name if config.name is None else check_run_name(config.name)
     if name is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.model.encoder}"
         name, n = stamp, 1
@@ -248,13 +259,27 @@ def new_run(config: TrainConfig) -> Run:
     return Run(path)
 
 
+def find_run_to_resume(config: TrainConfig) -> Run:
+    """The run ``--resume`` continues: ``--name`` (checked) or ``latest``."""
+    name = LATEST if config.name is None else check_run_name(config.name)
+    path = Path(config.runs_dir) / name
+    if not path.exists():
+        hint = (
+            f"start it with `vaekit train --name {name}` (without --resume)"
+            if config.name
+            else "train one first (without --resume)"
+        )
+        raise DataError(f"no run '{path}' to resume; {hint}")
+    return resolve_run(path)
+
+
 def set_up(config: TrainConfig, resume: bool) -> Session:
     """Everything a run needs: for a new run from ``config``; when resuming, from the
     run's saved config and checkpoint (only ``config.epochs`` is taken from ``config``)."""
     state: dict[str, Any] | None = None
     started_epochs = config.epochs
     if resume:
-        run = resolve_run(Path(config.runs_dir) / (config.name or LATEST))
+        run = find_run_to_resume(config)
         saved = run.read_config()
         epochs = config.epochs
         config = saved.train
