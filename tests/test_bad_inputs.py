@@ -25,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.dataset_fixtures import CELEBA_NAMES, CELEBA_ROWS, celeba_folder, write_image
 from tests.helpers import train_tiny
 
 TINY = (
@@ -122,6 +124,60 @@ def set_model(key: str, value: object) -> Callable[[Path, World], None]:
     return edit_config(change)
 
 
+def empty_folder(here: Path, world: World) -> None:
+    (here / "empty").mkdir()
+
+
+def non_utf8_name(here: Path, world: World) -> None:
+    for i in range(3):
+        write_image(here / "img" / f"{i}.png", seed=i)
+    write_image(Path(os.fsdecode(bytes(here / "img") + b"/bad\xff.png")), seed=9)
+
+
+def celeba_rows(rows=None, names=None) -> Callable[[Path, World], None]:
+    def setup(here: Path, world: World) -> None:
+        rows_ = rows or CELEBA_ROWS
+        partition = [i % 3 for i in range(len(rows_))]
+        celeba_folder(here / "celeba", rows=rows_, names=names or CELEBA_NAMES, partition=partition)
+
+    return setup
+
+
+def nan_store(here: Path, world: World) -> None:
+    import h5py
+
+    shutil.copy(world["store"], here / "nan.h5")
+    with h5py.File(here / "nan.h5", "r+") as f:
+        f["mu"][:] = np.nan
+
+
+def edit_cluster(change: Callable[[dict], None]) -> Callable[[Path, World], None]:
+    """A set-up that writes ``here/bad.json``: the world's cluster edited by ``change``."""
+
+    def setup(here: Path, world: World) -> None:
+        data = json.loads(world["cluster"].read_text())
+        change(data)
+        (here / "bad.json").write_text(json.dumps(data))
+
+    return setup
+
+
+def _set(key: str, value: object) -> Callable[[dict], None]:
+    return lambda data: data.__setitem__(key, value)
+
+
+def _cell(key: str, i: int, j: int | None, value: float) -> Callable[[dict], None]:
+    """Set ``data[key][i]`` (a vector) or ``data[key][i][j]`` (a matrix) to ``value``."""
+
+    def change(data: dict) -> None:
+        if j is None:
+            data[key][i] = value
+        else:
+            data[key][i][j] = value
+
+    return change
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 CASES: list[Bad] = [
@@ -144,6 +200,47 @@ CASES: list[Bad] = [
     # item 6: one line instead of a traceback
     Bad("image-size-0", ("train", *TINY, "--image-size", "0"), 2, "--image-size must be >= 1",
         check=only()),
+    Bad("non-utf8-file-name", ("train", "img", *TINY), 1, "is not valid UTF-8",
+        setup=non_utf8_name, check=only("img")),
+    Bad("celeba-value-300", ("train", "celeba", *TINY), 1, "value '300'; values must be 1 or -1",
+        setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [300, -1, 1])]),
+        check=only("celeba")),
+    Bad("fit-mixture-on-nan-store",
+        ("fit-cluster", "--latents", "nan.h5", "-l", "3", "--components", "2", "-o", "c.json"),
+        1, "NaN or infinite latents", setup=nan_store, check=only("nan.h5")),
+    Bad("fit-gaussian-on-nan-store",
+        ("fit-cluster", "--latents", "nan.h5", "-l", "3", "-o", "c.json"),
+        1, "NaN or infinite latents", setup=nan_store, check=only("nan.h5")),
+    # item 11: the empty-folder message is the one docs/datasets.md shows
+    Bad("empty-folder", ("train", "empty", *TINY), 1, "no images found in", setup=empty_folder,
+        check=only("empty")),
+    # item 9: bad values are refused, not used
+    Bad("celeba-value-0", ("train", "celeba", *TINY), 1, "value '0'; values must be 1 or -1",
+        setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [0, -1, 1])]),
+        check=only("celeba")),
+    Bad("celeba-value-2", ("train", "celeba", *TINY), 1, "value '2'; values must be 1 or -1",
+        setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [2, -1, 1])]),
+        check=only("celeba")),
+    Bad("celeba-duplicate-row", ("train", "celeba", *TINY), 1, "already has a row",
+        setup=celeba_rows(rows=[*CELEBA_ROWS, CELEBA_ROWS[0]]), check=only("celeba")),
+    Bad("celeba-duplicate-attribute", ("train", "celeba", *TINY), 1, "is named twice",
+        setup=celeba_rows(names=["Smiling", "Eyeglasses", "Smiling"]), check=only("celeba")),
+    Bad("cluster-not-psd", ("sample", "--cluster", "bad.json", "-m", "{run}", "-o", "g.png"), 1,
+        "not positive semi-definite", setup=edit_cluster(_cell("covariance", 0, 0, -10.0)),
+        check=only("bad.json")),
+    Bad("cluster-asymmetric", ("sample", "--cluster", "bad.json", "-m", "{run}", "-o", "g.png"),
+        1, "not symmetric", setup=edit_cluster(_cell("covariance", 0, 1, 0.5)),
+        check=only("bad.json")),
+    Bad("cluster-unknown-type", ("sample", "--cluster", "bad.json", "-m", "{run}", "-o", "g.png"),
+        1, "covariance type 'banana'", setup=edit_cluster(_set("covariance_type", "banana")),
+        check=only("bad.json")),
+    Bad("cluster-nan-mean", ("sample", "--cluster", "bad.json", "-m", "{run}", "-o", "g.png"), 1,
+        "mean that is NaN", setup=edit_cluster(_cell("mean", 0, None, float("nan"))),
+        check=only("bad.json")),
+    Bad("temperature-nan", ("sample", "--prior", "-m", "{run}", "--temperature", "nan", "-o",
+        "g.png"), 2, "--temperature must be a finite number", check=only()),
+    Bad("store-row-minus-1", ("interpolate", "{store}:-1", "{store}:0", "-m", "{run}", "-o",
+        "w.png"), 1, "row -1 does not exist", check=only()),
 ]  # fmt: skip
 
 

@@ -106,8 +106,7 @@ class Cluster:
         """
         if n < 0:
             raise UsageError(f"number of samples must be >= 0, got {n}")
-        if temperature < 0:
-            raise UsageError(f"--temperature must be >= 0, got {temperature}")
+        check_temperature(temperature)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         component = rng.choice(self.components, size=n, p=self.weights / self.weights.sum())
         eps = rng.standard_normal((n, self.latent_dim))
@@ -166,6 +165,11 @@ class Cluster:
             )
         try:
             kind = data["covariance_type"]
+            if kind not in COVARIANCE_TYPES:
+                raise DataError(
+                    f"'{source}' has covariance type '{kind}'; a cluster file has one of: "
+                    f"{', '.join(COVARIANCE_TYPES)} (fit it again with `vaekit fit-cluster`)"
+                )
             d = int(data["latent_dim"])
             if "mixture" in data:
                 mix = data["mixture"]
@@ -176,6 +180,7 @@ class Cluster:
                 weights = np.ones(1)
                 means = np.asarray(data["mean"], dtype=np.float64).reshape(1, d)
                 covs = _expand(data["covariance"], kind, d)[None]
+            check_gaussians(weights, means, covs, source)
             return cls(
                 query=data["query"],
                 covariance_type=kind,
@@ -216,6 +221,31 @@ class Cluster:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
         return cls.from_dict(data, str(path))
+
+
+def check_gaussians(
+    weights: np.ndarray, means: np.ndarray, covs: np.ndarray, source: str = "cluster"
+) -> None:
+    """DataError unless the weights are finite, >= 0 with a positive sum, the means finite
+    and each covariance finite, symmetric and positive semi-definite."""
+    fix = "fit it again with `vaekit fit-cluster`"
+    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+        raise DataError(f"'{source}' has mixture weights {weights.tolist()}; {fix}")
+    if not np.all(np.isfinite(means)):
+        raise DataError(f"'{source}' has a mean that is NaN or infinite; {fix}")
+    for k, cov in enumerate(covs):
+        which = f"covariance {k}" if len(covs) > 1 else "covariance"
+        if not np.all(np.isfinite(cov)):
+            raise DataError(f"'{source}': its {which} holds NaN or infinite values; {fix}")
+        scale = max(float(np.abs(cov).max()), 1e-300)
+        if not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-9 * scale):
+            raise DataError(f"'{source}': its {which} is not symmetric; {fix}")
+        lowest = float(np.linalg.eigvalsh(cov).min())
+        if lowest < -1e-8 * scale:
+            raise DataError(
+                f"'{source}': its {which} is not positive semi-definite (eigenvalue "
+                f"{lowest:.3g}); {fix}"
+            )
 
 
 def _compact(cov: np.ndarray, kind: str) -> Any:
@@ -367,6 +397,12 @@ class Moments:
         return spread + np.diag(var)
 
 
+def check_temperature(temperature: float) -> None:
+    """UsageError unless ``temperature`` is a finite number >= 0 (NaN is not)."""
+    if not (temperature >= 0 and np.isfinite(temperature)):
+        raise UsageError(f"--temperature must be a finite number >= 0, got {temperature}")
+
+
 def _unknown_covariance(kind: str) -> str:
     return f"unknown covariance type '{kind}'; choose one of: {', '.join(COVARIANCE_TYPES)}"
 
@@ -438,6 +474,12 @@ def fit_mixture(
         raise UsageError(_unknown_covariance(covariance))
     x = np.asarray(mu, dtype=np.float64)
     d = x.shape[1]
+    finite = np.isfinite(x).all(1) & np.isfinite(np.asarray(logvar, dtype=np.float64)).all(1)
+    if not finite.all():
+        raise DataError(
+            f"{int((~finite).sum())} of {len(x)} rows hold NaN or infinite latents; encode the "
+            "data again with a model whose training did not diverge"
+        )
     kind = "full" if covariance == "shrunk" else covariance
     gmm = GaussianMixture(
         n_components=components, covariance_type=kind, random_state=seed, reg_covar=1e-6
@@ -545,8 +587,11 @@ def fit_cluster(
             },
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-    if not np.all(np.isfinite(cluster.covariances)):
-        raise DataError(f"the fit to '{query.text}' is not finite; check the latent store")
+    if not (np.all(np.isfinite(cluster.covariances)) and np.all(np.isfinite(cluster.means))):
+        raise DataError(
+            f"the fit to '{query.text}' is not finite: the store holds NaN or infinite latents; "
+            "encode the data again with a model whose training did not diverge"
+        )
     if output is not None:
         check_cluster_output(Path(output))
         cluster.save(output)

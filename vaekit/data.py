@@ -165,6 +165,10 @@ def resolve_source(path: str | Path | None, dataset: str | None) -> tuple[str, A
     for component in ordered:
         if component.factory.detect(p):
             return component.name, component.factory
+    if p.is_dir() and not any(not e.name.startswith(".") for e in p.iterdir()):
+        from vaekit.sources.folder import no_images_error
+
+        raise no_images_error(p)  # an empty folder: the words docs/datasets.md gives
     raise DataError(
         f"'{path}' holds none of the known kinds of data ({', '.join(sorted(registry))}); "
         "pass --dataset NAME to choose one"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.cluster import Cluster, mean_direction, resolve_cluster_path
+from vaekit.cluster import Cluster, check_temperature, mean_direction, resolve_cluster_path
 from vaekit.errors import DataError, UsageError
 from vaekit.images import to_uint8
 from vaekit.runs import LoadedRun
@@ -219,8 +219,7 @@ def sample(
     values other than 1). ``pixels``: the likelihood's mean image, or a draw from it."""
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
-    if temperature < 0:
-        raise UsageError(f"--temperature must be >= 0, got {temperature}")
+    check_temperature(temperature)
     labels = None
     if label is not None:
         labels = np.full(n, class_id(run, label), dtype=np.int64)
@@ -348,8 +347,11 @@ def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
 
         path, index = row
         with LatentStore.open(path) as store:
-            if not -store.n <= index < store.n:
-                raise DataError(f"'{path}' has {store.n} rows; row {index} does not exist")
+            if not 0 <= index < store.n:
+                raise DataError(
+                    f"'{path}' has {store.n} rows; row {index} does not exist "
+                    f"(rows are 0 to {store.n - 1})"
+                )
             check_store_fits(store, run)
             return store.read([index])[0][0]
     p = Path(spec)

@@ -23,7 +23,7 @@ import numpy as np
 
 from vaekit.errors import DataError
 
-FORMAT = 1  # bump when the cache layout or decoding changes
+FORMAT = 2  # bump when the cache layout or decoding changes
 SKIP_HINT = "fix or remove it, or pass --skip-bad to skip unreadable images"
 
 
@@ -131,7 +131,9 @@ def decode_files(
             del images
     kept = np.array([i for i in range(len(files)) if i not in bad], dtype=np.int64)
     skipped = [f"{files[i]}: {why}" for i, why in sorted(bad.items())]
+    images = np.load(array_path, mmap_mode="r")
     meta = {
+        "checksum": array_checksum(images),
         "format": FORMAT,
         "signature": signature,
         "n_files": len(files),
@@ -143,7 +145,19 @@ def decode_files(
     from vaekit.runs import atomic_write_text
 
     atomic_write_text(meta_path, json.dumps(meta))
-    return Decoded(np.load(array_path, mmap_mode="r"), kept, skipped, False, signature)
+    return Decoded(images, kept, skipped, False, signature)
+
+
+def array_checksum(images: np.ndarray, block_bytes: int = 1 << 26) -> str:
+    """CRC-32 of an array's bytes, read in blocks (a memory map is never loaded whole)."""
+    import zlib
+
+    flat = images.reshape(len(images), -1) if images.ndim else images.reshape(1, -1)
+    rows = max(1, block_bytes // max(1, flat.shape[1] if flat.ndim == 2 else 1))
+    crc = 0
+    for start in range(0, len(flat), rows):
+        crc = zlib.crc32(np.ascontiguousarray(flat[start : start + rows]).tobytes(), crc)
+    return f"{crc:08x}"
 
 
 def _finish(images, ok, failed, files, bad, skip_bad, signature) -> Decoded:
@@ -175,6 +189,15 @@ def _read_cache(array_path: Path, meta_path: Path, signature: str, n_files: int)
         return None
     kept = np.asarray(meta["kept"], dtype=np.int64)
     if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(kept):
+        return None
+    if meta.get("checksum") != array_checksum(images):
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]warning:[/] the decode cache '{array_path}' is damaged (its contents "
+            "changed since it was written); decoding the images again",
+            highlight=False,
+        )
         return None
     return Decoded(images, kept, list(meta.get("skipped", [])), True, signature)
 

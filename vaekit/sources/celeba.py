@@ -69,9 +69,16 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray, list[
         names = names[1:]  # image_id
     if not names:
         raise DataError(f"{path} line {header_at + 1}: no attribute names found")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{path} line {header_at + 1}: attribute '{repeated[0]}' is named twice; "
+            "give each column its own name"
+        )
     files: list[str] = []
     values: list[list[int]] = []
     numbers: list[int] = []
+    first_line: dict[str, int] = {}
     for number, line in enumerate(lines[header_at + 1 :], start=header_at + 2):
         fields = line.split()
         if not fields:
@@ -81,10 +88,16 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray, list[
                 f"{path} line {number}: {len(fields) - 1} values for {len(names)} attributes; "
                 "fix or remove the row"
             )
-        try:
-            row = [int(v) for v in fields[1:]]
-        except ValueError:
-            raise DataError(f"{path} line {number}: values must be 1 or -1") from None
+        bad = next((v for v in fields[1:] if v not in ("1", "-1")), None)
+        if bad is not None:
+            raise DataError(f"{path} line {number}: value '{bad}'; values must be 1 or -1")
+        if fields[0] in first_line:
+            raise DataError(
+                f"{path} line {number}: '{fields[0]}' already has a row (line "
+                f"{first_line[fields[0]]}); keep one row per image"
+            )
+        first_line[fields[0]] = number
+        row = [int(v) for v in fields[1:]]
         files.append(fields[0])
         values.append(row)
         numbers.append(number)
@@ -93,7 +106,7 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray, list[
     if header_at and int(lines[0].strip()) != len(files):
         from rich.console import Console
 
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             f"[yellow]warning:[/] {path} says {lines[0].strip()} images but lists {len(files)}",
             highlight=False,
         )

@@ -64,10 +64,8 @@ def load_folder(
         raise DataError(f"'{root}' is not a folder; give a folder of images or pass --dataset")
     files = list_images(root)
     if not files:
-        raise DataError(
-            f"no images found in '{root}' (looked for .png, .jpg, .bmp, .webp, ... recursively); "
-            "put images there or point vaekit at another folder"
-        )
+        raise no_images_error(root)
+    files = without_undecodable_names(files, root, skip_bad)
     rel = [f.relative_to(root).as_posix() for f in files]
     split, class_dirs = _folder_structure(rel)
 
@@ -104,6 +102,39 @@ def load_folder(
         split=take(split),
         fingerprint=decoded.signature,
     )
+
+
+def no_images_error(root: Path) -> DataError:
+    """The one message for a folder without images (docs/datasets.md#bad-input)."""
+    return DataError(
+        f"no images found in '{root}' (looked for .png, .jpg, .bmp, .webp, ... recursively); "
+        "put images there or point vaekit at another folder"
+    )
+
+
+def without_undecodable_names(files: list[Path], root: Path, skip_bad: bool) -> list[Path]:
+    """``files`` whose names are text (UTF-8): ids are stored as text. A file name that is
+    not is an error naming it, or (``skip_bad``) left out and reported."""
+    bad = []
+    for path in files:
+        try:
+            str(path.relative_to(root)).encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(path)
+    if not bad:
+        return files
+    shown = os.fsencode(bad[0]).decode("utf-8", "backslashreplace")
+    if not skip_bad:
+        more = f" ({len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(
+            f"file name '{shown}' is not valid UTF-8{more}; rename it, or pass --skip-bad "
+            "to leave such files out"
+        )
+    report_skipped(
+        [f"{os.fsencode(p).decode('utf-8', 'backslashreplace')}: name not UTF-8" for p in bad]
+    )
+    kept = set(bad)
+    return [p for p in files if p not in kept]
 
 
 def report_skipped(skipped: list[str]) -> None:
