@@ -84,7 +84,7 @@ def test_bad_option_syntax_exits_2(tmp_path):
 def test_resume_without_a_run_fails_clearly(tmp_path):
     result = runner.invoke(app, ["train", "--resume", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "no trained model" in result.output
+    assert "to resume; train one first (without --resume)" in result.output
 
 
 def test_plugins_json_lists_plugins_and_components():
