@@ -178,6 +178,21 @@ def _cell(key: str, i: int, j: int | None, value: float) -> Callable[[dict], Non
     return change
 
 
+def one_small_image(here: Path, world: World) -> None:
+    write_image(here / "img" / "a.png", size=(16, 16))
+
+
+def huge_hidden(here: Path, world: World) -> None:
+    run = copy_run(here, world)
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["encoder_options"]["hidden"] = 100_000_000
+    (run / "config.json").write_text(json.dumps(config))
+
+
+def existing_npy(here: Path, world: World) -> None:
+    (here / "z.npy").write_bytes(b"mine")
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 CASES: list[Bad] = [
@@ -214,6 +229,16 @@ CASES: list[Bad] = [
     # item 11: the empty-folder message is the one docs/datasets.md shows
     Bad("empty-folder", ("train", "empty", *TINY), 1, "no images found in", setup=empty_folder,
         check=only("empty")),
+    # item 5: what cannot be batched is checked against the memory limit first
+    Bad("sample-n-huge", ("sample", "--prior", "-m", "{run}", "-n", "100000000", "-o", "g.png"),
+        1, "lower -n", check=only()),
+    Bad("train-image-size-4096", ("train", "img", "--image-size", "4096", "--epochs", "1",
+        "--accelerator", "cpu"), 1, "memory limit", setup=one_small_image, check=only("img")),
+    Bad("config-hidden-1e8", ("sample", "--prior", "-m", "runs/run", "-o", "g.png"), 1,
+        "memory limit", setup=huge_hidden, check=only("runs")),
+    # item 10: every check before any write
+    Bad("sample-save-refused", ("sample", "--prior", "-m", "{run}", "-o", "g.png", "--save",
+        "z.npy"), 2, "already exists", setup=existing_npy, check=only("z.npy")),
     # item 9: bad values are refused, not used
     Bad("celeba-value-0", ("train", "celeba", *TINY), 1, "value '0'; values must be 1 or -1",
         setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [0, -1, 1])]),

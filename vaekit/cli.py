@@ -506,6 +506,7 @@ def sample_command(
             Generated,
             attribute_edit,
             check_png_output,
+            check_save_target,
             default_model_dir,
             read_model_image,
             sample,
@@ -515,6 +516,8 @@ def sample_command(
         from vaekit.runs import open_run
 
         check_png_output(output)
+        if save is not None:  # every check before any write (the grid comes first)
+            check_save_target(save, overwrite=overwrite)
         if from_image is not None:
             if not add:
                 raise UsageError("--from needs --add LABEL (e.g. --add smiling)")

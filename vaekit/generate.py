@@ -202,6 +202,18 @@ def check_store_fits(store: Any, run: LoadedRun) -> None:
         )
 
 
+def check_images_memory(run: LoadedRun, n: int, what: str, fix: str) -> None:
+    """Check ``n`` output images (uint8, their latents and a PNG grid of them, which needs
+    them all at once) against the memory limit before any is drawn or decoded."""
+    from vaekit.limits import check_memory
+
+    c, h, w = (int(s) for s in run.config.model.input_shape)
+    scale = max(1, 64 // max(h, w))
+    grid = c * (h * scale + 2) * (w * scale + 2)
+    per_image = c * h * w + 8 * int(run.config.model.latent_dim) + 2 * grid  # + PIL's copy
+    check_memory(float(n) * per_image, what, fix)
+
+
 def sample(
     run: LoadedRun,
     n: int = 64,
@@ -220,6 +232,7 @@ def sample(
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
     check_temperature(temperature)
+    check_images_memory(run, n, f"a grid of {n:,} samples", "lower -n")
     labels = None
     if label is not None:
         labels = np.full(n, class_id(run, label), dtype=np.int64)
@@ -381,6 +394,8 @@ def interpolate(
     """One walk from A to B: ``steps + 2`` images whose first and last are the
     reconstructions of A and B (decode(mu_A), decode(mu_B)). A and B are latents
     (D,) or what :func:`endpoint_latent` reads."""
+    interpolation_weights(steps)
+    check_images_memory(run, steps + 2, f"a walk of {steps + 2:,} images", "lower --steps")
     z_a = a if isinstance(a, np.ndarray) else endpoint_latent(run, a)
     z_b = b if isinstance(b, np.ndarray) else endpoint_latent(run, b)
     z = interpolate_latents(z_a, z_b, steps, method)
@@ -401,6 +416,13 @@ def interpolate_pairs(
 
     if pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {pairs}")
+    interpolation_weights(steps)
+    check_images_memory(
+        run,
+        pairs * (steps + 2),
+        f"{pairs:,} walks of {steps + 2:,} images",
+        "lower --pairs or --steps",
+    )
     with LatentStore.open(latents) as store:
         if store.n < 2:
             raise DataError(f"'{latents}' has {store.n} rows; interpolation needs two")
@@ -466,6 +488,30 @@ def check_png_output(path: str | Path) -> Path:
     return path
 
 
+def check_save_target(target: str | Path, overwrite: bool = False) -> Path:
+    """The ``--save`` target, checked before anything is drawn or written: a ``.npy``/``.h5``
+    file that exists needs ``overwrite``; a folder must not be a file and, unless
+    ``overwrite``, must be empty."""
+    target = Path(target)
+    if target.suffix.lower() in (".npy", ".h5", ".hdf5"):
+        if target.is_dir():
+            raise UsageError(f"--save '{target}' is a folder; give a .npy or .h5 file name")
+        if target.exists() and not overwrite:
+            raise UsageError(
+                f"'{target}' already exists; pass --overwrite or choose another --save"
+            )
+        return target
+    if target.exists() and not target.is_dir():
+        raise UsageError(
+            f"--save '{target}' is a file; give a folder for PNGs, or a .npy/.h5 file for latents"
+        )
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise UsageError(
+            f"folder '{target}' is not empty; pass --overwrite or choose another --save folder"
+        )
+    return target
+
+
 def save_samples(
     generated: Generated, target: str | Path, overwrite: bool = False
 ) -> tuple[Path, str]:
@@ -474,13 +520,9 @@ def save_samples(
     (``0000.png`` ...). Returns the path and what was written."""
     from vaekit.files import atomic_path
 
-    target = Path(target)
+    target = check_save_target(target, overwrite)
     suffix = target.suffix.lower()
     if suffix in (".npy", ".h5", ".hdf5"):
-        if target.exists() and not overwrite:
-            raise UsageError(
-                f"'{target}' already exists; pass --overwrite or choose another --save"
-            )
         with atomic_path(target) as tmp:
             if suffix == ".npy":
                 with open(tmp, "wb") as fh:
@@ -493,16 +535,8 @@ def save_samples(
                     if generated.labels is not None:
                         f.create_dataset("labels", data=generated.labels)
         return target, f"{len(generated.z)} latents"
-    if target.exists() and not target.is_dir():
-        raise UsageError(
-            f"--save '{target}' is a file; give a folder for PNGs, or a .npy/.h5 file for latents"
-        )
     from PIL import Image
 
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UsageError(
-            f"folder '{target}' is not empty; pass --overwrite or choose another --save folder"
-        )
     target.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(generated.images):
         array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)

@@ -262,12 +262,16 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from vaekit.limits import check_model_memory
     from vaekit.model import build_model
 
     run = resolve_run(run_dir)
     config = run.read_config()
     if not run.weights_path.is_file():
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
+    check_model_memory(
+        config.model, 1, training=False, fix=f"check the model options in {run.config_path}"
+    )
     model = build_model(config.model)
     try:
         state = load_file(str(run.weights_path))

@@ -49,6 +49,7 @@ from vaekit.devices import choose_accelerator, resolve_accelerator_name
 from vaekit.distributed import DistContext
 from vaekit.errors import ContractError, DataError, UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
+from vaekit.limits import check_model_memory
 from vaekit.model import (
     MAIN_GROUP,
     Objective,
@@ -298,6 +299,12 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
     if len(train_data) == 0:
         raise VaekitError("the training split is empty; lower --val-fraction or add images")
     config.model = resolve_model_config(config.model, data)
+    check_model_memory(
+        config.model,
+        config.batch_size,
+        training=True,
+        fix="lower --batch-size or --image-size, or the encoder/decoder width",
+    )
     accelerator, dist = start_processes(config)
     model = build_model(config.model)
     if run is None:
