@@ -112,12 +112,18 @@ def draw_face(a: dict[str, bool], size: int, rng: np.random.Generator) -> Image.
         d.chord([cx - w, mouth_y - h, cx + w, mouth_y + h], 0, 180, fill=(90, 15, 25))
         d.chord([cx - w, mouth_y - h, cx + w, mouth_y + h], 0, 180, outline=lips, width=line)
         d.rectangle([cx - w * 0.7, mouth_y, cx + w * 0.7, mouth_y + h * 0.3], fill=(245, 245, 240))
-    else:  # a short closed mouth, flat or slightly open
+    else:  # a short mouth: a closed lip line, or a dark opening the lips ring
         w = mouth_w * 0.6
-        if a["Mouth_Slightly_Open"]:
-            h = ry * 0.1
-            d.ellipse([cx - w, mouth_y - h / 2, cx + w, mouth_y + h / 2], fill=(40, 10, 15))
-        d.line([cx - w, mouth_y, cx + w, mouth_y], fill=lips, width=line * 2)
+        if a["Mouth_Slightly_Open"]:  # taller than the lip line, so it shows at 32 px
+            h = ry * 0.16
+            d.ellipse(
+                [cx - w, mouth_y - h, cx + w, mouth_y + h],
+                fill=(40, 10, 15),
+                outline=lips,
+                width=line,
+            )
+        else:
+            d.line([cx - w, mouth_y, cx + w, mouth_y], fill=lips, width=line * 2)
     return picture.resize((size, size), Image.Resampling.LANCZOS)
 
 
