@@ -193,6 +193,42 @@ def existing_npy(here: Path, world: World) -> None:
     (here / "z.npy").write_bytes(b"mine")
 
 
+def damage_weights(change: Callable[[dict], None]) -> Callable[[Path, World], None]:
+    """A set-up that copies the run and rewrites its model.safetensors through ``change``."""
+
+    def setup(here: Path, world: World) -> None:
+        from safetensors.torch import load_file, save_file
+
+        run = copy_run(here, world)
+        state = load_file(str(run / "model.safetensors"))
+        change(state)
+        save_file(state, str(run / "model.safetensors"))
+
+    return setup
+
+
+def _nan_first(state: dict) -> None:
+    name = sorted(state)[0]
+    state[name] = state[name] * float("nan")
+
+
+def _extra_tensor(state: dict) -> None:
+    import torch
+
+    state["zzz"] = torch.zeros(1)
+
+
+def write_file(name: str, content: bytes) -> Callable[[Path, World], None]:
+    """A set-up that copies the run and overwrites one of its files with ``content``."""
+
+    def setup(here: Path, world: World) -> None:
+        (copy_run(here, world) / name).write_bytes(content)
+
+    return setup
+
+
+SAMPLE_RUN = ("sample", "--prior", "-m", "runs/run", "-o", "g.png")
+
 # -- the table ---------------------------------------------------------------------------------
 
 CASES: list[Bad] = [
@@ -226,6 +262,29 @@ CASES: list[Bad] = [
     Bad("fit-gaussian-on-nan-store",
         ("fit-cluster", "--latents", "nan.h5", "-l", "3", "-o", "c.json"),
         1, "NaN or infinite latents", setup=nan_store, check=only("nan.h5")),
+    # item 6: a damaged run directory is one line naming the run and the fix
+    Bad("run-config-not-json", SAMPLE_RUN, 1, "config.json is not readable JSON",
+        setup=write_file("config.json", b"{oops"), check=only("runs")),
+    Bad("run-config-no-model", SAMPLE_RUN, 1, "it is not a JSON object",
+        setup=write_file("config.json", b"[]"), check=only("runs")),
+    Bad("run-weights-truncated", SAMPLE_RUN, 1, "is not a readable safetensors file",
+        setup=write_file("model.safetensors", b"\x10\x00"), check=only("runs")),
+    Bad("run-weights-shape", SAMPLE_RUN, 1,
+        "tensor 'decoder.net.0.0.weight' has shape (32, 4), the config builds (32, 3)",
+        setup=set_model("latent_dim", 3), check=only("runs")),
+    Bad("run-weights-extra-tensor", SAMPLE_RUN, 1, "unexpected ['zzz']",
+        setup=damage_weights(_extra_tensor), check=only("runs")),
+    Bad("run-latent-dim-string", SAMPLE_RUN, 1, "latent_dim", setup=set_model("latent_dim", "16"),
+        check=only("runs")),
+    Bad("run-input-shape-2d", SAMPLE_RUN, 1, "input_shape",
+        setup=set_model("input_shape", [1, 8]), check=only("runs")),
+    Bad("run-latent-dim-zero", SAMPLE_RUN, 1, "latent", setup=set_model("latent_dim", 0),
+        check=only("runs")),
+    # item 3: a NaN model is never used
+    Bad("run-weights-nan-sample", SAMPLE_RUN, 1, "NaN or infinite values",
+        setup=damage_weights(_nan_first), check=only("runs")),
+    Bad("run-weights-nan-encode", ("encode", "-m", "runs/run", "-o", "z.h5"), 1,
+        "NaN or infinite values", setup=damage_weights(_nan_first), check=only("runs")),
     # item 11: the empty-folder message is the one docs/datasets.md shows
     Bad("empty-folder", ("train", "empty", *TINY), 1, "no images found in", setup=empty_folder,
         check=only("empty")),

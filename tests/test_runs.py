@@ -73,3 +73,22 @@ def test_latest_that_is_not_a_link_is_never_replaced(tmp_path):
     with pytest.raises(DataError, match="not vaekit's link"):
         point_latest(Run(tmp_path / "run"))
     assert (tmp_path / "latest").read_text() == "mine"
+
+
+def test_check_weights_refuses_nan_weights(tmp_path):
+    import torch
+    from torch import nn
+
+    from vaekit.errors import DataError
+    from vaekit.runs import check_weights
+
+    model = nn.Linear(3, 2)
+    check_weights(model, dict(model.state_dict()), tmp_path)  # fits: no error
+    with pytest.raises(DataError, match="NaN"):
+        check_weights(
+            model, {"weight": torch.full((2, 3), float("nan")), "bias": torch.zeros(2)}, tmp_path
+        )
+    with pytest.raises(DataError, match="'weight' holds NaN or infinite values"):
+        check_weights(
+            model, {"weight": torch.full((2, 3), float("inf")), "bias": torch.zeros(2)}, tmp_path
+        )

@@ -299,6 +299,11 @@ def check_weights(model: nn.Module, state: dict[str, Any], where: str | Path) ->
                 f"{tuple(state[key].shape)}, the config builds {tuple(tensor.shape)}; "
                 "train the run again or restore its files"
             )
+        if state[key].is_floating_point() and not bool(state[key].isfinite().all()):
+            raise DataError(
+                f"{where}: tensor '{key}' holds NaN or infinite values (its training "
+                "diverged); train the run again with a lower --lr"
+            )
 
 
 def load_model(run_dir: str | Path = "runs/latest", device: str = "cpu") -> nn.Module:

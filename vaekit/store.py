@@ -190,6 +190,22 @@ class LatentStoreWriter:
                     f"latent store {self.path}: '{name}' has {len(value)} rows, mu {count}"
                 )
             arrays[name] = value
+        for name in ("mu", "logvar", "samples"):
+            if name in arrays and not np.isfinite(arrays[name]).all():
+                first = (
+                    self.written
+                    + self.filled
+                    + int(
+                        np.flatnonzero(
+                            ~np.isfinite(np.asarray(arrays[name]).reshape(count, -1)).all(1)
+                        )[0]
+                    )
+                )
+                raise DataError(
+                    f"the model gave NaN or infinite latents ('{name}' of row {first}); "
+                    f"latent store {self.path} is not written: use a run whose training "
+                    "did not diverge"
+                )
         start = 0
         while start < count:
             take = min(count - start, self.chunk_rows - self.filled)
