@@ -229,6 +229,20 @@ def write_file(name: str, content: bytes) -> Callable[[Path, World], None]:
 
 SAMPLE_RUN = ("sample", "--prior", "-m", "runs/run", "-o", "g.png")
 
+
+def nothing_promoted(here: Path, world: World) -> None:
+    run = here / "runs" / "nan"
+    assert not (run / "model.safetensors").exists() and not (run / "metrics.jsonl").exists()
+    assert not (here / "runs" / "latest").exists()
+
+
+def config_unchanged(here: Path, world: World) -> None:
+    saved = json.loads((here / "runs" / "run" / "config.json").read_text())
+    assert saved == json.loads((world["run"] / "config.json").read_text())
+
+
+RESUME = ("train", "--resume", "--name", "run")
+
 # -- the table ---------------------------------------------------------------------------------
 
 CASES: list[Bad] = [
@@ -285,6 +299,16 @@ CASES: list[Bad] = [
         setup=damage_weights(_nan_first), check=only("runs")),
     Bad("run-weights-nan-encode", ("encode", "-m", "runs/run", "-o", "z.h5"), 1,
         "NaN or infinite values", setup=damage_weights(_nan_first), check=only("runs")),
+    # item 3: a diverged epoch is never saved, promoted or called intact
+    Bad("train-diverges", ("train", *TINY, "--lr", "1e30", "--batch-size", "2000", "--name",
+        "nan"), 1, "diverged", check=nothing_promoted),
+    # item 7: --resume checks --epochs and refuses options it cannot apply
+    Bad("resume-epochs-negative", (*RESUME, "--epochs", "-5"), 2, "--epochs must be >= 1",
+        setup=copy_run, check=config_unchanged),
+    Bad("resume-epochs-zero", (*RESUME, "--epochs", "0"), 2, "--epochs must be >= 1",
+        setup=copy_run, check=config_unchanged),
+    Bad("resume-with-lr", (*RESUME, "--epochs", "3", "--lr", "0.1", "--encoder", "conv"), 2,
+        "--encoder, --lr cannot change", setup=copy_run, check=config_unchanged),
     # item 11: the empty-folder message is the one docs/datasets.md shows
     Bad("empty-folder", ("train", "empty", *TINY), 1, "no images found in", setup=empty_folder,
         check=only("empty")),

@@ -260,11 +260,45 @@ def train(
             given["skip_bad"] = True
         settings = {key: value for key, value in given.items() if value is not None}
         if resume:
+            check_resume_options(settings)
             settings.setdefault("epochs", 0)  # 0: the run's own count
         config = TrainConfig.build(**settings)
         result = run_training(config, resume=resume, reporter=RichTrainReporter(err_console))
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
             console.print(f"model saved in [bold]{result.run.path}[/]")
+
+
+def check_resume_options(settings: dict[str, Any]) -> None:
+    """With ``--resume``: an ``--epochs`` below 1, or an option whose value differs from
+    the run's saved one (it could not apply), is a usage error, never silently dropped."""
+    from vaekit.config import TrainConfig
+    from vaekit.errors import UsageError
+    from vaekit.train import RESUME_OPTIONS, changed_settings, find_run_to_resume
+
+    if "epochs" in settings and settings["epochs"] < 1:
+        raise UsageError(f"--epochs must be >= 1, got {settings['epochs']}")
+    if not set(settings) - RESUME_OPTIONS:
+        return
+    where = {k: settings[k] for k in ("runs_dir", "name") if k in settings}
+    saved = find_run_to_resume(TrainConfig.build(**where)).read_config().train
+    changed = changed_settings(saved, settings)
+    if changed:
+        flags = ", ".join(_flag(key) for key in changed)
+        raise UsageError(
+            f"--resume continues the run with its saved settings, so {flags} cannot change; "
+            "leave them out (--resume takes --epochs), or start a new run with another --name"
+        )
+
+
+def _flag(key: str) -> str:
+    """The command-line spelling of a TrainConfig setting."""
+    special = {"data": "DATA", "kind": "--model-kind", "kind_options": "--model-opt"}
+    if key in special:
+        return special[key]
+    if key.endswith("_options"):
+        stem = {"kl_schedule": "kl"}.get(key[: -len("_options")], key[: -len("_options")])
+        return f"--{stem.replace('_', '-')}-opt"
+    return f"--{key.replace('_', '-')}"
 
 
 @app.command("plugins")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +44,61 @@ def unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
+LOCK = ".lock"
+
+
+class RunLock:
+    """Ownership of a run directory while a process writes it: an exclusive
+    ``fcntl.flock`` on ``<run>/.lock``, held until :meth:`release` or the process ends
+    (the kernel drops it on any exit, ``kill -9`` included, so a lock never goes stale).
+
+    A second writer (``train --name same``, ``--resume`` of a run being trained) gets a
+    DataError naming the owner's PID instead of mixing its files into the run.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise a DataError when another process holds it."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataError(
+                f"run '{self.path}' is being written by another vaekit process (PID {owner}); "
+                "wait for it to finish, or choose another --name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the run up (closing the file drops the lock)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 @dataclass
 class Run:
     """A run directory and the files in it."""
 
     path: Path
+    owner: RunLock | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -56,6 +106,22 @@ class Run:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def lock(self) -> RunLock:
+        """Own this run directory (see :class:`RunLock`) until :meth:`unlock`."""
+        if self.owner is None:
+            self.owner = RunLock(self.path).acquire()
+        return self.owner
+
+    def unlock(self) -> None:
+        """Give up the ownership :meth:`lock` took."""
+        if self.owner is not None:
+            self.owner.release()
+            self.owner = None
+
+    def has_saved_epoch(self) -> bool:
+        """Whether an epoch was saved (a checkpoint or weights): a run that can resume."""
+        return self.checkpoint_path.is_file() or self.weights_path.is_file()
 
     @property
     def config_path(self) -> Path:

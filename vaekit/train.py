@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -62,6 +64,7 @@ from vaekit.model import (
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import (
     LATEST,
+    LOCK,
     RECONSTRUCTIONS,
     SAMPLES,
     Run,
@@ -170,6 +173,7 @@ def train(
         run_epochs(session, reporter if session.lead else None)
     finally:
         session.dist.stop()
+        session.run.unlock()  # the kernel would drop it at exit; an API caller goes on
     return TrainResult(session.run, session.history, session.raw_model.eval())
 
 
@@ -250,14 +254,78 @@ def new_run(config: TrainConfig) -> Run:
         while (Path(config.runs_dir) / name).exists():  # two runs started in one second
             n += 1
             name = f"{stamp}-{n}"
-    path = Path(config.runs_dir) / name
-    if path.exists() and any(path.iterdir()):
-        raise UsageError(
-            f"run directory '{path}' already exists; pass --resume to continue it "
-            "or --name to start another"
+    run = Run(Path(config.runs_dir) / name)
+    run.lock()  # first own the directory, then look in it: two runs never share one
+    try:
+        leftovers = [p for p in run.path.iterdir() if p.name != LOCK]
+        unfinished = run.config_path.is_file() and not run.has_saved_epoch()
+        if leftovers and not unfinished:
+            raise UsageError(
+                f"run directory '{run.path}' already exists; pass --resume to continue it "
+                "or --name to start another"
+            )
+        # a run that stopped before saving an epoch (killed, interrupted, diverged) left
+        # only its config and what hooks wrote at its start: start it afresh
+        for leftover in leftovers:
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    except BaseException:
+        run.unlock()
+        raise
+    return run
+
+
+#: What ``--resume`` takes from the command line; every other setting is the run's own.
+RESUME_OPTIONS = frozenset({"epochs", "name", "runs_dir"})
+
+
+def changed_settings(saved: TrainConfig, settings: dict[str, Any]) -> list[str]:
+    """The keys of flat ``settings`` (as :meth:`TrainConfig.build` takes them) other than
+    :data:`RESUME_OPTIONS` whose values differ from the ``saved`` run's."""
+    given = {k: v for k, v in settings.items() if k not in RESUME_OPTIONS}
+    if not given:
+        return []
+    asked = TrainConfig.build(**given)
+    if asked.data is not None and Path(asked.data).exists():
+        asked.data = str(Path(asked.data).resolve())  # saved absolute, as training does
+
+    def value(config: TrainConfig, key: str) -> Any:
+        return getattr(config.model, key) if hasattr(config.model, key) else getattr(config, key)
+
+    return sorted(k for k in given if value(asked, k) != value(saved, k))
+
+
+def load_resume_state(run: Run) -> dict[str, Any]:
+    """The checkpoint ``--resume`` continues from; a run that never saved an epoch has none
+    and is started again under its name instead."""
+    if not run.checkpoint_path.is_file():
+        raise DataError(
+            f"run '{run.path}' has no checkpoint: it stopped before saving its first epoch; "
+            f"start it again with `vaekit train --name {run.name}` (without --resume)"
         )
-    path.mkdir(parents=True, exist_ok=True)
-    return Run(path)
+    try:
+        state = run.load_checkpoint()
+        int(state["epoch"]), int(state["step"])  # noqa: B018 - a damaged one fails here
+    except VaekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a bad file
+        raise DataError(
+            f"run '{run.path}': {run.checkpoint_path.name} is damaged ({type(exc).__name__}: "
+            f"{exc}); it cannot resume: start a new run (its model.safetensors still loads)"
+        ) from None
+    return state
+
+
+def check_resume_epochs(epochs: int, done: int, run: Run) -> int:
+    """``--epochs`` for a resumed run: 0 keeps the run's count; otherwise a total of at
+    least the epochs already trained."""
+    if epochs < 0:
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    if 0 < epochs < done:
+        raise UsageError(
+            f"run '{run.path}' has already trained {done} epochs; --epochs is the new total, "
+            f"so give at least {done} (or leave it out to keep the run's own)"
+        )
+    return epochs
 
 
 def find_run_to_resume(config: TrainConfig) -> Run:
@@ -276,17 +344,32 @@ def find_run_to_resume(config: TrainConfig) -> Run:
 
 def set_up(config: TrainConfig, resume: bool) -> Session:
     """Everything a run needs: for a new run from ``config``; when resuming, from the
-    run's saved config and checkpoint (only ``config.epochs`` is taken from ``config``)."""
+    run's saved config and checkpoint (only ``config.epochs`` is taken from ``config``).
+    The writing process (rank 0) locks the run directory (:meth:`Run.lock`) from the
+    moment it is chosen; the lock is released here if set-up fails, else by :func:`train`."""
+    claimed: list[Run] = []
+    try:
+        return _set_up(config, resume, claimed)
+    except BaseException:
+        for run in claimed:
+            run.unlock()
+        raise
+
+
+def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
     state: dict[str, Any] | None = None
     started_epochs = config.epochs
     if resume:
         run = find_run_to_resume(config)
+        if os.environ.get("RANK", "0") == "0":  # rank 0 writes; under torchrun it alone owns
+            run.lock()
+            claimed.append(run)
+        state = load_resume_state(run)
         saved = run.read_config()
-        epochs = config.epochs
+        epochs = check_resume_epochs(config.epochs, int(state["epoch"]), run)
         config = saved.train
         started_epochs = config.epochs
         config.epochs = epochs or config.epochs
-        state = run.load_checkpoint()
     else:
         validate_components(config)
         if config.data is not None and Path(config.data).exists():
@@ -309,6 +392,7 @@ def set_up(config: TrainConfig, resume: bool) -> Session:
     model = build_model(config.model)
     if run is None:
         run = lead_creates_run(config, dist)
+        claimed.append(run)
 
     use_labels = config.model.num_classes > 0  # a plain VAE never moves labels per step
     batches = DeviceBatches(
@@ -388,16 +472,17 @@ def start_processes(config: TrainConfig) -> tuple[Any, DistContext]:
 
 def lead_creates_run(config: TrainConfig, dist: DistContext) -> Run:
     """Rank 0 creates the run directory; every process gets its path (or rank 0's error)."""
-    path, error = None, None
+    path, error, created = None, None, None
     if dist.is_lead:
         try:
-            path = str(new_run(config).path)
+            created = new_run(config)  # locked by this process
+            path = str(created.path)
         except VaekitError as exc:
             error = (type(exc), str(exc))
     path, error = dist.from_lead((path, error))
     if error is not None:
         raise error[0](error[1])
-    return Run(Path(path))
+    return created or Run(Path(path))
 
 
 def plugin_versions() -> dict[str, dict[str, str]]:
