@@ -241,6 +241,15 @@ def config_unchanged(here: Path, world: World) -> None:
     assert saved == json.loads((world["run"] / "config.json").read_text())
 
 
+def run_name_is_a_file(here: Path, world: World) -> None:
+    (here / "runs").mkdir()
+    (here / "runs" / "x").write_text("mine")
+
+
+def runs_dir_is_a_file(here: Path, world: World) -> None:
+    (here / "runs").write_text("mine")
+
+
 RESUME = ("train", "--resume", "--name", "run")
 
 # -- the table ---------------------------------------------------------------------------------
@@ -259,6 +268,10 @@ CASES: list[Bad] = [
         check=only()),
     Bad("latest-is-a-folder", ("train", *TINY, "--name", "x"), 1, "not vaekit's link",
         setup=user_latest_file, check=latest_kept),
+    Bad("run-name-is-a-file", ("train", *TINY, "--name", "x"), 1,
+        "cannot use 'runs/x' as a run directory", setup=run_name_is_a_file, check=only("runs")),
+    Bad("runs-dir-is-a-file", ("train", *TINY, "--name", "x"), 1, "as a run directory",
+        setup=runs_dir_is_a_file, check=only("runs")),
     # item 11: messages that name the right fix
     Bad("resume-missing-run", ("train", "--resume", "--name", "nope"), 1,
         "start it with `vaekit train --name nope` (without --resume)", check=only()),
