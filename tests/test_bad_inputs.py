@@ -360,6 +360,11 @@ CASES: list[Bad] = [
         check=only("bad.json")),
     Bad("temperature-nan", ("sample", "--prior", "-m", "{run}", "--temperature", "nan", "-o",
         "g.png"), 2, "--temperature must be a finite number", check=only()),
+    Bad("sample-ncol-negative", ("sample", "--prior", "-m", "{run}", "--ncol", "-1", "-o",
+        "g.png"), 2, "--ncol must be >= 1", check=only()),
+    Bad("sample-strength-nan", ("sample", "--from", "x.png", "--add", "3", "--strength", "nan",
+        "-m", "{run}", "--latents", "{store}", "-o", "g.png"), 2, "--strength must be a finite",
+        check=only()),
     Bad("store-row-minus-1", ("interpolate", "{store}:-1", "{store}:0", "-m", "{run}", "-o",
         "w.png"), 1, "row -1 does not exist", check=only()),
 ]  # fmt: skip

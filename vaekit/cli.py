@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -550,6 +551,10 @@ def sample_command(
         from vaekit.runs import open_run
 
         check_png_output(output)
+        if ncol is not None and ncol < 1:
+            raise UsageError(f"--ncol must be >= 1, got {ncol}")
+        if not math.isfinite(strength):
+            raise UsageError(f"--strength must be a finite number, got {strength}")
         if save is not None:  # every check before any write (the grid comes first)
             check_save_target(save, overwrite=overwrite)
         if from_image is not None:
