@@ -250,6 +250,14 @@ def runs_dir_is_a_file(here: Path, world: World) -> None:
     (here / "runs").write_text("mine")
 
 
+def float_hidden(here: Path, world: World) -> None:
+    run = copy_run(here, world)
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["encoder_options"]["hidden"] = 1e8  # a float where an int is needed
+    (run / "config.json").write_text(json.dumps(config))
+
+
+OPTION_TYPES = "component options in config.json are typed by the lead's contract (open_run)"
 RESUME = ("train", "--resume", "--name", "run")
 
 # -- the table ---------------------------------------------------------------------------------
@@ -307,6 +315,14 @@ CASES: list[Bad] = [
         setup=set_model("input_shape", [1, 8]), check=only("runs")),
     Bad("run-latent-dim-zero", SAMPLE_RUN, 1, "latent", setup=set_model("latent_dim", 0),
         check=only("runs")),
+    Bad("run-option-float-width", SAMPLE_RUN, 1, "hidden", setup=float_hidden,
+        check=only("runs"), xfail=OPTION_TYPES),
+    Bad("resume-damaged-checkpoint", (*RESUME, "--epochs", "2"), 1, "state.pt is damaged",
+        setup=write_file("checkpoint/state.pt", b"junk"), check=only("runs")),
+    Bad("resume-damaged-metrics", (*RESUME, "--epochs", "2"), 1, "line 1 is not JSON",
+        setup=write_file("metrics.jsonl", b"{bad\n"), check=only("runs")),
+    Bad("inspect-damaged-metrics", ("inspect", "runs/run"), 1, "line 1 is not JSON",
+        setup=write_file("metrics.jsonl", b"{bad\n"), check=only("runs")),
     # item 3: a NaN model is never used
     Bad("run-weights-nan-sample", SAMPLE_RUN, 1, "NaN or infinite values",
         setup=damage_weights(_nan_first), check=only("runs")),

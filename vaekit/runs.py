@@ -193,7 +193,18 @@ class Run:
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        rows = []
+        for number, line in enumerate(self.metrics_path.read_text().splitlines(), start=1):
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise DataError(
+                    f"{self.metrics_path} line {number} is not JSON ({exc}); restore the file "
+                    "or delete that line"
+                ) from None
+        return rows
 
 
 def check_run_name(name: str) -> str:
