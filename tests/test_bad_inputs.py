@@ -257,7 +257,6 @@ def float_hidden(here: Path, world: World) -> None:
     (run / "config.json").write_text(json.dumps(config))
 
 
-OPTION_TYPES = "component options in config.json are typed by the lead's contract (open_run)"
 RESUME = ("train", "--resume", "--name", "run")
 
 # -- the table ---------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ CASES: list[Bad] = [
     Bad("run-latent-dim-zero", SAMPLE_RUN, 1, "latent", setup=set_model("latent_dim", 0),
         check=only("runs")),
     Bad("run-option-float-width", SAMPLE_RUN, 1, "hidden", setup=float_hidden,
-        check=only("runs"), xfail=OPTION_TYPES),
+        check=only("runs")),
     Bad("resume-damaged-checkpoint", (*RESUME, "--epochs", "2"), 1, "state.pt is damaged",
         setup=write_file("checkpoint/state.pt", b"junk"), check=only("runs")),
     Bad("resume-damaged-metrics", (*RESUME, "--epochs", "2"), 1, "line 1 is not JSON",

@@ -355,7 +355,16 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
     check_model_memory(
         config.model, 1, training=False, fix=f"check the model options in {run.config_path}"
     )
-    model = build_model(config.model)
+    try:
+        model = build_model(config.model)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        m = config.model
+        options = {f"{f}_options": getattr(m, f"{f}_options") for f in ("encoder", "decoder")}
+        raise DataError(
+            f"{run.config_path}: the model cannot be built from its settings {options} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "train the run again or restore its config.json"
+        ) from None
     try:
         state = load_file(str(run.weights_path))
     except (SafetensorError, OSError) as exc:
