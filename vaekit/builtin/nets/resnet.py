@@ -1,7 +1,11 @@
-"""ResNet-like encoder and decoder (after arXiv 2309.13160, Fig. 3).
+"""The ``resnet`` encoder and decoder (after arXiv 2309.13160, Fig. 3).
 
-The encoder alternates residual blocks with stride-2 convolutions; the decoder
-mirrors it with residual blocks and stride-2 transposed convolutions.
+The encoder alternates stride-2 convolutions with normalised residual blocks;
+the decoder mirrors it with residual blocks and stride-2 transposed
+convolutions. ``arch=2`` (the default since vaekit 0.2) downsamples from the
+first layer on and keeps residual blocks off the full-resolution image; the
+blocks narrow their 3x3 convolution to half the channels. ``arch=1`` is vaekit
+0.1.0's network (:mod:`vaekit.builtin.nets.legacy`), kept so old runs load.
 """
 
 from __future__ import annotations
@@ -10,40 +14,18 @@ import math
 
 from torch import Tensor, nn
 
-from vaekit.builtin.nets.shapes import downsample_plan, output_padding, stage_channels
+from vaekit.builtin.nets.blocks import NORMS, BottleneckBlock, ResidualBlock, make_norm
+from vaekit.builtin.nets.conv import ARCH, check_arch
+from vaekit.builtin.nets.legacy import ResNetDecoderV1, ResNetEncoderV1
+from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
 
-NORMS = ("batch", "layer")
+__all__ = ["NORMS", "ResNetDecoder", "ResNetEncoder", "resnet_decoder", "resnet_encoder"]
 
-
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """BatchNorm, or LayerNorm over (C, H, W) written as GroupNorm with one group."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)
-    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
-
-
-class ResidualBlock(nn.Module):
-    """x + conv(act(norm(conv(act(norm(x)))))) -- a pre-activation residual block."""
-
-    def __init__(self, channels: int, norm: str):
-        super().__init__()
-        self.body = nn.Sequential(
-            make_norm(norm, channels),
-            nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            make_norm(norm, channels),
-            nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+BLOCKS = {"bottleneck": BottleneckBlock, "full": ResidualBlock}
 
 
 class ResNetEncoder(nn.Module):
-    """Stem conv, then per stage ``blocks`` residual blocks and a stride-2 conv."""
+    """Per stage a stride-2 4x4 conv and ``blocks`` residual blocks, then one hidden layer."""
 
     def __init__(
         self,
@@ -51,27 +33,37 @@ class ResNetEncoder(nn.Module):
         width: int = 32,
         blocks: int = 1,
         norm: str = "batch",
+        hidden: int = 256,
+        block: str = "bottleneck",
+        res_stages: int = 1,
     ):
         super().__init__()
         make_norm(norm, 1)  # validate early
         channels, height, width_px = input_shape
-        plan = downsample_plan(height, width_px)
-        chans = stage_channels(width, len(plan) - 1)
-        layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, padding=1)]
-        for i in range(len(plan) - 1):
-            layers += [ResidualBlock(chans[i], norm) for _ in range(blocks)]
-            layers.append(nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1))
-        layers += [ResidualBlock(chans[-1], norm), make_norm(norm, chans[-1]), nn.SiLU()]
+        plan = halving_plan(height, width_px)
+        stages = len(plan) - 1
+        chans = [channels] + stage_channels(width, stages - 1)
+        layers: list[nn.Module] = []
+        for i in range(stages):
+            layers.append(nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1))
+            if i >= stages - res_stages:
+                layers += [BLOCKS[block](chans[i + 1], norm) for _ in range(blocks)]
+        if stages:
+            layers += [make_norm(norm, chans[-1]), nn.SiLU()]
         layers.append(nn.Flatten())
+        features = chans[-1] * math.prod(plan[-1])
+        if hidden:
+            layers += [nn.Linear(features, hidden), nn.SiLU()]
         self.net = nn.Sequential(*layers)
-        self.out_features = chans[-1] * math.prod(plan[-1])
+        self.out_features = hidden or features
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, F)
         return self.net(x)
 
 
 class ResNetDecoder(nn.Module):
-    """Linear to a small map, then per stage residual blocks and a stride-2 transposed conv."""
+    """One hidden layer to a small map, then per stage residual blocks and a stride-2
+    4x4 transposed convolution (the last one gives the image)."""
 
     def __init__(
         self,
@@ -80,36 +72,72 @@ class ResNetDecoder(nn.Module):
         width: int = 32,
         blocks: int = 1,
         norm: str = "batch",
+        hidden: int = 256,
+        block: str = "bottleneck",
+        res_stages: int = 1,
     ):
         super().__init__()
         make_norm(norm, 1)
         out_channels, height, width_px = output_shape
-        plan = downsample_plan(height, width_px)[::-1]
-        chans = stage_channels(width, len(plan) - 1)[::-1]
+        plan = halving_plan(height, width_px)[::-1]  # small -> large
+        stages = len(plan) - 1
+        chans = stage_channels(width, stages - 1)[::-1] + [out_channels]
         self.start = (chans[0], *plan[0])
-        self.fc = nn.Linear(latent_dim, math.prod(self.start))
-        layers: list[nn.Module] = [ResidualBlock(chans[0], norm)]
-        for i in range(len(plan) - 1):
-            layers += [ResidualBlock(chans[i], norm) for _ in range(blocks - 1)]
+        fc: list[nn.Module] = []
+        if hidden:
+            fc += [nn.Linear(latent_dim, hidden), nn.SiLU()]
+        fc.append(nn.Linear(hidden or latent_dim, math.prod(self.start)))
+        self.fc = nn.Sequential(*fc)
+        layers: list[nn.Module] = []
+        for i in range(stages):
+            if i < res_stages:
+                layers += [BLOCKS[block](chans[i], norm) for _ in range(blocks)]
             layers += [
                 make_norm(norm, chans[i]),
                 nn.SiLU(),
                 nn.ConvTranspose2d(
                     chans[i],
                     chans[i + 1],
-                    3,
+                    4,
                     stride=2,
                     padding=1,
-                    output_padding=output_padding(plan[i], plan[i + 1]),
+                    output_padding=doubling_padding(plan[i], plan[i + 1]),
                 ),
-                ResidualBlock(chans[i + 1], norm),
             ]
-        layers += [
-            make_norm(norm, chans[-1]),
-            nn.SiLU(),
-            nn.Conv2d(chans[-1], out_channels, 3, padding=1),
-        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:  # (B, D) -> (B, C*k, H, W)
         return self.net(self.fc(z).view(z.shape[0], *self.start))
+
+
+def resnet_encoder(
+    input_shape: tuple[int, int, int],
+    width: int = 32,
+    blocks: int = 1,
+    norm: str = "batch",
+    hidden: int = 256,
+    block: str = "bottleneck",
+    res_stages: int = 1,
+    arch: int = ARCH,
+) -> nn.Module:
+    """The ``resnet`` encoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``)."""
+    if check_arch(arch) == 1:
+        return ResNetEncoderV1(input_shape, width, blocks, norm)
+    return ResNetEncoder(input_shape, width, blocks, norm, hidden, block, res_stages)
+
+
+def resnet_decoder(
+    latent_dim: int,
+    output_shape: tuple[int, int, int],
+    width: int = 32,
+    blocks: int = 1,
+    norm: str = "batch",
+    hidden: int = 256,
+    block: str = "bottleneck",
+    res_stages: int = 1,
+    arch: int = ARCH,
+) -> nn.Module:
+    """The ``resnet`` decoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``)."""
+    if check_arch(arch) == 1:
+        return ResNetDecoderV1(latent_dim, output_shape, width, blocks, norm)
+    return ResNetDecoder(latent_dim, output_shape, width, blocks, norm, hidden, block, res_stages)
