@@ -187,9 +187,11 @@ def load_dataset(
 
     ``path=None`` gives the embedded digits. ``image_size`` (square resize + centre
     crop) and ``channels`` (1 or 3) are passed to plugins that accept them and
-    applied afterwards either way. ``skip_bad`` (leave out unreadable images and
-    report the count) goes to plugins that accept it. Other ``options`` go to the
-    plugin as given.
+    applied afterwards either way; applied afterwards to data read from ``path``,
+    the converted images are kept in the decode cache (keyed by the files at
+    ``path``), so the next load reads them back instead of converting again.
+    ``skip_bad`` (leave out unreadable images and report the count) goes to
+    plugins that accept it. Other ``options`` go to the plugin as given.
     """
     from vaekit.options import check_options
 
@@ -202,7 +204,9 @@ def load_dataset(
             options[key] = value
     check_options("dataset", name, load, options, skip=1)
     data = load(None if path is None else Path(path), **options)
-    return apply_image_options(data, image_size=image_size, channels=channels)
+    return apply_image_options(
+        data, image_size=image_size, channels=channels, cache_path=None if path is None else path
+    )
 
 
 def load_training_data(config: TrainConfig) -> ImageDataset:
@@ -268,12 +272,43 @@ def check_image_options(image_size: int | None, channels: int | None) -> None:
 
 
 def apply_image_options(
-    data: ImageDataset, image_size: int | None = None, channels: int | None = None
+    data: ImageDataset,
+    image_size: int | None = None,
+    channels: int | None = None,
+    cache_path: str | Path | None = None,
 ) -> ImageDataset:
-    """Convert to ``channels`` (1 or 3) and resize + centre-crop to ``image_size`` squares."""
-    images = data.images
+    """Convert to ``channels`` (1 or 3) and resize + centre-crop to ``image_size`` squares.
+
+    With ``cache_path`` (the file or folder the data came from) a conversion is
+    stored in the decode cache and read back (memory-mapped) while the files there
+    and the options are unchanged.
+    """
     if channels is not None and channels not in (1, 3):
         raise UsageError(f"--channels must be 1 or 3, got {channels}")
+    if not needs_conversion(data.images, image_size, channels):
+        return data
+    if cache_path is not None:
+        from vaekit.sources.cache import cached_conversion
+
+        images = cached_conversion(
+            data.images, data.source, Path(cache_path), data.fingerprint, channels, image_size
+        )
+    else:
+        images = convert_images(data.images, image_size, channels)
+    return replace(data, images=images, fingerprint="")
+
+
+def needs_conversion(images: np.ndarray, image_size: int | None, channels: int | None) -> bool:
+    """Whether ``images`` differ from the asked channels or ``image_size`` squares."""
+    return (channels is not None and images.shape[1] != channels) or (
+        image_size is not None and images.shape[2:] != (image_size, image_size)
+    )
+
+
+def convert_images(
+    images: np.ndarray, image_size: int | None = None, channels: int | None = None
+) -> np.ndarray:
+    """(N, C, H, W) uint8 to ``channels`` and ``image_size`` squares (contiguous uint8)."""
     if channels is not None and images.shape[1] != channels:
         if channels == 1:  # ITU-R 601 luma, as Pillow's "L" mode
             weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)[None, :, None, None]
@@ -282,10 +317,8 @@ def apply_image_options(
         else:
             images = np.repeat(images[:, :1], 3, axis=1)
     if image_size is not None and images.shape[2:] != (image_size, image_size):
-        images = np.stack([resize_square(img, image_size) for img in images])
-    if images is data.images:
-        return data
-    return replace(data, images=np.ascontiguousarray(images), fingerprint="")
+        images = resize_batch(images, image_size)
+    return np.ascontiguousarray(images)
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -301,6 +334,39 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
         resized = Image.fromarray(plane).resize((new_w, new_h), Image.Resampling.BILINEAR)
         planes.append(np.asarray(resized)[top : top + size, left : left + size])
     return np.stack(planes)
+
+
+def resize_batch(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
+    """(N, C, H, W) uint8 -> (N, C, size, size), as :func:`resize_square` does each image.
+
+    The same bilinear filter as Pillow's (widened when shrinking, so it
+    antialiases), written as one matrix per axis and applied to ``chunk`` images
+    at a time with two matrix products; values agree with Pillow's to within 1
+    (Pillow rounds to 8 bits between its two passes).
+    """
+    n, channels, height, width = images.shape
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    rows = bilinear_matrix(height, new_h)[top : top + size]  # (size, H)
+    cols = bilinear_matrix(width, new_w)[left : left + size].T.copy()  # (W, size)
+    out = np.empty((n, channels, size, size), dtype=np.uint8)
+    for start in range(0, n, chunk):
+        block = images[start : start + chunk].astype(np.float32)
+        block = rows @ (block @ cols)  # (b, C, H, W) -> (b, C, H, size) -> (b, C, size, size)
+        np.clip(np.rint(block), 0, 255, out=block)
+        out[start : start + chunk] = block
+    return out
+
+
+def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) weights of Pillow's bilinear resampling along one axis."""
+    scale = in_size / out_size
+    support = max(scale, 1.0)
+    centres = (np.arange(out_size) + 0.5) * scale
+    weights = 1.0 - np.abs(np.arange(in_size)[None, :] + 0.5 - centres[:, None]) / support
+    weights = weights.clip(min=0.0)
+    return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
 
 
 class DeviceBatches:

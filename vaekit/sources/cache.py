@@ -307,3 +307,56 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def cached_conversion(
+    images: np.ndarray,
+    source: str,
+    path: Path,
+    fingerprint: str,
+    channels: int | None,
+    image_size: int | None,
+) -> np.ndarray:
+    """``images`` converted to ``channels`` and ``image_size`` squares, through the cache.
+
+    For sources that read arrays (``idx``, ``arrays``) rather than decode image
+    files: the conversion (one batched resize, :func:`vaekit.data.convert_images`)
+    is saved under the cache directory and read back memory-mapped while the files
+    at ``path`` (sizes, modification times), the data's fingerprint and the
+    options are unchanged.
+    """
+    from vaekit.data import convert_images
+
+    path = Path(path).resolve()
+    root = path.parent if path.is_file() else path
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    key = _cache_key(path, f"{source}-converted", channels, image_size)
+    signature = hashlib.sha256(
+        f"{key}:{fingerprint}:{files_signature(files, root)}".encode()
+    ).hexdigest()[:16]
+    directory = cache_dir()
+    array_path, meta_path = directory / f"{key}.npy", directory / f"{key}.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") == FORMAT and meta.get("signature") == signature:
+            cached = np.load(array_path, mmap_mode="r")
+            if list(cached.shape) == meta.get("shape") and cached.dtype == np.uint8:
+                return cached
+    except (OSError, ValueError):
+        pass
+    converted = convert_images(images, image_size, channels)
+    if not _ensure_dir(directory):
+        return converted
+    from vaekit.runs import atomic_path, atomic_write_text
+
+    with atomic_path(array_path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, converted)
+    meta = {
+        "format": FORMAT,
+        "signature": signature,
+        "shape": list(converted.shape),
+        "root": str(path),
+        "source": source,
+    }
+    atomic_write_text(meta_path, json.dumps(meta))
+    return np.load(array_path, mmap_mode="r")
