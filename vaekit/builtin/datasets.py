@@ -9,11 +9,12 @@ specific kind first (higher ``detect_priority``): celeba, idx, arrays, folder.
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from vaekit import hookimpl
-from vaekit.data import ImageDataset
+
+if TYPE_CHECKING:  # numpy and vaekit.data load on first use: ``vaekit --help`` needs neither
+    from vaekit.data import ImageDataset
 
 
 class DigitsSource:
@@ -27,7 +28,10 @@ class DigitsSource:
 
     @staticmethod
     def load(path: Path | None) -> ImageDataset:
+        import numpy as np
         from sklearn.datasets import load_digits
+
+        from vaekit.data import ImageDataset
 
         bunch = load_digits()
         images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
