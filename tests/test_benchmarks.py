@@ -1,0 +1,25 @@
+"""The time-to-quality benchmark runs end to end in its smallest setting (no timing asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.dataset_fixtures import idx_folder
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_quality.py"
+
+
+def test_time_to_quality_quick_runs_every_arm(tmp_path):
+    idx_folder(tmp_path / "fashion", n_train=256, n_test=32)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--data", str(tmp_path / "fashion")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert "fixed budget: 1 epochs" in out and "fixed budget: 1 s" in out
+    for arm in ("ref", "mlp", "conv", "resnet"):
+        assert out.count(f"\n{arm} ") == 2, out
