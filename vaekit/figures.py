@@ -138,8 +138,11 @@ def pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([x, np.zeros_like(x)], 1), np.array([1.0, 0.0])
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     var = s**2
-    share = var[:2] / max(var.sum(), 1e-300)
-    return x @ vt[:2].T, share
+    share = np.zeros(2)
+    share[: min(2, len(var))] = var[:2] / max(var.sum(), 1e-300)
+    xy = np.zeros((len(x), 2))
+    xy[:, : min(2, len(vt))] = x @ vt[:2].T  # fewer than two points: zeros where none
+    return xy, share
 
 
 def plot_latent_scatter(

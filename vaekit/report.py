@@ -132,13 +132,13 @@ def write_run_figures(
     return written
 
 
-def default_split(data: Any) -> str:
-    """``test`` when the data has test images, else ``val``, else ``all``."""
+def default_split(data: Any, order: Sequence[str] = ("test", "val")) -> str:
+    """The first split of ``order`` that has images in ``data``, else ``all``."""
     from vaekit.data import SPLITS
 
     if data.split is None:
         return "all"
-    for name in ("test", "val"):
+    for name in order:
         if (data.split == SPLITS.index(name)).any():
             return name
     return "all"
@@ -148,7 +148,7 @@ def evaluate_and_draw(
     model_dir: str | Path = "runs/latest",
     data: Any = None,
     *,
-    split: str | None = None,
+    split: str | Sequence[str] | None = None,
     iwae_k: int = 100,
     by_label: bool = False,
     batch_size: int = 256,
@@ -156,9 +156,10 @@ def evaluate_and_draw(
     accelerator: str = "cpu",
     progress: Any = None,
 ) -> tuple[Evaluation, list[Path]]:
-    """Evaluate a run on ``split`` (None: test, else val, else all) and draw every
-    figure into ``RUN/figures/``; the traversals start from the posterior mean of the
-    split's first image."""
+    """Evaluate a run on ``split`` and draw every figure into ``RUN/figures/``; the
+    traversals start from the posterior mean of the split's first image. ``split``: a
+    name, or names to try in order (the first with images; ``all`` when none has any);
+    None tries test, then val."""
     import torch
 
     from vaekit.encode import check_fits, load_run_data
@@ -170,7 +171,8 @@ def evaluate_and_draw(
     model = load_model(run.path, "cpu")
     dataset = load_run_data(config, data)
     check_fits(run.path, config, dataset)
-    split = split or default_split(dataset)
+    if split is None or not isinstance(split, str):
+        split = default_split(dataset, split or ("test", "val"))
     dataset = dataset.require_split(split)
     device = _device(accelerator)
     model = model.to(device).eval()
@@ -330,7 +332,7 @@ def render_html(
     parts.append("<h2>Pictures</h2>")
     parts.extend(_img(p) for p in pictures)
     parts.append("<h2>Configuration</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>")
+    parts.append(f"<pre>{html.escape(json.dumps(config, indent=2), quote=False)}</pre>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
