@@ -776,8 +776,10 @@ def _print_evaluation(result: Any) -> None:
     for column in ("dim", "KL (nats)", "Cov_x E_q[z_d]", "active"):
         table.add_column(escape(column), justify="right")
     active = set(result.active)
-    for d, (kl, var) in enumerate(zip(result.kl_per_dim, result.mean_variance, strict=False)):
-        table.add_row(str(d), f"{kl:.3f}", f"{var:.4f}", "yes" if d in active else "")
+    per_dim = result.kl_per_dim or [None] * len(result.mean_variance)  # None: KL does not split
+    for d, (kl, var) in enumerate(zip(per_dim, result.mean_variance, strict=True)):
+        shown = "–" if kl is None else f"{kl:.3f}"
+        table.add_row(str(d), shown, f"{var:.4f}", "yes" if d in active else "")
     console.print(table)
     if result.groups:
         k = list(result.iwae)[-1:] if result.iwae else []

@@ -84,6 +84,8 @@ class Evaluation:
     #: per latent dimension; None when the prior's KL does not split (Monte Carlo estimate)
     kl_per_dim: list[float] | None
     mean_variance: list[float]
+    #: E_x E_q[z_d]: the centre of the data's codes (the traversals start there)
+    mean_posterior_mean: list[float]
     active_units: int
     bits_per_dim: float | None
     bits_note: str
@@ -169,6 +171,7 @@ class _Sums:
             "iwae_sq": (self.iwae_sq[g] / n).tolist(),
             "kl_dim": (self.kl_dim[g] / n).tolist(),
             "variance": variance.tolist(),
+            "mean_mu": (mean_mu + self.shift).tolist() if self.shift is not None else [],
         }
 
 
@@ -342,6 +345,7 @@ def evaluate_model(
         },
         kl_per_dim=total["kl_dim"] if kl_splits else None,
         mean_variance=total["variance"],
+        mean_posterior_mean=total["mean_mu"],
         active_units=int(sum(v > ACTIVE_THRESHOLD for v in total["variance"])),
         bits_per_dim=best / (dims * math.log(2)) if meaningful else None,
         bits_note=note,

@@ -182,16 +182,19 @@ def plot_latent_scatter(
 
 
 def plot_kl_per_dim(
-    kl_per_dim: Sequence[float],
+    kl_per_dim: Sequence[float] | None,
     mean_variance: Sequence[float],
     path: str | Path,
     threshold: float = ACTIVE_THRESHOLD,
+    total_kl: float | None = None,
 ) -> Path:
     """KL per latent dimension (bars, active units coloured) above Cov_x E_q[z_d] (log
-    scale, with the active-unit threshold), so the two measures can be compared."""
+    scale, with the active-unit threshold), so the two measures can be compared. Without
+    ``kl_per_dim`` (a prior whose KL does not split by dimension) the top panel says so."""
     plt = _pyplot()
-    kl = np.asarray(kl_per_dim, dtype=float)
     var = np.asarray(mean_variance, dtype=float)
+    split = kl_per_dim is not None
+    kl = np.asarray(kl_per_dim if split else np.zeros(len(var)), dtype=float)
     active = var > threshold
     dims = np.arange(len(kl))
     width = max(6.0, min(16.0, 0.35 * len(kl) + 2))
@@ -199,11 +202,23 @@ def plot_kl_per_dim(
     colours = np.where(active, "tab:blue", "0.7")
     top.bar(dims, kl, color=colours)
     top.set_ylabel("KL (nats / image)")
+    total = kl.sum() if split else total_kl
+    shown_total = "" if total is None else f"; total KL {total:.2f} nats"
     top.set_title(
-        f"KL per latent dimension: {int(active.sum())} of {len(kl)} active "
-        f"(Cov_x E_q[z_d] > {threshold:g}); total KL {kl.sum():.2f} nats",
+        f"KL per latent dimension: {int(active.sum())} of {len(var)} active "
+        f"(Cov_x E_q[z_d] > {threshold:g}){shown_total}",
         fontsize=10,
     )
+    if not split:
+        top.set_yticks([])
+        top.text(
+            0.5,
+            0.5,
+            "this prior's KL does not split by dimension\n(a Monte Carlo estimate of the total)",
+            ha="center",
+            va="center",
+            transform=top.transAxes,
+        )
     top.grid(alpha=0.3, axis="y")
     bottom.bar(dims, np.maximum(var, 1e-8), color=colours)
     bottom.axhline(threshold, color="tab:red", lw=1, ls="--", label=f"threshold {threshold:g}")
@@ -249,6 +264,10 @@ def plot_traversals(
                 ax.set_ylabel(f"z{dims[r]}{note}", fontsize=8, rotation=0, ha="right", va="center")
             if r == rows - 1:
                 ax.set_xlabel(f"{values[c]:+.1f}", fontsize=8)
-    fig.suptitle("latent traversals (one active dimension per row, in prior σ)", fontsize=10)
+    fig.suptitle(
+        "latent traversals: one active dimension per row, around the data's mean code,\n"
+        "in standard deviations of that dimension's posterior mean over the data",
+        fontsize=9,
+    )
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return _save(fig, path)

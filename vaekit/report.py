@@ -30,13 +30,14 @@ from vaekit.figures import (
     plot_training_curves,
     plot_traversals,
 )
-from vaekit.runs import RECONSTRUCTIONS, SAMPLES, Run, atomic_write_text, resolve_run
+from vaekit.files import atomic_write_text
+from vaekit.runs import RECONSTRUCTIONS, SAMPLES, Run, resolve_run
 
 if TYPE_CHECKING:
     from vaekit.evaluate import Evaluation
 
 STEPS = "steps.jsonl"
-#: Traversal values, in prior standard deviations.
+#: Traversal values: standard deviations of the dimension's posterior mean over the data.
 TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 MAX_TRAVERSAL_ROWS = 10
 
@@ -56,8 +57,10 @@ def write_steps(run: Run, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def traversal_dims(evaluation: Evaluation, limit: int = MAX_TRAVERSAL_ROWS) -> list[int]:
-    """The active dimensions by falling KL (all dimensions by KL when none is active)."""
-    order = sorted(range(len(evaluation.kl_per_dim)), key=lambda d: -evaluation.kl_per_dim[d])
+    """The active dimensions by falling KL (all dimensions when none is active); by the
+    variance of the posterior mean where the KL does not split by dimension."""
+    score = evaluation.kl_per_dim or evaluation.mean_variance
+    order = sorted(range(len(score)), key=lambda d: -score[d])
     active = set(evaluation.active)
     chosen = [d for d in order if d in active] or order
     return chosen[:limit]
@@ -69,20 +72,27 @@ def traversal_images(
     dims: Sequence[int],
     values: Sequence[float] = TRAVERSAL_VALUES,
     y: Any = None,
+    centre: Sequence[float] | None = None,
+    scale: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """uint8 (len(dims), len(values), C, H, W): ``base`` (D,) with dimension d set to each
-    value in turn, decoded to the likelihood's mean."""
+    """uint8 (len(dims), len(values), C, H, W): ``base`` (D,) with dimension d set to
+    ``centre[d] + value * scale[d]`` for each value in turn (centre 0, scale 1 when not
+    given), decoded to the likelihood's mean."""
     import torch
 
     from vaekit.images import to_uint8
+    from vaekit.model import mean_image
 
     with torch.inference_mode():
         z = base.detach().float().reshape(1, 1, -1).repeat(len(dims), len(values), 1)
         for r, d in enumerate(dims):
-            z[r, :, d] = torch.tensor(list(values), dtype=z.dtype, device=z.device)
+            at = torch.tensor(list(values), dtype=z.dtype, device=z.device)
+            z[r, :, d] = (0.0 if centre is None else centre[d]) + at * (
+                1.0 if scale is None else scale[d]
+            )
         flat = z.reshape(-1, z.shape[-1])
         y_rows = None if y is None else y.reshape(1, -1).expand(len(flat), -1)
-        images = to_uint8(model.likelihood.mean(model.decode(flat, y_rows)))
+        images = to_uint8(mean_image(model, flat, y_rows))
     return images.reshape(len(dims), len(values), *images.shape[1:])
 
 
@@ -119,11 +129,20 @@ def write_run_figures(
             )
         )
     written.append(
-        plot_kl_per_dim(evaluation.kl_per_dim, evaluation.mean_variance, folder / KL_PER_DIM)
+        plot_kl_per_dim(
+            evaluation.kl_per_dim,
+            evaluation.mean_variance,
+            folder / KL_PER_DIM,
+            total_kl=evaluation.kl,
+        )
     )
     if model is not None and base is not None:
         dims = traversal_dims(evaluation)
-        images = traversal_images(model, base, dims, y=base_y)
+        # across the data's own codes: centred on their mean, in steps of their spread
+        spread = [max(v, 1e-12) ** 0.5 for v in evaluation.mean_variance]
+        images = traversal_images(
+            model, base, dims, y=base_y, centre=evaluation.mean_posterior_mean, scale=spread
+        )
         written.append(
             plot_traversals(
                 images, dims, TRAVERSAL_VALUES, folder / TRAVERSALS, evaluation.kl_per_dim
@@ -162,20 +181,16 @@ def evaluate_and_draw(
     None tries test, then val."""
     import torch
 
-    from vaekit.encode import check_fits, load_run_data
-    from vaekit.evaluate import _device, _one_hot, _posterior, evaluate_model
-    from vaekit.runs import load_model
+    from vaekit.evaluate import _device, evaluate_model
+    from vaekit.runs import open_run
 
-    run = resolve_run(model_dir)
-    config = run.read_config()
-    model = load_model(run.path, "cpu")
-    dataset = load_run_data(config, data)
-    check_fits(run.path, config, dataset)
+    device = _device(accelerator)
+    loaded = open_run(model_dir, str(device))
+    model, run = loaded.model, loaded.run
+    dataset = loaded.load_data(data)
     if split is None or not isinstance(split, str):
         split = default_split(dataset, split or ("test", "val"))
     dataset = dataset.require_split(split)
-    device = _device(accelerator)
-    model = model.to(device).eval()
     evaluation = evaluate_model(
         model,
         dataset,
@@ -189,12 +204,9 @@ def evaluate_and_draw(
         run_dir=str(run.path),
     )
     x = torch.from_numpy(np.ascontiguousarray(dataset.images[:1])).to(device).float() / 255.0
-    y = None
-    if int(model.config.num_classes):
-        labels = None if dataset.labels is None else dataset.labels[:1]
-        y = _one_hot(labels, int(model.config.num_classes), 1, device)
+    y = loaded.condition(None if dataset.labels is None else dataset.labels[:1], 1)
     with torch.inference_mode():
-        mean = _posterior(model, x, y)[0][0]
+        mean = model.posterior(x, y).mean[0]
     paths = write_run_figures(run, evaluation, model, mean, None if y is None else y[0])
     return evaluation, paths
 
@@ -363,7 +375,8 @@ def run_pictures(run: Run) -> list[Picture]:
             folder / TRAVERSALS,
             "Latent traversals",
             "One active dimension per row, from −3 to "
-            "+3 prior standard deviations, the others held at one image's posterior mean.",
+            "+3 standard deviations of that dimension's posterior mean over the data (around its "
+            "average), the others held at one image's posterior mean.",
         ),
         (run.file(SAMPLES), "Samples", "Decoded prior draws (the likelihood's mean)."),
         (
@@ -404,12 +417,12 @@ def build_report(
         accelerator=accelerator,
         progress=progress,
     )
-    page = render_html(run, evaluation, run_pictures(run), run.read_config())
+    page = render_html(run, evaluation, run_pictures(run), run.read_config().to_dict())
     output = Path(output)
     atomic_write_text(output, page)
     return output, evaluation
 
 
 def _has_labels(run: Run) -> bool:
-    data = run.read_config().get("data", {})
+    data = run.read_config().data
     return bool(data.get("class_names") or data.get("attribute_names"))

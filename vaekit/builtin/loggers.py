@@ -16,10 +16,13 @@ import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaekit import hookimpl
 from vaekit.errors import UsageError
+
+if TYPE_CHECKING:
+    from vaekit.config import TrainConfig
 
 LOGGERS: tuple[str, ...] = ("tensorboard",)
 METRICS_CSV = "metrics.csv"
@@ -116,12 +119,12 @@ def vaekit_train_end(run: Any, metrics: dict[str, float]) -> None:
     if writer is not None:
         writer.close()
     write_metrics_csv(run)
-    settings = _train_settings(run.read_config())
-    if settings.get("figures", True):
+    settings = run.read_config().train
+    if settings.figures:
         draw_figures(run, settings)
 
 
-def draw_figures(run: Any, settings: dict[str, Any]) -> None:
+def draw_figures(run: Any, settings: TrainConfig) -> None:
     """The run's figures on its validation split (the training split without one); a
     failure is a warning: the trained model is already saved."""
     from vaekit.report import evaluate_and_draw
@@ -131,9 +134,9 @@ def draw_figures(run: Any, settings: dict[str, Any]) -> None:
             run.path,
             split=("val", "train"),
             iwae_k=0,
-            batch_size=int(settings.get("batch_size", 256)),
-            seed=int(settings.get("seed", 0)),
-            accelerator=str(settings.get("accelerator", "cpu")),
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+            accelerator=settings.accelerator,
         )
     except Exception as exc:  # noqa: BLE001 -- pictures never fail a finished training
         warnings.warn(f"the run's figures were not drawn: {exc!r}", stacklevel=2)
