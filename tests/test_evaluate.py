@@ -155,3 +155,12 @@ def test_a_prior_without_closed_form_kl(tmp_path):
     assert math.isfinite(result.neg_elbo)
     out = CliRunner().invoke(app, ["evaluate", "-m", str(run), "--split", "val", "--iwae-k", "2"])
     assert out.exit_code == 0, out.output
+
+
+def test_max_images_is_a_seeded_subset(tiny_run):
+    a = evaluate(tiny_run, split="val", iwae_k=2, max_images=50, seed=1)
+    b = evaluate(tiny_run, split="val", iwae_k=2, max_images=50, seed=1)
+    assert a.n == 50 and a.neg_elbo == b.neg_elbo
+    assert evaluate(tiny_run, split="val", iwae_k=0, max_images=10_000).n == 180
+    with pytest.raises(UsageError, match="max-images must be >= 1"):
+        evaluate(tiny_run, split="val", max_images=0)

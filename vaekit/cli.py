@@ -720,6 +720,9 @@ def evaluate_command(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
     accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    max_images: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random subset of this many images.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim and active units of a model."""
@@ -747,6 +750,7 @@ def evaluate_command(
                 seed=seed,
                 accelerator=accelerator,
                 progress=None if as_json else progress,
+                max_images=max_images,
             )
         finally:
             bar.stop()

@@ -424,14 +424,16 @@ def evaluate(
     seed: int = 0,
     accelerator: str = "cpu",
     progress: Progress | None = None,
+    max_images: int | None = None,
 ) -> Evaluation:
     """Evaluate the run in ``model_dir`` on ``split`` of ``data`` (None: the run's own
-    data), read with the run's preprocessing and split. See :func:`evaluate_model`."""
+    data), read with the run's preprocessing and split; ``max_images``: a seeded random
+    subset of that many (in data order). See :func:`evaluate_model`."""
     from vaekit.runs import open_run
 
     device = _device(accelerator)
     loaded = open_run(model_dir, str(device))
-    dataset = loaded.load_data(data).require_split(split)
+    dataset = subsample(loaded.load_data(data).require_split(split), max_images, seed)
     return evaluate_model(
         loaded.model,
         dataset,
@@ -444,6 +446,16 @@ def evaluate(
         split=split or "all",
         run_dir=str(loaded.path),
     )
+
+
+def subsample(data: ImageDataset, max_images: int | None, seed: int = 0) -> ImageDataset:
+    """At most ``max_images`` images of ``data``: a seeded random choice, in data order."""
+    if max_images is None or max_images >= len(data):
+        return data
+    if max_images < 1:
+        raise UsageError(f"--max-images must be >= 1, got {max_images}")
+    rng = np.random.default_rng(seed)
+    return data.subset(np.sort(rng.choice(len(data), size=max_images, replace=False)))
 
 
 def _device(accelerator: str) -> torch.device:
