@@ -222,8 +222,9 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #dd
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee;
-         image-rendering: pixelated; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure img.grid { image-rendering: pixelated; min-width: 400px; }
+td.text { text-align: left; color: #555; }
 figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 .note { color: #8a5a00; }
@@ -232,26 +233,37 @@ pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 
 @dataclass
 class Picture:
-    """One image of the report: its file and what it shows."""
+    """One image of the report: its file and what it shows (``grid``: an image grid,
+    enlarged without smoothing)."""
 
     path: Path
     title: str
     caption: str
+    grid: bool = False
 
 
 def _img(picture: Picture) -> str:
     data = base64.b64encode(picture.path.read_bytes()).decode("ascii")
+    css = ' class="grid"' if picture.grid else ""
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(picture.title)}">'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(picture.title)}"'
+        f"{css}>"
         f"<figcaption><b>{html.escape(picture.title)}.</b> {html.escape(picture.caption)}"
         "</figcaption></figure>"
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], text_column: int = -1) -> str:
+    """An HTML table; column ``text_column`` holds prose (left-aligned, grey)."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>"
+        + "".join(
+            f"<td{' class=text' if i == text_column else ''}>{html.escape(_fmt(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -320,7 +332,7 @@ def render_html(
     )
     if evaluation is not None:
         parts.append(f"<h2>Evaluation on the {html.escape(evaluation.split)} split</h2>")
-        parts.append(_table(["measure", "value", ""], metrics_rows(evaluation)))
+        parts.append(_table(["measure", "value", ""], metrics_rows(evaluation), text_column=2))
         if evaluation.groups:
             ks = list(evaluation.iwae)
             header = [evaluation.group_kind, "images", "−ELBO", "recon NLL", "KL"]
@@ -385,7 +397,8 @@ def run_pictures(run: Run) -> list[Picture]:
             "Validation images (top row) above their reconstructions from the posterior mean.",
         ),
     ]
-    pictures = [Picture(p, t, c) for p, t, c in known if p.is_file()]
+    grids = {run.file(SAMPLES), run.file(RECONSTRUCTIONS)}
+    pictures = [Picture(p, t, c, grid=p in grids) for p, t, c in known if p.is_file()]
     seen = {p.path.resolve() for p in pictures}
     for extra in sorted([*run.path.glob("*.png"), *folder.glob("*.png")]):
         if extra.resolve() not in seen:
