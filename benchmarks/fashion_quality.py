@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from vaekit.config import TrainConfig
-from vaekit.evaluate import evaluate
+from vaekit.evaluate import Evaluation, evaluate
 from vaekit.train import train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -88,6 +88,8 @@ def main() -> None:
             ),
             "falls_with_k": all(b <= a for a, b in zip(values, values[1:], strict=False)),
         }
+        agree = units_agree(full)
+        checks["active_units_agree_with_kl"] = agree["agree"]
         row = {
             "encoder": encoder,
             "epochs": args.epochs,
@@ -105,6 +107,8 @@ def main() -> None:
             "ladder": {str(k): v for k, v in ladder.iwae.items()},
             "ladder_seconds": round(ladder_s, 1),
             "kl_per_dim": full.kl_per_dim,
+            "mean_variance": full.mean_variance,
+            "units": agree,
             "checks": checks,
         }
         results.append(row)
@@ -117,10 +121,25 @@ def main() -> None:
         shown = ", ".join(f"K={k}: {v:.1f}" for k, v in sorted(ladder.iwae.items()))
         print(
             f"        ladder on {ladder.n:,} test images ({ladder_s:.0f} s): −ELBO "
-            f"{ladder.neg_elbo:.1f}; {shown}; checks {checks}"
+            f"{ladder.neg_elbo:.1f}; {shown}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(
+            f"        KL of the active units >= {agree['min_kl_active']:.3f} nats, of the "
+            f"inactive <= {agree['max_kl_inactive']:.3f}; checks {checks}"
+        )
+        if args.json:  # after every encoder: a long run leaves what it measured
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def units_agree(result: Evaluation, gap: float = 0.05) -> dict:
+    """Active units (Cov_x E_q[z_d] > 0.01) against the KL per dimension: they agree when
+    every active unit carries more than ``gap`` nats and every inactive one less."""
+    kl = result.kl_per_dim or []
+    active = set(result.active)
+    on = [kl[d] for d in active] if kl else []
+    off = [kl[d] for d in range(len(kl)) if d not in active]
+    low, high = min(on, default=math.inf), max(off, default=0.0)
+    return {"min_kl_active": low, "max_kl_inactive": high, "agree": low > gap > high}
 
 
 if __name__ == "__main__":
