@@ -133,6 +133,8 @@ def test_tensorboard_event_files(tmp_path):
     assert {"step/loss", "step/kl", "step/beta", "epoch/loss", "epoch/val_loss"} <= tags
     steps = [e.step for e in events.Scalars("epoch/val_loss")]
     assert steps == [row["step"] for row in run.read_metrics()]
+    logged = [json.loads(line)["step"] for line in run.file("steps.jsonl").read_text().splitlines()]
+    assert [e.step for e in events.Scalars("step/loss")] == logged
     # a resumed run continues the same event stream
     train(tiny_config(tmp_path, epochs=3), resume=True)
     events = EventAccumulator(str(run.path / "tensorboard"))

@@ -29,7 +29,6 @@ METRICS_CSV = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 
 _writers: dict[Path, Any] = {}  # run path -> open SummaryWriter
-_written_step: dict[Path, int] = {}  # run path -> last per-step row sent to TensorBoard
 
 
 def check_loggers(names: Sequence[str]) -> None:
@@ -82,7 +81,6 @@ def vaekit_train_start(run: Any, config: dict[str, Any]) -> None:
     _writers[path] = SummaryWriter(
         log_dir=str(run.file(TENSORBOARD_DIR)), purge_step=last + 1 if done else None
     )
-    _written_step[path] = last
 
 
 @hookimpl(tryfirst=True)
@@ -94,14 +92,12 @@ def vaekit_epoch_end(run: Any, epoch: int, metrics: dict[str, float]) -> None:
         return
     from vaekit.report import read_steps
 
-    path = Path(run.path)
     for row in read_steps(run):
-        if row["step"] <= _written_step[path]:
+        if row.get("epoch") != epoch:  # this epoch's steps (again after a roll-back)
             continue
         for key in ("loss", "recon", "kl", "beta", "samples_per_s"):
             if key in row:
                 writer.add_scalar(f"step/{key}", row[key], row["step"])
-        _written_step[path] = row["step"]
     step = int(metrics.get("step", epoch))
     for key, value in metrics.items():
         if key not in ("epoch", "step") and isinstance(value, (int, float)):
@@ -115,7 +111,6 @@ def vaekit_train_end(run: Any, metrics: dict[str, float]) -> None:
     """Close TensorBoard, rewrite metrics.csv, draw the run's pictures."""
     path = Path(run.path)
     writer = _writers.pop(path, None)
-    _written_step.pop(path, None)
     if writer is not None:
         writer.close()
     write_metrics_csv(run)
