@@ -214,8 +214,9 @@ def train(
         typer.Option(help="Also log to: tensorboard (needs the tensorboard package). Repeatable."),
     ] = None,
     figures: Annotated[
-        bool, typer.Option(help="Draw the run's pictures into RUN/figures/ at the end.")
-    ] = True,
+        bool | None,
+        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end [default: on]."),
+    ] = None,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
@@ -251,7 +252,7 @@ def train(
             accelerator=accelerator,
             runs_dir=None if runs_dir is None else str(runs_dir),
             name=name,
-            loggers=list(logger or []),
+            loggers=list(logger) if logger else None,
             figures=figures,
         )
         for key, pairs, flag in (
