@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEMO ?= demo-output
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo test test-slow lint browser clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium for the report's browser test (root only; never fails, the test skips)
+browser:
+	bash scripts/install-browser.sh
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default data (scikit-learn's digits), in folder $1:
-# train a ResNet VAE, encode, fit a cluster to the 3s, sample, interpolate, reconstruct.
+# train a ResNet VAE, encode, fit a cluster to the 3s, sample, interpolate, reconstruct,
+# evaluate and report.
 set -euo pipefail
 out="${1:-demo-output}"
 vaekit="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/vaekit"
@@ -13,4 +14,6 @@ cd "$out"
 "$vaekit" sample --prior -n 64 -o prior.png
 "$vaekit" interpolate latents.h5:0 latents.h5:1 --steps 10 -o walk.png
 "$vaekit" reconstruct -n 32 -o recon.png
-echo "demo finished: the run is in $out/runs/latest; threes.png, prior.png, walk.png, recon.png"
+"$vaekit" evaluate --split val --iwae-k 1000
+"$vaekit" report -o report.html
+echo "demo finished: the run is in $out/runs/latest; threes.png, prior.png, walk.png, recon.png, report.html"

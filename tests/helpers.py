@@ -24,6 +24,7 @@ def tiny_config(tmp_path: Path, **overrides: Any) -> TrainConfig:
         runs_dir=str(tmp_path / "runs"),
         name="tiny",
         accelerator="cpu",
+        figures=False,  # drawing costs a second or two; tests of the figures ask for them
     )
     settings.update(overrides)
     return TrainConfig.build(**settings)

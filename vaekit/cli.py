@@ -209,6 +209,14 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue run --name (default: latest) from its checkpoint.")
     ] = False,
+    logger: Annotated[
+        list[str] | None,
+        typer.Option(help="Also log to: tensorboard (needs the tensorboard package). Repeatable."),
+    ] = None,
+    figures: Annotated[
+        bool | None,
+        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end [default: on]."),
+    ] = None,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
@@ -244,6 +252,8 @@ def train(
             accelerator=accelerator,
             runs_dir=None if runs_dir is None else str(runs_dir),
             name=name,
+            loggers=list(logger) if logger else None,
+            figures=figures,
         )
         for key, pairs, flag in (
             ("dataset_options", dataset_opt, "--dataset-opt"),
@@ -687,6 +697,154 @@ def reconstruct_command(
         write_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
         console.print(
             f"wrote [bold]{output}[/]: {len(originals)} originals, each beside its reconstruction"
+        )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Image folder or data file; none: the run's own data."),
+    ] = None,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Run directory of the model.")
+    ] = Path("runs/latest"),
+    split: Annotated[
+        str, typer.Option(help="Split to evaluate: test, val, train or all.")
+    ] = "test",
+    iwae_k: Annotated[
+        int, typer.Option(help="Importance samples per image for the IWAE bound (0: none).")
+    ] = 100,
+    by_label: Annotated[
+        bool, typer.Option("--by-label", help="Also per class (or per binary attribute).")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
+    accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    max_images: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random subset of this many images.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim and active units of a model."""
+    with user_errors():
+        from vaekit.evaluate import evaluate
+        from vaekit.progress import make_progress
+
+        bar = make_progress(err_console, transient=True)
+        tasks: list[Any] = []
+
+        def progress(done: int, total: int) -> None:
+            if not tasks:
+                bar.start()
+                tasks.append(bar.add_task("evaluate", total=total, info=""))
+            bar.update(tasks[0], completed=done)
+
+        try:
+            result = evaluate(
+                model,
+                data,
+                split=split,
+                iwae_k=iwae_k,
+                by_label=by_label,
+                batch_size=batch_size,
+                seed=seed,
+                accelerator=accelerator,
+                progress=None if as_json else progress,
+                max_images=max_images,
+            )
+        finally:
+            bar.stop()
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+            return
+        _print_evaluation(result)
+
+
+def _print_evaluation(result: Any) -> None:
+    """The evaluation as rich tables: totals, per dimension, per group."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from vaekit.report import metrics_rows
+
+    table = Table(title=f"evaluation of {result.run_dir} ({result.split} split)")
+    for column, justify in (("measure", "left"), ("value", "right"), ("", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, value, note in metrics_rows(result):
+        shown = (
+            "–" if value is None else (f"{value:,}" if isinstance(value, int) else f"{value:.2f}")
+        )
+        table.add_row(escape(name), shown, escape(note))
+    console.print(table)
+    table = Table(title="latent dimensions")
+    for column in ("dim", "KL (nats)", "Cov_x E_q[z_d]", "active"):
+        table.add_column(escape(column), justify="right")
+    active = set(result.active)
+    per_dim = result.kl_per_dim or [None] * len(result.mean_variance)  # None: KL does not split
+    for d, (kl, var) in enumerate(zip(per_dim, result.mean_variance, strict=True)):
+        shown = "–" if kl is None else f"{kl:.3f}"
+        table.add_row(str(d), shown, f"{var:.4f}", "yes" if d in active else "")
+    console.print(table)
+    if result.groups:
+        k = list(result.iwae)[-1:] if result.iwae else []
+        table = Table(title=f"per {result.group_kind}")
+        columns = [result.group_kind, "images", "−ELBO", "recon NLL", "KL"]
+        columns += [f"−IWAE K={k[0]:,}"] if k else []
+        for column in [*columns, "active"]:
+            table.add_column(column, justify="right")
+        for g in result.groups:
+            cells = [
+                escape(g.name),
+                f"{g.n:,}",
+                f"{g.neg_elbo:.2f}",
+                f"{g.recon_nll:.2f}",
+                f"{g.kl:.2f}",
+            ]
+            cells += [f"{g.iwae[k[0]]:.2f}"] if k else []
+            table.add_row(*cells, str(g.active_units))
+        console.print(table)
+
+
+@app.command("report")
+def report_command(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Image folder or data file; none: the run's own data."),
+    ] = None,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Run directory of the model.")
+    ] = Path("runs/latest"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    split: Annotated[
+        str | None, typer.Option(help="Split to evaluate (default: test, else val, else all).")
+    ] = None,
+    iwae_k: Annotated[int, typer.Option(help="Importance samples for the IWAE bound.")] = 100,
+    by_label: Annotated[
+        bool, typer.Option(help="Per-class (or per-attribute) table when the data has labels.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
+    accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+) -> None:
+    """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
+    with user_errors():
+        from vaekit.report import build_report
+
+        path, result = build_report(
+            model,
+            output,
+            data,
+            split=split,
+            iwae_k=iwae_k,
+            by_label=by_label,
+            seed=seed,
+            accelerator=accelerator,
+        )
+        console.print(
+            f"wrote [bold]{path}[/]: {result.n:,} {result.split} images, "
+            f"−ELBO {result.neg_elbo:.2f} nats"
         )
 
 

@@ -96,6 +96,8 @@ class TrainConfig:
     accelerator_options: dict[str, Any] = field(default_factory=dict)
     runs_dir: str = "runs"
     name: str | None = None
+    loggers: list[str] = field(default_factory=list)  # besides metrics.jsonl/.csv: tensorboard
+    figures: bool = True  # draw RUN/figures/ at the end
 
     @classmethod
     def build(cls, **settings: Any) -> TrainConfig:

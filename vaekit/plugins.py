@@ -61,6 +61,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "vaekit.builtin.datasets",
     "vaekit.builtin.accelerators",
     "vaekit.builtin.models",
+    "vaekit.builtin.loggers",
 )
 
 ENTRY_POINT_GROUP = "vaekit"

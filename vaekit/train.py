@@ -62,6 +62,7 @@ from vaekit.model import (
     parameter_groups,
 )
 from vaekit.plugins import get_plugin_host
+from vaekit.report import read_steps, write_steps
 from vaekit.runs import (
     LATEST,
     LOCK,
@@ -134,6 +135,7 @@ class Session:
     rollbacks: int = 0
     best_val: float = math.inf
     best_epoch: int = 0
+    step_log: list[dict[str, Any]] = field(default_factory=list)  # steps.jsonl's rows
 
     @property
     def raw_model(self) -> torch.nn.Module:
@@ -236,6 +238,9 @@ def validate_components(config: TrainConfig) -> None:
     if config.name is not None:
         check_run_name(config.name)
     check_latest_link(config.runs_dir)
+    from vaekit.builtin.loggers import check_loggers
+
+    check_loggers(config.loggers)
 
 
 def resolve_model_config(config: ModelConfig, data: ImageDataset) -> ModelConfig:
@@ -504,6 +509,7 @@ def restore(session: Session, state: dict[str, Any]) -> None:
     session.rollbacks = int(state.get("rollbacks", 0))
     session.best_val = float(state.get("best_val", math.inf))
     session.best_epoch = int(state.get("best_epoch", 0))
+    session.step_log = [r for r in read_steps(session.run) if r.get("step", 0) <= session.step]
     torch.set_rng_state(state["rng"])
 
 
@@ -557,6 +563,7 @@ def roll_back(session: Session, why: str) -> int:
             group["lr"] = lr
     session.step = int(state["step"])
     session.history = session.history[: int(state["epoch"])]
+    session.step_log = [r for r in session.step_log if r.get("step", 0) <= session.step]
     torch.set_rng_state(state["rng"])
     session.rollbacks += 1
     lr = session.optimizers[MAIN_GROUP].param_groups[0]["lr"]
@@ -616,18 +623,17 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
             check_skipped(session, int(values[5]), epoch)
             values = [v / max(values[3], 1) for v in values[:3]]
             now = time.perf_counter()
+            row = {
+                "loss": values[0],
+                "recon": values[1],
+                "kl": values[2],
+                "beta": beta,
+                "samples_per_s": log_samples / max(now - t_log, 1e-9),
+                "epoch": epoch + 1,
+            }
+            session.step_log.append({"step": session.step, **row})
             if reporter:
-                reporter.update(
-                    session.step,
-                    {
-                        "loss": values[0],
-                        "recon": values[1],
-                        "kl": values[2],
-                        "beta": beta,
-                        "samples_per_s": log_samples / max(now - t_log, 1e-9),
-                        "epoch": epoch + 1,
-                    },
-                )
+                reporter.update(session.step, row)
             logged.zero_()
             t_log, log_samples, n_logged = now, 0, 0
     session.accelerator.synchronize()
@@ -748,6 +754,7 @@ def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
         run.save_weights(raw)
     run.save_checkpoint(state)
     run.rewrite_metrics(session.history)
+    write_steps(run, session.step_log)
     if not session.resumed and metrics["epoch"] == session.start_epoch + 1:
         point_latest(run)
 

@@ -49,6 +49,7 @@ def _build():
         """Bernoulli(x; sigmoid(logits)) per pixel (x in [0, 1] as soft targets)."""
 
         params_per_channel = 1
+        support = "binary"  # a distribution over {0, 1}: bits/dim are exact on binary images
 
         def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
             nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
