@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 
@@ -30,8 +31,8 @@ class DistContext:
         import torch.distributed as dist
 
         owns = not dist.is_initialized()
-        if owns:
-            dist.init_process_group(backend)
+        if owns:  # a rank that stops answering fails the others within minutes, not hours
+            dist.init_process_group(backend, timeout=timedelta(minutes=10))
         return cls(
             dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owns
         )
@@ -71,6 +72,13 @@ class DistContext:
 
             dist.all_reduce(tensor)
         return tensor
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (a no-op on one process)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def stop(self) -> None:
         if self.owns_group:

@@ -173,6 +173,7 @@ def train(
     session = set_up(config, resume)
     try:
         run_epochs(session, reporter if session.lead else None)
+        session.dist.barrier()  # every rank leaves once rank 0 has written the last files
     finally:
         session.dist.stop()
         session.run.unlock()  # the kernel would drop it at exit; an API caller goes on
