@@ -41,9 +41,15 @@ class DiscretisedLogisticMixture(nn.Module):
     scale; P(x = k/255) is the mass of the bin around 2k/255 - 1, with the two end bins
     reaching to -inf and +inf. Channels are independent given z (PixelCNN++ also couples
     R, G, B linearly; that needs parameters across channels and is left out).
+
+    ``init_log_scale`` is added to the decoder's log-scale outputs, so a fresh decoder
+    (outputs near 0) starts with components a few bins wide instead of spanning the whole
+    range -- otherwise Adam spends thousands of steps just shrinking them.
     """
 
-    def __init__(self, mixtures: int = 10, min_log_scale: float = -7.0):
+    def __init__(
+        self, mixtures: int = 10, min_log_scale: float = -7.0, init_log_scale: float = -3.0
+    ):
         super().__init__()
         from vaekit.errors import UsageError
 
@@ -51,6 +57,7 @@ class DiscretisedLogisticMixture(nn.Module):
             raise UsageError(f"dmol needs mixtures >= 1, got {mixtures}")
         self.mixtures = mixtures
         self.min_log_scale = min_log_scale
+        self.init_log_scale = init_log_scale
         self.params_per_channel = 3 * mixtures
 
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -58,7 +65,8 @@ class DiscretisedLogisticMixture(nn.Module):
         channels = params.shape[1] // self.params_per_channel
         p = per_channel(params, channels, self.params_per_channel)
         logits, means, log_scales = p.chunk(3, dim=2)
-        return logits, torch.tanh(means), log_scales.clamp(min=self.min_log_scale)
+        log_scales = (log_scales + self.init_log_scale).clamp(min=self.min_log_scale)
+        return logits, torch.tanh(means), log_scales
 
     def pixel_log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         """log P(x | z) per data dimension ``(B, C, H, W)``, in nats."""

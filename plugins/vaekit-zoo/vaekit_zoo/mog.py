@@ -17,8 +17,14 @@ LOG_2PI = math.log(2 * math.pi)
 def gaussian_mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, log_w: Tensor) -> Tensor:
     """log sum_k w_k N(z; m_k, diag exp(logvar_k)): z ``(B, D)``, means/logvars ``(K, D)``,
     log-weights ``(K,)`` -> ``(B,)``. Shared by the mixture prior and the VampPrior."""
-    diff = z[:, None, :] - means  # (B, K, D)
-    per_k = -0.5 * (diff.square() * torch.exp(-logvars) + logvars + LOG_2PI).sum(-1)
+    precision = torch.exp(-logvars)  # (K, D)
+    # sum_d (z - m)^2 / v = z^2 . (1/v) - 2 z . (m/v) + sum m^2/v: matrix products, no (B, K, D)
+    mahalanobis = (
+        z.square() @ precision.T
+        - 2 * z @ (means * precision).T
+        + (means.square() * precision).sum(1)
+    )
+    per_k = -0.5 * (mahalanobis + (logvars + LOG_2PI).sum(1))  # (B, K)
     return torch.logsumexp(per_k + log_w, dim=1)
 
 
