@@ -1,7 +1,7 @@
 """The 8-bit likelihood and the adversarial kind on synthetic CelebA-format faces (issue 13).
 
     python benchmarks/zoo_faces.py [--n 3000] [--size 32] [--epochs 10] [--mixtures 5]
-        [--latent-dim 32] [--width 16] [--batch-size 32] [--weight 0.05] [--start 250]
+        [--latent-dim 32] [--width 16] [--batch-size 32] [--weight 0.1] [--start 250]
         [-k 100] [--work bench-faces]
         [--img docs/img]
 
@@ -33,7 +33,6 @@ import math
 import runpy
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +101,7 @@ def main() -> None:
     ap.add_argument("--mixtures", type=int, default=5)
     ap.add_argument("--latent-dim", type=int, default=32)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--weight", type=float, default=0.05)
+    ap.add_argument("--weight", type=float, default=0.1)
     ap.add_argument("--start", type=int, default=250)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("-k", type=int, default=100)
@@ -110,6 +109,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench-faces"))
     ap.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
     ap.add_argument("--only", choices=["vae", "adversarial"], default=None)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate runs already trained under --work instead of training them again "
+        "(e.g. after training each with --only in parallel)",
+    )
     ap.add_argument(
         "--threads",
         type=int,
@@ -129,7 +134,6 @@ def main() -> None:
     if not faces.exists():
         generate = runpy.run_path(str(ROOT / "datasets" / "synthetic_faces.py"))["generate"]
         generate(faces, n=args.n, size=args.size, seed=0)
-    shutil.rmtree(args.work / "runs", ignore_errors=True)
     common = dict(
         data=str(faces),
         encoder="conv",
@@ -165,10 +169,13 @@ def main() -> None:
     panels = {"data": to_uint8(x_test[:64])}
     draws = {}
     for name, settings in variants.items():
-        t0 = time.perf_counter()
-        train(TrainConfig.build(**common, **settings, name=name), reporter=None)
-        train_s = time.perf_counter() - t0
-        model = open_run(args.work / "runs" / name).model.eval()
+        run = args.work / "runs" / name
+        if not (args.reuse and (run / "model.safetensors").exists()):
+            shutil.rmtree(run, ignore_errors=True)
+            train(TrainConfig.build(**common, **settings, name=name), reporter=None)
+        epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        train_s = sum(e["epoch_seconds"] for e in epochs)
+        model = open_run(run).model.eval()
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
             z = model.prior.sample(args.samples, generator=generator)
@@ -182,6 +189,7 @@ def main() -> None:
             "laplacian_var": laplacian_variance(fake),
             "high_freq_share": high_frequency_share(fake),
             "train_seconds": round(train_s),
+            "val_neg_elbo_last_epoch": epochs[-1].get("val_loss"),
         }
         panels[name] = to_uint8(means[:64])
         print(name, json.dumps(results[name]), flush=True)

@@ -50,7 +50,7 @@ class PatchDiscriminator(nn.Module):
 
 class AdversarialVAE(VAE):
     """The ``adversarial`` kind. Options: ``weight`` (adversarial weight in nats per data
-    dimension, default 0.05), ``start`` (steps before the term is on, default 500),
+    dimension, default 0.1), ``start`` (steps before the term is on, default 500),
     ``width`` and ``layers`` (the discriminator), ``prior_samples`` (also show the
     discriminator decoded prior draws, default true)."""
 
@@ -58,7 +58,7 @@ class AdversarialVAE(VAE):
         self,
         config,
         components: Components,
-        weight: float = 0.05,
+        weight: float = 0.1,
         start: int = 500,
         width: int = 32,
         layers: int = 3,
