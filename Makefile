@@ -13,10 +13,10 @@ DEMO ?= demo-output
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/vaekit-example/pyproject.toml
+$(VENV)/.installed: pyproject.toml plugins/vaekit-example/pyproject.toml plugins/vaekit-zoo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]" -e plugins/vaekit-example
+	$(BIN)/pip install --quiet -e ".[dev]" -e plugins/vaekit-example -e plugins/vaekit-zoo
 	touch $@
 
 demo: setup

@@ -1,0 +1,43 @@
+"""The plugin module named by this package's ``vaekit`` entry point.
+
+Registers, all prefixed by what they are so they do not clash with other packages:
+
+- priors: ``mog`` (a learned mixture of Gaussians)
+- model kinds: ``vamp`` (a VAE with the VampPrior), ``adversarial`` (a VAE whose decoder
+  also fools a patch discriminator)
+- likelihoods: ``dmol`` (discretised logistic mixture) and ``cat256`` (256-way
+  categorical), both normalised over the 256 values of an 8-bit pixel
+
+torch is imported inside the hooks only, so ``vaekit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import vaekit
+
+
+@vaekit.hookimpl
+def register_priors(register):
+    """Register the ``mog`` prior."""
+    from vaekit_zoo.mog import MixtureOfGaussians
+
+    register("mog", MixtureOfGaussians)
+
+
+@vaekit.hookimpl
+def register_likelihoods(register):
+    """Register the ``dmol`` and ``cat256`` likelihoods."""
+    from vaekit_zoo.discrete import Categorical256, DiscretisedLogisticMixture
+
+    register("dmol", DiscretisedLogisticMixture)
+    register("cat256", Categorical256)
+
+
+@vaekit.hookimpl
+def register_models(register):
+    """Register the ``vamp`` and ``adversarial`` model kinds."""
+    from vaekit_zoo.adversarial import AdversarialVAE
+    from vaekit_zoo.vamp import VampVAE
+
+    register("vamp", VampVAE)
+    register("adversarial", AdversarialVAE)
