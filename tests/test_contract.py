@@ -305,3 +305,16 @@ def test_a_kind_with_an_extra_network_gets_its_own_optimiser_checkpointed(tmp_pa
     # float sums in another order leave differences of ~1e-5)
     ours, theirs = [r["loss"] for r in resumed.history], [r["loss"] for r in plain]
     assert ours == pytest.approx(theirs, rel=1e-3)
+
+
+@pytest.mark.parametrize("encoder", ["conv", "resnet"])
+def test_conv_and_resnet_runs_of_vaekit_0_1_0_load_their_old_architecture(tmp_path, encoder):
+    options = {"arch": 1, "width": 8}
+    run = train_tiny(
+        tmp_path, epochs=1, encoder=encoder, encoder_options=options, decoder_options=options
+    ).run
+    new = json.loads(run.config_path.read_text())
+    run.config_path.write_text(json.dumps(old_layout(new)))  # no arch: 0.1.0 had none
+    loaded = open_run(run.path)
+    assert loaded.config.model.encoder_options["arch"] == 1
+    assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)

@@ -243,7 +243,7 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Architecture versions that configs of vaekit 0.1.0 were built with (their nets had none).
-PINNED_ARCHITECTURES: dict[str, int] = {}
+PINNED_ARCHITECTURES: dict[str, int] = {"conv": 1, "resnet": 1}
 
 
 # -- strict, typed dataclasses from JSON --------------------------------------------------
