@@ -144,6 +144,13 @@ def test_dmol_is_exact_and_normalised_at_sharp_scales():
     assert torch.allclose(sample * 255, (sample * 255).round(), atol=1e-4)  # on the 8-bit grid
 
 
+def test_both_declare_8bit_support_so_evaluate_reports_bits_per_dim():
+    from vaekit.evaluate import bits_per_dim_note
+
+    for lik in (DiscretisedLogisticMixture(), Categorical256()):
+        assert bits_per_dim_note(lik, "zoo", binary_data=False) == (True, "")
+
+
 def test_cat256_puts_its_mass_where_the_logits_say():
     lik = Categorical256()
     params = torch.full((1, 256, 1, 1), -30.0)

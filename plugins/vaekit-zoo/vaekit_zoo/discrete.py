@@ -47,6 +47,8 @@ class DiscretisedLogisticMixture(nn.Module):
     range -- otherwise Adam spends thousands of steps just shrinking them.
     """
 
+    support = "8bit"  # a distribution over the 256 values: `vaekit evaluate` gives bits/dim
+
     def __init__(
         self, mixtures: int = 10, min_log_scale: float = -7.0, init_log_scale: float = -3.0
     ):
@@ -115,6 +117,7 @@ class Categorical256(nn.Module):
     or the decoder convolutional."""
 
     params_per_channel = LEVELS
+    support = "8bit"  # a distribution over the 256 values: `vaekit evaluate` gives bits/dim
 
     def _log_probs(self, params: Tensor) -> Tensor:
         channels = params.shape[1] // LEVELS
