@@ -396,17 +396,10 @@ def encode(
         import os
 
         from vaekit.encode import encode_dataset
-        from vaekit.progress import make_progress
+        from vaekit.progress import CountBar
 
         lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
-        bar = make_progress(err_console)
-        tasks: list[Any] = []
-
-        def progress(done: int, total: int) -> None:
-            if not tasks:  # shown once encoding starts, not while options are checked
-                bar.start()
-                tasks.append(bar.add_task("encode", total=total, info=""))
-            bar.update(tasks[0], completed=done)
+        progress = CountBar("encode", err_console)
 
         try:
             path = encode_dataset(
@@ -421,7 +414,7 @@ def encode(
                 progress=progress if lead else None,
             )
         finally:
-            bar.stop()
+            progress.stop()
         if lead:
             from vaekit.store import LatentStore
 
@@ -729,16 +722,9 @@ def evaluate_command(
     """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim and active units of a model."""
     with user_errors():
         from vaekit.evaluate import evaluate
-        from vaekit.progress import make_progress
+        from vaekit.progress import CountBar
 
-        bar = make_progress(err_console, transient=True)
-        tasks: list[Any] = []
-
-        def progress(done: int, total: int) -> None:
-            if not tasks:
-                bar.start()
-                tasks.append(bar.add_task("evaluate", total=total, info=""))
-            bar.update(tasks[0], completed=done)
+        progress = CountBar("evaluate", err_console, transient=True)
 
         try:
             result = evaluate(
@@ -754,7 +740,7 @@ def evaluate_command(
                 max_images=max_images,
             )
         finally:
-            bar.stop()
+            progress.stop()
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return

@@ -31,6 +31,25 @@ def make_progress(console: Console | None = None, transient: bool = False) -> Pr
     )
 
 
+class CountBar:
+    """A ``progress(done, total)`` callback that shows a bar from its first call on (not
+    while options are still being checked); call :meth:`stop` in ``finally``."""
+
+    def __init__(self, description: str, console: Console | None = None, transient: bool = False):
+        self.description = description
+        self.bar = make_progress(console, transient=transient)
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total, info="")
+        self.bar.update(self.task, completed=done)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
 class RichTrainReporter:
     """Shows loss, recon, KL, beta and samples/s while training; a table at the end."""
 
