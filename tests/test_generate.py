@@ -346,3 +346,33 @@ def test_reconstruct_data_of_another_shape_fails_with_both_shapes(pipeline, tmp_
     assert "(1, 8, 8)" in result.output and "(3, 16, 16)" in result.output
     assert str(pipeline["run"]) in result.output
     assert not (tmp_path / "r.png").exists()
+
+
+def test_pixels_sample_draws_from_the_likelihood_seeded(model, tmp_path, monkeypatch):
+    calls = []
+    original = model.model.likelihood.sample
+
+    def counting(params):
+        calls.append(len(params))
+        return original(params)
+
+    monkeypatch.setattr(model.model.likelihood, "sample", counting)
+    mean = sample(model, 8, seed=4)
+    drawn = sample(model, 8, seed=4, pixels="sample")
+    again = sample(model, 8, seed=4, pixels="sample")
+    assert calls == [8, 8]  # the likelihood's own sample, only when asked
+    np.testing.assert_array_equal(drawn.z, mean.z)  # the same latents, other pixels
+    assert not np.array_equal(drawn.images, mean.images)
+    np.testing.assert_array_equal(drawn.images, again.images)  # seeded
+    with pytest.raises(UsageError, match="unknown --pixels 'median'; choose one of: mean, sample"):
+        sample(model, 2, pixels="median")
+
+
+def test_cli_sample_pixels_sample(pipeline, tmp_path):
+    out = tmp_path / "drawn.png"
+    args = ["sample", "--model", str(pipeline["run"]), "-n", "4", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--pixels", "sample"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    bad = runner.invoke(app, [*args, "--pixels", "median"])
+    assert bad.exit_code == 2 and "choose one of: mean, sample" in bad.output

@@ -32,11 +32,6 @@ class DiagonalGaussian:
         """(B, D) variances."""
         return torch.exp(self.logvar)
 
-    @property
-    def shape(self) -> torch.Size:
-        """``(B, D)``."""
-        return self.mean.shape
-
     def rsample(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """A differentiable draw z = mean + stddev * eps, eps ~ N(0, I): ``(B, D)``, or
         ``(n, B, D)`` for ``n`` draws (importance sampling)."""
@@ -50,10 +45,6 @@ class DiagonalGaussian:
     def log_prob(self, z: Tensor) -> Tensor:
         """log q(z|x) summed over the latent dimensions: ``(..., B)`` for z ``(..., B, D)``."""
         return (-0.5 * ((z - self.mean).square() / self.variance + self.logvar + LOG_2PI)).sum(-1)
-
-    def detach(self) -> DiagonalGaussian:
-        """The same posterior, cut from the graph."""
-        return DiagonalGaussian(self.mean.detach(), self.logvar.detach())
 
     def __repr__(self) -> str:
         return f"DiagonalGaussian(shape={tuple(self.mean.shape)})"
