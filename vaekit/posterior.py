@@ -32,6 +32,11 @@ class DiagonalGaussian:
         """(B, D) variances."""
         return torch.exp(self.logvar)
 
+    @property
+    def shape(self) -> torch.Size:
+        """``(B, D)``."""
+        return self.mean.shape
+
     def rsample(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """A differentiable draw z = mean + stddev * eps, eps ~ N(0, I): ``(B, D)``, or
         ``(n, B, D)`` for ``n`` draws (importance sampling)."""
