@@ -1,11 +1,12 @@
 """Does ``vaekit sample --label sneaker`` give sneakers? A classifier is the judge.
 
-A small CNN classifier is trained on the real Fashion-MNIST training set (its test
-accuracy, overall and per class, is printed: it is the judge's own error). Then a
-``cvae`` is trained with vaekit's defaults for ``--epochs`` epochs, once per arm:
+The judge of ``cluster_quality.py``, a small CNN trained on the real Fashion-MNIST
+training set, classifies the samples (its test accuracy, overall and per class, is
+printed: it is the judge's own error). Then a ``cvae`` is trained with vaekit's
+defaults for ``--epochs`` epochs, once per arm:
 
 * ``class_prior`` (the default since vaekit 0.3): the learned class-conditional prior
-  p(z|y) = N(z - m_y; 0, I);
+  p(z|y), N(0, I) moved and scaled per class (``vaekit.conditional``);
 * ``no_class_prior`` (``--model-opt class_prior=false``, vaekit 0.2's cvae): p(z) = N(0, I)
   for every class.
 
@@ -27,66 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+from cluster_quality import classifier, predict  # the same judge as the cluster benchmark
 
 from vaekit.config import TrainConfig
-from vaekit.data import ImageDataset, load_dataset
+from vaekit.data import load_dataset
 from vaekit.generate import sample
 from vaekit.runs import open_run
 from vaekit.train import train
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 ARMS = {"class_prior": {}, "no_class_prior": {"class_prior": False}}
-
-
-class Classifier(nn.Module):
-    """The judge: a plain two-conv CNN (about 91% test accuracy after 3 epochs)."""
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128),
-            nn.ReLU(),
-            nn.Linear(128, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def predict(model: nn.Module, images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 1, 28, 28) -> predicted class ids (N,)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for lo in range(0, len(images), 1000):
-            x = torch.from_numpy(images[lo : lo + 1000]).float() / 255.0
-            out.append(model(x).argmax(1).numpy())
-    return np.concatenate(out)
-
-
-def train_classifier(data: ImageDataset, epochs: int, seed: int) -> Classifier:
-    torch.manual_seed(seed)
-    model = Classifier(len(data.class_names or []))
-    optimiser = torch.optim.Adam(model.parameters(), 1e-3)
-    images = torch.from_numpy(data.images)
-    labels = torch.from_numpy(data.labels.astype(np.int64))
-    for _ in range(epochs):
-        model.train()
-        for index in torch.randperm(len(images)).split(128):
-            loss = F.cross_entropy(model(images[index].float() / 255.0), labels[index])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    return model
 
 
 def per_class_share(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[float]:
@@ -116,14 +67,7 @@ def main() -> None:
         args.epochs, args.classifier_epochs, args.n = 1, 1, 16
     names = list(data.class_names or [])
     started = time.perf_counter()
-    cached = Path(args.runs_dir) / f"judge-{args.classifier_epochs}-{args.seed}.pt"
-    if cached.is_file():
-        judge = Classifier(len(names))
-        judge.load_state_dict(torch.load(cached, weights_only=True))
-    else:
-        judge = train_classifier(train_split, args.classifier_epochs, args.seed)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(judge.state_dict(), cached)
+    judge = classifier(train_split.images, train_split.labels, args.classifier_epochs, args.seed)
     truth = test_split.labels.astype(np.int64)
     predicted = predict(judge, test_split.images)
     recall = per_class_share(truth, predicted, len(names))
