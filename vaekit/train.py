@@ -422,11 +422,8 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
     model = accelerator.prepare(model)
     groups = parameter_groups(unwrap(model))
     if dist.world_size > 1:
-        if len(groups) > 1:
-            raise UsageError(
-                f"model '{config.model.kind}' trains extra networks, which multi-process "
-                "training does not support yet; train it in one process"
-            )
+        # one wrapper for every group: the reducer averages each gradient once it is ready,
+        # whichever of the groups' backward passes (see optimise) produced it
         device_ids = [accelerator.device.index] if accelerator.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     # fused Adam skips a step on the device when told found_inf (no host sync per step)
