@@ -13,7 +13,7 @@ import torch
 
 import vaekit
 from tests.helpers import registered, tiny_config, train_tiny
-from vaekit.builtin.accelerators import CPUAccelerator
+from vaekit.builtin.accelerators import CPUAccelerator, CUDAAccelerator
 from vaekit.data import ON_DEVICE_BYTES, DeviceBatches, gather_rows, placement
 from vaekit.errors import UsageError, VaekitError
 from vaekit.model import VAE, Objective
@@ -179,3 +179,27 @@ def test_channels_last_weights_and_inputs_train_like_contiguous(tmp_path):
         tmp_path / "b", epochs=1, accelerator_options={"channels_last": True}, **conv
     ).history[0]
     assert last["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-3)
+
+
+def test_the_cuda_accelerators_precision_and_layout_choices():
+    if not torch.cuda.is_available():  # bf16 by default only where a GPU has it natively
+        assert CUDAAccelerator().dtype is None
+    assert CUDAAccelerator(bf16=True).dtype == torch.bfloat16
+    fp16 = CUDAAccelerator(fp16=True)
+    assert fp16.dtype == torch.float16 and fp16.memory_format == torch.channels_last
+    assert CUDAAccelerator(channels_last=False).memory_format == torch.contiguous_format
+    with pytest.raises(UsageError, match="pick one"):
+        CUDAAccelerator(bf16=True, fp16=True)
+
+
+def test_a_disabled_gradient_scaler_is_no_scaler():
+    from vaekit.train import grad_scaler
+
+    class Disabled:
+        def grad_scaler(self):
+            return torch.amp.GradScaler("cpu", enabled=False)
+
+    assert grad_scaler(Disabled()) is None
+    assert grad_scaler(CPUAccelerator()) is None  # no fp16, no scaler
+    assert grad_scaler(object()) is None  # a plugin's accelerator without the member
+    assert grad_scaler(CPUAccelerator(fp16=True)) is not None

@@ -471,9 +471,11 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
 
 
 def grad_scaler(accelerator: Any) -> torch.amp.GradScaler | None:
-    """The accelerator's gradient scaler (optional ``grad_scaler()``; fp16 autocast)."""
+    """The accelerator's gradient scaler (optional ``grad_scaler()``; fp16 autocast); a
+    disabled one is none."""
     make = getattr(accelerator, "grad_scaler", None)
-    return None if make is None else make()
+    scaler = None if make is None else make()
+    return scaler if scaler is not None and scaler.is_enabled() else None
 
 
 def start_processes(config: TrainConfig) -> tuple[Any, DistContext]:
