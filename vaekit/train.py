@@ -713,8 +713,9 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
         else:
             scaled.backward(inputs=session.groups[name])
     if scaler is not None:
-        # read before update() moves it: a private accessor, but the public get_scale() syncs
-        scale = scaler._get_scale_async()
+        # compared now: update() changes the scale tensor in place (a private accessor, but
+        # the public get_scale() syncs with the host)
+        scale_at_least_one = scaler._get_scale_async() >= 1.0
         for optimizer in session.optimizers.values():
             scaler.unscale_(optimizer)  # clip and check the true gradients
     clip = session.config.grad_clip or math.inf
@@ -731,7 +732,7 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
     if scaler is None:
         return taken, torch.zeros_like(taken)
     scaler.update()  # halves the scale after non-finite gradients, else grows it in time
-    overflow = loss_finite & ~grads_finite & (scale >= 1.0)
+    overflow = loss_finite & ~grads_finite & scale_at_least_one
     return taken | overflow, overflow
 
 
