@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import vaekit
-from tests.helpers import registered, tiny_config, train_tiny
+from tests.helpers import ThroughCriticKind, registered, tiny_config, train_tiny
 from vaekit.builtin.accelerators import CPUAccelerator, CUDAAccelerator
 from vaekit.data import ON_DEVICE_BYTES, DeviceBatches, gather_rows, placement
 from vaekit.errors import UsageError, VaekitError
@@ -97,6 +97,40 @@ def test_a_non_finite_loss_under_fp16_is_a_skipped_step(tmp_path):
         )
     assert result.history[0]["skipped_steps"] == 3
     assert result.history[0]["overflow_steps"] == 0
+
+
+def test_a_roll_back_restores_the_scale_with_the_weights(tmp_path):
+    from tests.test_faults import NaNAt
+
+    # epoch 2's first 10 passes (27..36) are NaN: more than 5 skipped, so it rolls back to
+    # epoch 1 and its scale, 512; the retry meets 4 more (37..40), each halving the scale
+    with registered(NaNAt(), "nan-at"), pytest.warns(UserWarning, match="rolled back"):
+        result = train_tiny(
+            tmp_path,
+            epochs=2,
+            kind="faulty",
+            kind_options={"first": 27, "last": 40},
+            accelerator_options={**FP16, "init_scale": 512},
+            max_skipped_steps=5,
+        )
+    second = result.history[1]
+    assert second["rollbacks"] == 1 and second["skipped_steps"] == 4
+    assert second["grad_scale"] == 512 / 2**4  # not 512 / 2**14: the scale came back too
+
+
+def test_fp16_trains_every_parameter_group(tmp_path):
+    with registered(ThroughCriticKind(), "critic-kind"):
+        fp32 = train_tiny(tmp_path / "a", epochs=1, kind="with-critic")
+        fp16 = train_tiny(
+            tmp_path / "b",
+            epochs=1,
+            kind="with-critic",
+            accelerator_options={**FP16, "init_scale": 512},
+        )
+    assert fp16.history[0]["overflow_steps"] == 0
+    assert fp16.history[0]["val_loss"] == pytest.approx(fp32.history[0]["val_loss"], rel=0.01)
+    a, b = fp32.model.critic.weight.detach(), fp16.model.critic.weight.detach()
+    assert float((a - b).norm() / a.norm()) < 0.01  # the critic's optimiser stepped alike
 
 
 def test_gradients_that_overflow_at_a_scale_below_one_are_faults(tmp_path):
