@@ -237,3 +237,37 @@ def test_a_disabled_gradient_scaler_is_no_scaler():
     assert grad_scaler(CPUAccelerator()) is None  # no fp16, no scaler
     assert grad_scaler(object()) is None  # a plugin's accelerator without the member
     assert grad_scaler(CPUAccelerator(fp16=True)) is not None
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@CUDA
+@pytest.mark.parametrize("options", [{}, FP16, {"bf16": True}, {"channels_last": False}])
+def test_cuda_training_stays_close_to_float32(tmp_path, options):
+    # never run yet: no GPU was at hand when it was written
+    conv = {"encoder": "conv", "encoder_options": {"width": 8}, "decoder_options": {"width": 8}}
+    exact = {"bf16": False, "channels_last": False}
+    fp32 = train_tiny(
+        tmp_path / "a", epochs=2, accelerator="cuda", accelerator_options=exact, **conv
+    )
+    other = train_tiny(
+        tmp_path / "b", epochs=2, accelerator="cuda", accelerator_options=options, **conv
+    )
+    assert other.history[-1]["val_loss"] == pytest.approx(fp32.history[-1]["val_loss"], rel=0.05)
+
+
+@CUDA
+def test_cuda_batches_staged_in_pinned_memory_match_device_resident_ones(monkeypatch):
+    # never run yet: no GPU was at hand when it was written
+    import vaekit.data
+
+    images = np.random.default_rng(0).integers(0, 256, (10, 3, 4, 4), dtype=np.uint8)
+    cuda = torch.device("cuda", 0)
+    resident = DeviceBatches(images, cuda, memory_format=torch.channels_last)
+    monkeypatch.setattr(vaekit.data, "ON_DEVICE_BYTES", 0)
+    staged = DeviceBatches(images, cuda, memory_format=torch.channels_last)
+    assert resident.placement == "device" and staged.placement == "pinned"
+    for (a, _), (b, _) in zip(resident.epoch(4, seed=3), staged.epoch(4, seed=3), strict=True):
+        assert b.device == cuda and b.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(a, b)
