@@ -25,9 +25,10 @@ the core never asks which kind it is.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains a
 ``DistributedDataParallel`` copy on its own disjoint share of each global batch
-(``batch_size`` per process); rank 0 alone writes files, calls the lifecycle
-hooks and reports, and the processes agree on every decision (validation loss,
-roll-back, stop) through rank 0.
+(``batch_size`` per process; a kind's extra parameter groups share the one
+wrapper, each group's loss back-propagated on its own); rank 0 alone writes
+files, calls the lifecycle hooks and reports, and the processes agree on every
+decision (validation loss, roll-back, stop) through rank 0.
 
 The hot loop holds the data as one uint8 tensor, converts each batch on the
 device, and reads values back to the host (``.tolist()``) only every
