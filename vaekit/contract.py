@@ -9,9 +9,13 @@ component and the member otherwise.
 
 Members marked *optional* are used when present:
 
-- ``Prior.kl(posterior)``: a closed-form KL. Without it the core estimates
-  KL(q || p) by Monte Carlo, log q(z|x) - log p(z) at the z used for the
-  reconstruction.
+- ``Prior.kl(posterior)``: a closed-form KL. Without it (or when it returns None)
+  the core estimates KL(q || p) by Monte Carlo, log q(z|x) - log p(z) at the z used
+  for the reconstruction.
+- ``Prior.conditional``: True for a class-conditional prior p(z|y); ``log_prob``,
+  ``sample`` and ``kl`` then take a keyword ``y`` (one-hot ``(B, K)``, or None for the
+  marginal), which the core passes for class-conditional kinds (the ELBO, the IWAE
+  bound, evaluation, ``samples.png``, ``vaekit sample --label``).
 - ``ModelKind.needs_labels``: read from the registered factory (before building),
   default False.
 - ``DatasetSource.detect_priority``: default 0.

@@ -66,6 +66,7 @@ from vaekit.model import (
     needs_labels,
     one_hot_labels,
     parameter_groups,
+    sample_prior,
 )
 from vaekit.plugins import get_plugin_host
 from vaekit.report import read_steps, write_steps
@@ -837,9 +838,9 @@ def write_grids(
     their reconstructions); ``num_classes`` > 0 for a class-conditional model."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    z = model.prior.sample(n, generator=generator)
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
+    z = sample_prior(model.prior, n, generator, y=y)
     save_grid(to_uint8(mean_image(model, z, y)), run.file(SAMPLES), ncol=8)
     k = min(8, len(data))
     x = torch.from_numpy(data.images[:k]).to(device).float() / 255.0
