@@ -24,6 +24,14 @@ Members marked *optional* are used when present:
   its own Adam optimiser (checkpointed and resumed), and minimises
   ``Objective.extra["<extra>"]`` over that group's parameters only.
 
+- ``Accelerator.memory_format``: the ``torch.memory_format`` training batches are moved
+  to the device in (``torch.channels_last`` with channels-last weights); default
+  contiguous.
+- ``Accelerator.grad_scaler()``: a ``torch.amp.GradScaler`` (fp16 autocast) or None,
+  called once when training is set up; the core scales each loss, unscales before
+  clipping, saves the scaler's state in the checkpoint and restores it on ``--resume``
+  and roll-back. Default: none.
+
 Importing this module is cheap: torch types appear only for type checkers.
 """
 

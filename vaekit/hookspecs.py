@@ -176,7 +176,9 @@ def register_accelerators(register: Register) -> None:
     auto``), ``device: torch.device``, ``prepare(model) -> model`` (move to the
     device, memory format, compile), ``autocast()`` (a context manager for mixed
     precision; a null context on CPU) and ``synchronize()`` (wait for queued
-    device work). Product: :class:`vaekit.contract.Accelerator`.
+    device work); optionally ``memory_format`` (of the training batches) and
+    ``grad_scaler()`` (a ``torch.amp.GradScaler`` for fp16, or None). Product:
+    :class:`vaekit.contract.Accelerator`.
     """
 
 
