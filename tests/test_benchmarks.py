@@ -23,3 +23,15 @@ def test_time_to_quality_quick_runs_every_arm(tmp_path):
     assert "fixed budget: 1 epochs" in out and "fixed budget: 1 s" in out
     for arm in ("ref", "mlp", "conv", "resnet"):
         assert out.count(f"\n{arm} ") == 2, out
+
+
+def test_cli_startup_times_the_installed_command():
+    script = SCRIPT.with_name("cli_startup.py")
+    out = subprocess.run(
+        [sys.executable, str(script), "--runs", "1", "--tree", str(SCRIPT.parents[1])],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "vaekit --help: 1 runs each" in out and "wall median" in out
