@@ -255,3 +255,11 @@ def test_broken_outside_plugin_is_reported_and_cli_still_works(tmp_path):
     assert "vaekit_broken" in done.stderr and "broken" in done.stderr
     plugins = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
     assert plugins["vaekit_broken"]["status"] == "broken"
+
+
+def test_train_help_shows_the_defaults():
+    """Rich would read ``[default: 16]`` as markup and drop it: the help escapes it."""
+    out = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert "Latent size [default: 16]" in out.output
+    assert "[default: warmup]" in out.output

@@ -107,18 +107,18 @@ def train(
     val_fraction: Annotated[
         float | None,
         typer.Option(
-            help=f"Share of training images held out [default: {_default('val_fraction')}]."
+            help=f"Share of training images held out \\[default: {_default('val_fraction')}]."
         ),
     ] = None,
     model_kind: Annotated[
         str | None,
-        typer.Option(help=f"Model kind: vae, cvae, or a plugin's [default: {_default('kind')}]."),
+        typer.Option(help=f"Model kind: vae, cvae, or a plugin's \\[default: {_default('kind')}]."),
     ] = None,
     model_opt: OptList = None,
     encoder: Annotated[
         str | None,
         typer.Option(
-            help=f"Encoder: mlp, conv, resnet, or a plugin's [default: {_default('encoder')}]."
+            help=f"Encoder: mlp, conv, resnet, or a plugin's \\[default: {_default('encoder')}]."
         ),
     ] = None,
     encoder_opt: OptList = None,
@@ -130,49 +130,49 @@ def train(
         str | None,
         typer.Option(
             help="Likelihood p(x|z): gaussian, bernoulli, laplace, or a plugin's "
-            f"[default: {_default('likelihood')}]."
+            f"\\[default: {_default('likelihood')}]."
         ),
     ] = None,
     likelihood_opt: OptList = None,
     prior: Annotated[
-        str | None, typer.Option(help=f"Prior p(z) [default: {_default('prior')}].")
+        str | None, typer.Option(help=f"Prior p(z) \\[default: {_default('prior')}].")
     ] = None,
     prior_opt: OptList = None,
     latent_dim: Annotated[
         int | None,
         typer.Option(
-            "--latent-dim", "-z", help=f"Latent size [default: {_default('latent_dim')}]."
+            "--latent-dim", "-z", help=f"Latent size \\[default: {_default('latent_dim')}]."
         ),
     ] = None,
     kl_schedule: Annotated[
         str | None,
         typer.Option(
             help="KL weight schedule: constant, warmup, sigmoid, cyclical "
-            f"[default: {_default('kl_schedule')}]."
+            f"\\[default: {_default('kl_schedule')}]."
         ),
     ] = None,
     kl_opt: OptList = None,
     free_bits: Annotated[
         float | None,
-        typer.Option(help="KL floor in nats per latent dimension [default: 0, off]."),
+        typer.Option(help="KL floor in nats per latent dimension \\[default: 0, off]."),
     ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Training epochs [default: {_default('epochs')}; with --resume: the run's own]."
+            help=f"Training epochs \\[default: {_default('epochs')}; with --resume: the run's own]."
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help=f"Batch size [default: {_default('batch_size')}].")
+        int | None, typer.Option(help=f"Batch size \\[default: {_default('batch_size')}].")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help=f"Adam learning rate [default: {_default('lr')}].")
+        float | None, typer.Option(help=f"Adam learning rate \\[default: {_default('lr')}].")
     ] = None,
     grad_clip: Annotated[
         float | None,
         typer.Option(
             help="Clip the gradient norm at this value (0: off) "
-            f"[default: {_default('grad_clip')}]."
+            f"\\[default: {_default('grad_clip')}]."
         ),
     ] = None,
     patience: Annotated[
@@ -186,26 +186,26 @@ def train(
         int | None,
         typer.Option(
             help="Non-finite steps skipped per epoch before rolling back "
-            f"[default: {_default('max_skipped_steps')}]."
+            f"\\[default: {_default('max_skipped_steps')}]."
         ),
     ] = None,
     max_rollbacks: Annotated[
         int | None,
         typer.Option(
             help="Roll-backs (learning rate halved) before giving up "
-            f"[default: {_default('max_rollbacks')}]."
+            f"\\[default: {_default('max_rollbacks')}]."
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed (data split, init, noise) [default: 0].")
+        int | None, typer.Option(help="Random seed (data split, init, noise) \\[default: 0].")
     ] = None,
     accelerator: Annotated[
         str | None,
-        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's [default: auto]."),
+        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's \\[default: auto]."),
     ] = None,
     accelerator_opt: OptList = None,
     runs_dir: Annotated[
-        Path | None, typer.Option(help="Folder that holds run directories [default: runs].")
+        Path | None, typer.Option(help="Folder that holds run directories \\[default: runs].")
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Run name (default: timestamp and encoder).")
@@ -219,7 +219,7 @@ def train(
     ] = None,
     figures: Annotated[
         bool | None,
-        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end [default: on]."),
+        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end \\[default: on]."),
     ] = None,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
