@@ -350,6 +350,13 @@ CASES: list[Bad] = [
     # item 10: every check before any write
     Bad("sample-save-refused", ("sample", "--prior", "-m", "{run}", "-o", "g.png", "--save",
         "z.npy"), 2, "already exists", setup=existing_npy, check=only("z.npy")),
+    # an option value of the wrong type is refused before anything is written
+    Bad("train-option-not-a-number", ("train", *TINY, "--likelihood-opt", "sigma=small"), 2,
+        "option 'sigma' must be a number", check=only()),
+    Bad("train-option-not-a-bool", ("train", *TINY, "--model-kind", "cvae", "--model-opt",
+        "class_prior=maybe"), 2, "option 'class_prior' must be true or false", check=only()),
+    Bad("train-option-not-an-int", ("train", *TINY, "--encoder-opt", "hidden=abc"), 2,
+        "option 'hidden' must be an integer", check=only()),
     # item 9: bad values are refused, not used
     Bad("celeba-value-0", ("train", "celeba", *TINY), 1, "value '0'; values must be 1 or -1",
         setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [0, -1, 1])]),

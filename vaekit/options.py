@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -48,8 +49,10 @@ def strict_dataclass(cls: type[T], data: dict[str, Any], what: str) -> T:
     return cls(**data)
 
 
-def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
-    """Keyword options a factory accepts (``None`` when it takes ``**kwargs``)."""
+def _option_parameters(
+    factory: Callable[..., Any], skip: int = 0
+) -> dict[str, inspect.Parameter] | None:
+    """The keyword parameters of a factory (``None`` when it takes ``**kwargs``)."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     params = list(inspect.signature(target).parameters.values())
     if inspect.isclass(factory):
@@ -57,24 +60,55 @@ def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | 
     params = params[skip:]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return [
-        p.name
+    return {
+        p.name: p
         for p in params
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
+    }
+
+
+def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
+    """Keyword options a factory accepts (``None`` when it takes ``**kwargs``)."""
+    params = _option_parameters(factory, skip)
+    return None if params is None else list(params)
+
+
+def _type_problem(value: Any, default: Any) -> str | None:
+    """What ``value`` should be, judged by the type of the parameter's ``default``
+    (None when it fits, or when the default says nothing: None or another type)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, numbers.Integral):
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if ok else "an integer"
+    if isinstance(default, numbers.Real):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if ok else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    return None
 
 
 def check_options(
     family: str, name: str, factory: Callable[..., Any], options: dict[str, Any], skip: int = 0
 ) -> None:
-    """Fail with the accepted option names when ``options`` holds one the factory lacks."""
-    accepted = accepted_options(factory, skip=skip)
-    if accepted is None:
+    """Fail with the accepted option names when ``options`` holds one the factory lacks,
+    and with the expected type when a value does not fit its parameter's default
+    (``fp16=maybe`` for a ``fp16: bool = False``)."""
+    params = _option_parameters(factory, skip=skip)
+    if params is None:
         return
-    unknown = sorted(set(options) - set(accepted))
+    unknown = sorted(set(options) - set(params))
     if unknown:
-        listing = ", ".join(accepted) or "(none)"
+        listing = ", ".join(params) or "(none)"
         raise UsageError(
             f"{family} '{name}' has no option {', '.join(repr(u) for u in unknown)}; "
             f"it accepts: {listing}"
         )
+    for key, value in options.items():
+        expected = _type_problem(value, params[key].default)
+        if expected is not None:
+            raise UsageError(
+                f"{family} '{name}' option '{key}' must be {expected} "
+                f"(default {params[key].default!r}), got {value!r}"
+            )

@@ -352,11 +352,15 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
     config = run.read_config()
     if not run.weights_path.is_file():
         raise DataError(f"run '{run.path}' has no {WEIGHTS}; its training did not finish an epoch")
-    check_model_memory(
-        config.model, 1, training=False, fix=f"check the model options in {run.config_path}"
-    )
     try:
+        check_model_memory(
+            config.model, 1, training=False, fix=f"check the model options in {run.config_path}"
+        )
         model = build_model(config.model)
+    except UsageError as exc:  # an option the factory refuses: the file's fault, not the user's
+        raise DataError(
+            f"{run.config_path}: {exc}; train the run again or restore its config.json"
+        ) from None
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         m = config.model
         options = {f"{f}_options": getattr(m, f"{f}_options") for f in ("encoder", "decoder")}
