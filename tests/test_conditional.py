@@ -193,3 +193,30 @@ def test_the_class_prior_wraps_a_prior_without_closed_form_kl(tmp_path, prior):
     assert np.isfinite(out.z).all() and out.images.shape == (500, 1, 8, 8)
     result = evaluate(run_dir, split="val", iwae_k=4)
     assert result.kl_per_dim is None and math.isfinite(result.iwae[4])
+
+
+def test_a_cvae_walks_and_decodes_clusters_within_one_class(tmp_path, monkeypatch):
+    from vaekit.errors import UsageError
+    from vaekit.generate import interpolate, prior_sample
+
+    run_dir = train_tiny(tmp_path, kind="cvae", epochs=2).run.path
+    run = open_run(run_dir)
+    with pytest.raises(UsageError, match="add --label NAME"):
+        interpolate(run, "prior:1", "prior:2", steps=3)
+    walk = interpolate(run, "prior:1", "prior:2", steps=3, label="3")
+    np.testing.assert_array_equal(walk.labels, [3] * 5)
+    np.testing.assert_allclose(walk.z[0], prior_sample(run, 1, 1, labels=np.array([3]))[0])
+    # a cluster fitted to the 3s decodes as 3s, with no --label
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for args in (
+        ["encode", "-m", str(run_dir), "-o", "z.h5"],
+        ["fit-cluster", "--latents", "z.h5", "--label", "3", "-o", "threes.json"],
+        ["interpolate", "prior:1", "prior:2", "-m", str(run_dir), "--label", "3", "-o", "w.png"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert sample(run, 6, cluster="threes.json").labels.tolist() == [3] * 6
+    assert sample(run, 6, cluster="threes.json", label="5").labels.tolist() == [5] * 6
+    result = runner.invoke(app, ["interpolate", "prior:1", "prior:2", "-m", str(run_dir)])
+    assert result.exit_code == 2 and "class-conditional: add --label" in result.output

@@ -622,6 +622,10 @@ def interpolate_command(
     ] = None,
     latents: Annotated[Path, typer.Option(help="Store for --pairs.")] = Path("latents.h5"),
     seed: Annotated[int, typer.Option(help="Seed for --pairs.")] = 0,
+    label: Annotated[
+        str | None,
+        typer.Option(help="Class to walk in (class-conditional models only, which need it)."),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -655,10 +659,10 @@ def interpolate_command(
         ends = (latents,) if pairs is not None else (a, b)
         net = open_run(model or default_model_dir(*ends))
         if pairs is not None:
-            result = interpolate_pairs(net, latents, pairs, steps, method, seed)
+            result = interpolate_pairs(net, latents, pairs, steps, method, seed, label)
             rows = pairs
         else:
-            result = interpolate(net, a, b, steps, method)
+            result = interpolate(net, a, b, steps, method, label)
             rows = 1
         write_grid(result.images, output, ncol=steps + 2)
         console.print(f"wrote [bold]{output}[/]: {rows} × {steps + 2} images ({method})")

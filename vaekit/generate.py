@@ -226,26 +226,43 @@ def sample(
 ) -> Generated:
     """Draw ``n`` images: z from the cluster r(z) when given, otherwise from the model's
     prior (``prior.sample``); ``label`` conditions a class-conditional model on that class
-    (a model without classes gets an error that points to clusters). ``temperature``
+    (a model without classes gets an error that points to clusters). Without ``label`` a
+    class-conditional model decodes a cluster as the class its query names, and prior
+    draws as the classes in turn. ``temperature``
     scales the standard deviation of z (a prior must accept a ``temperature`` keyword for
     values other than 1). ``pixels``: the likelihood's mean image, or a draw from it."""
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
     check_temperature(temperature)
     check_images_memory(run, n, f"a grid of {n:,} samples", "lower -n")
+    fitted = None if cluster is None else load_cluster(cluster)
+    if label is None and fitted is not None and run.num_classes:
+        label = cluster_class(run, fitted)
     labels = None
     if label is not None:
         labels = np.full(n, class_id(run, label), dtype=np.int64)
     elif run.num_classes:
         labels = np.arange(n) % run.num_classes  # the classes in turn
     notes: list[str] = []
-    if cluster is not None:
-        fitted = load_cluster(cluster)
+    if fitted is not None:
         notes = check_cluster_fits(fitted, run)
         z = fitted.sample(n, np.random.default_rng(seed), temperature)
     else:
         z = prior_sample(run, n, seed, temperature, labels)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
+
+
+def cluster_class(run: LoadedRun, cluster: Cluster) -> str:
+    """The class a class-conditional model decodes a cluster's draws with: the class its
+    query names (``fit-cluster --label sneaker``); any other query needs ``--label``."""
+    names = [name.lower() for name in run.class_names or []]
+    query = str(cluster.query).strip()
+    if query.lower() in names:
+        return query
+    raise UsageError(
+        f"model '{run.config.model.kind}' is class-conditional and cluster '{query}' names "
+        "no class of it: add --label NAME, the class to decode the draws with"
+    )
 
 
 @torch.inference_mode()
@@ -353,15 +370,18 @@ def parse_store_row(spec: str) -> tuple[Path, int] | None:
     return path, int(tail)
 
 
-def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
+def endpoint_latent(
+    run: LoadedRun, spec: str | Path, labels: np.ndarray | None = None
+) -> np.ndarray:
     """The latent of an interpolation end: an image file (its posterior mean), a store
     row (``latents.h5:123``), a draw from the model's prior (``prior:SEED``), or a cluster
-    (file or name; its mean). Returns (D,)."""
+    (file or name; its mean). ``labels`` (one class id) conditions a class-conditional
+    model's posterior and prior. Returns (D,)."""
     from vaekit.imageio import is_image_file
 
     head, sep, seed = str(spec).partition(":")
     if head == "prior" and sep and seed.isdigit() and not Path(spec).exists():
-        return prior_sample(run, 1, int(seed))[0]
+        return prior_sample(run, 1, int(seed), labels=labels)[0]
     row = parse_store_row(str(spec))
     if row is not None:
         from vaekit.store import LatentStore
@@ -377,7 +397,7 @@ def endpoint_latent(run: LoadedRun, spec: str | Path) -> np.ndarray:
             return store.read([index])[0][0]
     p = Path(spec)
     if p.is_file() and is_image_file(p):
-        mu, _ = encode_images(run, read_model_image(run, p)[None])
+        mu, _ = encode_images(run, read_model_image(run, p)[None], labels)
         return mu[0]
     if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.exists():
         raise DataError(f"image '{spec}' does not exist")
@@ -398,16 +418,34 @@ def interpolate(
     b: str | Path | np.ndarray,
     steps: int = 10,
     method: str = "lerp",
+    label: str | None = None,
 ) -> Generated:
     """One walk from A to B: ``steps + 2`` images whose first and last are the
     reconstructions of A and B (decode(mu_A), decode(mu_B)). A and B are latents
-    (D,) or what :func:`endpoint_latent` reads."""
+    (D,) or what :func:`endpoint_latent` reads. A class-conditional model walks within
+    one class, ``label`` (required for one)."""
     interpolation_weights(steps)
     check_images_memory(run, steps + 2, f"a walk of {steps + 2:,} images", "lower --steps")
-    z_a = a if isinstance(a, np.ndarray) else endpoint_latent(run, a)
-    z_b = b if isinstance(b, np.ndarray) else endpoint_latent(run, b)
+    labels = walk_labels(run, label, steps + 2)
+    end = None if labels is None else labels[:1]
+    z_a = a if isinstance(a, np.ndarray) else endpoint_latent(run, a, end)
+    z_b = b if isinstance(b, np.ndarray) else endpoint_latent(run, b, end)
     z = interpolate_latents(z_a, z_b, steps, method)
-    return Generated(decode(run, z), z)
+    return Generated(decode(run, z, labels), z, labels)
+
+
+def walk_labels(run: LoadedRun, label: str | None, n: int) -> np.ndarray | None:
+    """The class ids a walk of ``n`` images decodes with: ``label``'s for a
+    class-conditional model (which needs one: a walk through the classes in turn shows
+    nothing), None for an unconditional one (where ``label`` is refused)."""
+    if label is None:
+        if run.num_classes:
+            raise UsageError(
+                f"model '{run.config.model.kind}' is class-conditional: add --label NAME, "
+                f"the class to walk in (one of: {', '.join(run.class_names or [])})"
+            )
+        return None
+    return np.full(n, class_id(run, label), dtype=np.int64)
 
 
 def interpolate_pairs(
@@ -417,9 +455,11 @@ def interpolate_pairs(
     steps: int = 10,
     method: str = "lerp",
     seed: int = 0,
+    label: str | None = None,
 ) -> Generated:
     """``pairs`` walks between random (seeded) rows of a latent store, one after the other
-    (lay them out with ``ncol = steps + 2``)."""
+    (lay them out with ``ncol = steps + 2``); a class-conditional model decodes them as
+    ``label`` (required for one)."""
     from vaekit.store import LatentStore
 
     if pairs < 1:
@@ -440,7 +480,8 @@ def interpolate_pairs(
         mu, _ = store.read(ends.reshape(-1))
     walks = [interpolate_latents(mu[2 * i], mu[2 * i + 1], steps, method) for i in range(pairs)]
     z = np.concatenate(walks)
-    return Generated(decode(run, z), z)
+    labels = walk_labels(run, label, len(z))
+    return Generated(decode(run, z, labels), z, labels)
 
 
 # -- reconstruction ----------------------------------------------------------------------------
