@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from vaekit_zoo.adversarial import AdversarialVAE
 from vaekit_zoo.discrete import Categorical256, DiscretisedLogisticMixture
 from vaekit_zoo.vamp import VampPrior, VampVAE
@@ -30,6 +31,7 @@ def test_components_registered_through_the_entry_point():
         ("priors", "mog"),
         ("likelihoods", "dmol"),
         ("likelihoods", "cat256"),
+        ("decoders", "upsample"),
         ("models", "vamp"),
         ("models", "adversarial"),
     ):
@@ -181,6 +183,45 @@ def test_the_adversarial_term_waits_for_start():
     model = tiny_model("adversarial", start=3, width=4, layers=2)
     objective = model(torch.rand(4, 1, 8, 8))
     torch.testing.assert_close(objective.loss, objective.recon_nll.mean() + objective.kl.mean())
+
+
+def test_adversarial_prior_samples_false_judges_reconstructions_only():
+    x = torch.rand(4, 1, 8, 8)
+    for prior_samples, judged in ((True, 8), (False, 4)):
+        model = tiny_model("adversarial", width=4, layers=2, prior_samples=prior_samples)
+        params = model.elbo(x).params
+        assert len(model.fakes(params, None)) == judged
+
+
+def test_upsample_decoder_passes_the_contract_kit():
+    testing.check_encoder_decoder("conv", "upsample", params_per_channel=6)
+    decoder = testing.build("decoders", "upsample", 4, (15, 32, 32), width=8)
+    kinds = {type(m) for m in decoder.modules()}
+    assert nn.ConvTranspose2d not in kinds and nn.Upsample in kinds
+
+
+def test_upsample_decoder_draws_no_checkerboard_where_the_conv_decoder_can():
+    """A flat feature map through each decoder's upsampling stages, at random weights:
+    the transposed convolutions give even and odd pixels different kernel taps (a
+    pattern of period 2), the resize-convolutions give a flat interior."""
+    torch.manual_seed(0)
+    interiors = {}
+    for name in ("conv", "upsample"):
+        decoder = testing.build("decoders", name, 4, (3, 32, 32), width=8)
+        with torch.no_grad():
+            out = decoder.net(torch.ones(1, *decoder.start))
+        interiors[name] = out[..., 6:-6, 6:-6]
+    assert interiors["conv"].std(dim=(2, 3)).min() > 1e-3  # the check sees a checkerboard
+    assert interiors["upsample"].std(dim=(2, 3)).max() < 1e-5
+
+
+def test_upsample_decoder_keeps_the_conv_decoders_plan():
+    for shape in ((45, 32, 32), (3, 28, 28), (6, 12, 20)):
+        conv = testing.build("decoders", "conv", 4, shape, width=8)
+        up = testing.build("decoders", "upsample", 4, shape, width=8)
+        assert up.start == conv.start
+        widths = [m.out_channels for m in up.net if isinstance(m, nn.Conv2d)]
+        assert widths == [m.out_channels for m in conv.net if isinstance(m, nn.ConvTranspose2d)]
 
 
 # -- the whole pipeline through the installed command ---------------------------------
