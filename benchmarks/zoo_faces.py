@@ -1,8 +1,8 @@
 """The 8-bit likelihood and the adversarial kind on synthetic CelebA-format faces (issue 13).
 
-    python benchmarks/zoo_faces.py [--n 10000] [--size 32] [--epochs 10] [--mixtures 2]
+    python benchmarks/zoo_faces.py [--n 10000] [--size 32] [--epochs 16] [--mixtures 2]
         [--latent-dim 32] [--width 32] [--decoder upsample] [--batch-size 32]
-        [--weight 0.02] [--start 1500] [--prior-samples] [-k 100]
+        [--weight 0.05] [--start 900] [--prior-samples] [-k 100]
         [--work bench-faces] [--img docs/img] [--only vae|adversarial] [--reuse]
 
 Writes ``--n`` synthetic RGB faces (``datasets/synthetic_faces.py``; 80/10/10
@@ -151,14 +151,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--mixtures", type=int, default=2)
     ap.add_argument("--latent-dim", type=int, default=32)
     ap.add_argument("--encoder", default="conv")
     ap.add_argument("--decoder", default="upsample", help="conv, or the zoo's upsample")
     ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--weight", type=float, default=0.02)
-    ap.add_argument("--start", type=int, default=1500)
+    ap.add_argument("--weight", type=float, default=0.05)
+    ap.add_argument("--start", type=int, default=900)
     ap.add_argument(
         "--prior-samples",
         action="store_true",
