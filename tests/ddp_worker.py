@@ -1,6 +1,8 @@
 """Run by ``torchrun`` in tests/test_distributed.py: train, then record this rank's weights.
 
-python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT
+torchrun --standalone --nproc-per-node 2 tests/ddp_worker.py OUT [BATCH [KIND]]
+
+KIND ``critic`` trains a kind with an extra parameter group (its own loss and optimiser).
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
+from tests.helpers import ThroughCriticKind
 from vaekit.config import TrainConfig
+from vaekit.plugins import get_plugin_host
 from vaekit.train import train
 
 out = Path(sys.argv[1])
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+kind = sys.argv[3] if len(sys.argv) > 3 else "vae"
+if kind == "critic":
+    get_plugin_host().add_plugin(ThroughCriticKind(), "critic-kind")
+    kind = "with-critic"
 config = TrainConfig.build(
     encoder="mlp",
     encoder_options={"hidden": 32},
@@ -26,6 +36,7 @@ config = TrainConfig.build(
     accelerator="cpu",
     runs_dir=str(out / "runs"),
     name="ddp",
+    kind=kind,
 )
 result = train(config)
 rank = os.environ.get("RANK", "0")
@@ -33,5 +44,6 @@ digest = hashlib.sha256()
 for key, tensor in sorted(result.model.state_dict().items()):
     digest.update(key.encode() + tensor.detach().contiguous().numpy().tobytes())
 (out / f"weights-{rank}.sha256").write_text(digest.hexdigest())
+torch.save(result.model.state_dict(), out / f"weights-{rank}.pt")
 if rank == "0":
     (out / "history.json").write_text(json.dumps(result.history))

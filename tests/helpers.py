@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import vaekit
 from vaekit.config import TrainConfig
+from vaekit.model import VAE, Objective, elbo_loss
 from vaekit.train import TrainResult, train
 
 
@@ -58,3 +62,33 @@ def registered(plugin: object, name: str) -> Iterator[None]:
         yield
     finally:
         host.remove_plugin(name)
+
+
+class ThroughCriticKind:
+    """A critic scores the decoder's output: the VAE's loss runs through it (as an
+    adversarial generator term does) but moves only the VAE; the critic's own loss, on the
+    detached output, moves only the critic."""
+
+    @vaekit.hookimpl
+    def register_models(self, register):
+        class WithCritic(VAE):
+            def __init__(self, config, components):
+                super().__init__(config, components)
+                c, h, w = config.input_shape
+                with torch.random.fork_rng():  # the VAE's own random stream stays as it was
+                    self.critic = torch.nn.Linear(c * h * w, 1)
+
+            def parameter_groups(self):
+                critic = {id(p) for p in self.critic.parameters()}
+                main = [p for p in self.parameters() if id(p) not in critic]
+                return {"model": main, "critic": list(self.critic.parameters())}
+
+            def forward(self, x, y=None, beta=1.0, free_bits=0.0):
+                terms = self.elbo(x, y)
+                flat = terms.params.flatten(1)
+                loss = elbo_loss(terms, beta, free_bits, self.latent_dim)
+                loss = loss + 0.1 * self.critic(flat).mean()
+                critic_loss = (self.critic(flat.detach()) - 3.0).square().mean()
+                return Objective(loss, terms.recon_nll, terms.kl, {"critic": critic_loss})
+
+        register("with-critic", WithCritic)

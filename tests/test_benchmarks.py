@@ -23,3 +23,29 @@ def test_time_to_quality_quick_runs_every_arm(tmp_path):
     assert "fixed budget: 1 epochs" in out and "fixed budget: 1 s" in out
     for arm in ("ref", "mlp", "conv", "resnet"):
         assert out.count(f"\n{arm} ") == 2, out
+
+
+def test_gpu_throughput_quick_runs_every_arm_on_cpu():
+    script = SCRIPT.parent / "gpu_throughput.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--device", "cpu", "--quick", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    for arm in ("vaekit bf16+cl", "vaekit fp32", "plain fp32"):
+        assert f"{arm}: " in out and "(epochs: 1)" in out, out
+    assert out.count("ratio ") == 3, out
+
+
+def test_cli_startup_times_the_installed_command():
+    script = SCRIPT.with_name("cli_startup.py")
+    out = subprocess.run(
+        [sys.executable, str(script), "--runs", "1", "--tree", str(SCRIPT.parents[1])],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "vaekit --help: 1 runs each" in out and "wall median" in out

@@ -114,6 +114,47 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_help_skips_what_it_does_not_use_and_lists_plugin_commands(tmp_path):
+    """``vaekit --help`` imports neither rich.markdown (markdown_it, pygments) nor
+    rich.traceback, and, once the entry points are cached, not importlib.metadata."""
+    code = (
+        "import sys, vaekit.cli\n"
+        "try:\n"
+        "    vaekit.cli.main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = ('rich.markdown', 'markdown_it', 'pygments', 'rich.traceback',\n"
+        "          'importlib.metadata', 'torch')\n"
+        "print('loaded:', *[m for m in loaded if m in sys.modules])\n"
+    )
+    env = dict(os.environ, VAEKIT_CACHE_DIR=str(tmp_path), COLUMNS="100")
+    # -P: no script folder on sys.path, so the cache key is the installation's alone
+    first, second = (
+        subprocess.run(
+            [sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        for _ in range(2)
+    )
+    assert list(tmp_path.glob("entry-points-*.json")), "the entry-point scan was not cached"
+    for done in (first, second):
+        assert " runs " in done.stdout  # vaekit-example's command is still listed
+        assert "Plugins" in done.stdout and " train " in done.stdout
+    assert second.stdout.splitlines()[-1] == "loaded:"
+
+
+def test_help_formatter_stand_ins_load_the_real_classes():
+    code = (
+        "import sys, vaekit.cli\n"
+        "vaekit.cli._import_help_formatter()\n"
+        "from typer import rich_utils\n"
+        "assert 'rich.markdown' not in sys.modules\n"
+        "import rich.markdown, rich.traceback\n"
+        "assert isinstance(rich_utils.Markdown('*x*'), rich.markdown.Markdown)\n"
+        "assert rich_utils.Traceback.from_exception.__self__ is rich.traceback.Traceback\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_installed_command_runs_as_a_subprocess(tmp_path):
     command = vaekit_command()
     help_text = subprocess.run([command, "--help"], capture_output=True, text=True, check=True)
@@ -214,3 +255,11 @@ def test_broken_outside_plugin_is_reported_and_cli_still_works(tmp_path):
     assert "vaekit_broken" in done.stderr and "broken" in done.stderr
     plugins = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
     assert plugins["vaekit_broken"]["status"] == "broken"
+
+
+def test_train_help_shows_the_defaults():
+    """Rich would read ``[default: 16]`` as markup and drop it: the help escapes it."""
+    out = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert "Latent size [default: 16]" in out.output
+    assert "[default: warmup]" in out.output

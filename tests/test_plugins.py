@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import time
 import warnings
 
 import pytest
 
 import vaekit
 from tests.helpers import write_fake_distribution
+from vaekit import plugins
 from vaekit.errors import PluginConflictError, UnknownComponentError, VaekitError
 from vaekit.plugins import FAMILIES, PluginHost, VaekitPluginWarning, get_plugin_host
 
@@ -73,6 +77,52 @@ def test_entry_point_plugin_is_discovered_with_its_distribution(site):
     assert (info.distribution, info.version, info.status) == ("fake-good", "2.5", "ok")
     assert info.hooks == ["register_encoders"]
     assert host.get("encoders", "thirdparty").plugin == "fake_good"
+
+
+def _set_mtime(path, seconds_ago):
+    stamp = time.time() - seconds_ago
+    os.utime(path, (stamp, stamp))
+
+
+def test_entry_points_are_cached_until_a_distribution_is_installed_or_removed(site, monkeypatch):
+    monkeypatch.setattr(plugins, "RACY_SECONDS", 0.0)  # other sys.path folders may be new
+    write_fake_distribution(site, "fake-good", "fake_good", GOOD_PLUGIN, version="2.5")
+    _set_mtime(site, 100)
+    names = {e.name: e for e in plugins.entry_points()}
+    assert names["fake_good"].distribution == "fake-good" and names["fake_good"].version == "2.5"
+    assert list(plugins._entry_point_cache_file().parent.glob("entry-points-*.json"))
+
+    scan = plugins._scan_entry_points
+    monkeypatch.setattr(plugins, "_scan_entry_points", lambda: pytest.fail("not cached"))
+    assert "fake_good" in {e.name for e in plugins.entry_points()}
+    assert PluginHost().plugins["fake_good"].status == "ok"  # loaded from the cached entry
+
+    monkeypatch.setattr(plugins, "_scan_entry_points", scan)
+    write_fake_distribution(
+        site, "fake-other", "fake_other", GOOD_PLUGIN.replace("thirdparty", "x")
+    )
+    _set_mtime(site, 90)
+    assert {"fake_good", "fake_other"} <= {e.name for e in plugins.entry_points()}
+    shutil.rmtree(site / "fake_good-2.5.dist-info")
+    _set_mtime(site, 80)
+    names = {e.name for e in plugins.entry_points()}
+    assert "fake_other" in names and "fake_good" not in names
+
+
+def test_entry_points_are_not_cached_while_a_folder_may_still_change(site):
+    write_fake_distribution(site, "fake-good", "fake_good", GOOD_PLUGIN)  # site: just now
+    assert "fake_good" in {e.name for e in plugins.entry_points()}
+    assert not list(plugins._entry_point_cache_file().parent.glob("entry-points-*.json"))
+
+
+def test_entry_point_values_load_like_importlib_metadata():
+    point = plugins.EntryPoint("x", "vaekit.builtin.nets.mlp : MLPEncoder [extra]")
+    assert point.load().__name__ == "MLPEncoder"
+    assert (
+        plugins.EntryPoint("x", "vaekit.builtin.priors").load().__name__ == "vaekit.builtin.priors"
+    )
+    with pytest.raises(ValueError, match="malformed"):
+        plugins.EntryPoint("x", "not valid!").load()
 
 
 def test_plugin_that_fails_to_import_is_reported_and_the_rest_works(site):

@@ -152,11 +152,13 @@ def test_resume_keeps_the_steps_of_the_checkpoint(tmp_path):
 
 
 def test_report_on_a_run_without_figures(tmp_path):
-    run = train_tiny(tmp_path, epochs=1).run
+    run = train_tiny(tmp_path, epochs=1, kind="cvae").run
     assert not (run.path / "figures").exists()
     out = CliRunner().invoke(
         app, ["report", "-m", str(run.path), "-o", str(tmp_path / "r.html"), "--iwae-k", "2"]
     )
     assert out.exit_code == 0, out.output
     assert (run.path / "figures" / "traversals.png").is_file()
-    assert Path(tmp_path / "r.html").read_text().count("<img ") == 6
+    page = Path(tmp_path / "r.html").read_text()
+    assert page.count("<img ") == 6
+    assert "cvae with mlp encoder" in page  # the run's own kind

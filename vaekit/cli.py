@@ -4,13 +4,17 @@ Nothing heavy is imported at module level (``vaekit --help`` never loads torch):
 each command imports what it needs.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: with string annotations, typer evaluates
+# every option's annotation twice (signature and type hints) for every command on every
+# start (about 10 ms, 8% of ``vaekit --help``).
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import math
 import sys
+import types
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,18 +107,18 @@ def train(
     val_fraction: Annotated[
         float | None,
         typer.Option(
-            help=f"Share of training images held out [default: {_default('val_fraction')}]."
+            help=f"Share of training images held out \\[default: {_default('val_fraction')}]."
         ),
     ] = None,
     model_kind: Annotated[
         str | None,
-        typer.Option(help=f"Model kind: vae, cvae, or a plugin's [default: {_default('kind')}]."),
+        typer.Option(help=f"Model kind: vae, cvae, or a plugin's \\[default: {_default('kind')}]."),
     ] = None,
     model_opt: OptList = None,
     encoder: Annotated[
         str | None,
         typer.Option(
-            help=f"Encoder: mlp, conv, resnet, or a plugin's [default: {_default('encoder')}]."
+            help=f"Encoder: mlp, conv, resnet, or a plugin's \\[default: {_default('encoder')}]."
         ),
     ] = None,
     encoder_opt: OptList = None,
@@ -126,49 +130,49 @@ def train(
         str | None,
         typer.Option(
             help="Likelihood p(x|z): gaussian, bernoulli, laplace, or a plugin's "
-            f"[default: {_default('likelihood')}]."
+            f"\\[default: {_default('likelihood')}]."
         ),
     ] = None,
     likelihood_opt: OptList = None,
     prior: Annotated[
-        str | None, typer.Option(help=f"Prior p(z) [default: {_default('prior')}].")
+        str | None, typer.Option(help=f"Prior p(z) \\[default: {_default('prior')}].")
     ] = None,
     prior_opt: OptList = None,
     latent_dim: Annotated[
         int | None,
         typer.Option(
-            "--latent-dim", "-z", help=f"Latent size [default: {_default('latent_dim')}]."
+            "--latent-dim", "-z", help=f"Latent size \\[default: {_default('latent_dim')}]."
         ),
     ] = None,
     kl_schedule: Annotated[
         str | None,
         typer.Option(
             help="KL weight schedule: constant, warmup, sigmoid, cyclical "
-            f"[default: {_default('kl_schedule')}]."
+            f"\\[default: {_default('kl_schedule')}]."
         ),
     ] = None,
     kl_opt: OptList = None,
     free_bits: Annotated[
         float | None,
-        typer.Option(help="KL floor in nats per latent dimension [default: 0, off]."),
+        typer.Option(help="KL floor in nats per latent dimension \\[default: 0, off]."),
     ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Training epochs [default: {_default('epochs')}; with --resume: the run's own]."
+            help=f"Training epochs \\[default: {_default('epochs')}; with --resume: the run's own]."
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help=f"Batch size [default: {_default('batch_size')}].")
+        int | None, typer.Option(help=f"Batch size \\[default: {_default('batch_size')}].")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help=f"Adam learning rate [default: {_default('lr')}].")
+        float | None, typer.Option(help=f"Adam learning rate \\[default: {_default('lr')}].")
     ] = None,
     grad_clip: Annotated[
         float | None,
         typer.Option(
             help="Clip the gradient norm at this value (0: off) "
-            f"[default: {_default('grad_clip')}]."
+            f"\\[default: {_default('grad_clip')}]."
         ),
     ] = None,
     patience: Annotated[
@@ -182,26 +186,26 @@ def train(
         int | None,
         typer.Option(
             help="Non-finite steps skipped per epoch before rolling back "
-            f"[default: {_default('max_skipped_steps')}]."
+            f"\\[default: {_default('max_skipped_steps')}]."
         ),
     ] = None,
     max_rollbacks: Annotated[
         int | None,
         typer.Option(
             help="Roll-backs (learning rate halved) before giving up "
-            f"[default: {_default('max_rollbacks')}]."
+            f"\\[default: {_default('max_rollbacks')}]."
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed (data split, init, noise) [default: 0].")
+        int | None, typer.Option(help="Random seed (data split, init, noise) \\[default: 0].")
     ] = None,
     accelerator: Annotated[
         str | None,
-        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's [default: auto]."),
+        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's \\[default: auto]."),
     ] = None,
     accelerator_opt: OptList = None,
     runs_dir: Annotated[
-        Path | None, typer.Option(help="Folder that holds run directories [default: runs].")
+        Path | None, typer.Option(help="Folder that holds run directories \\[default: runs].")
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Run name (default: timestamp and encoder).")
@@ -215,7 +219,7 @@ def train(
     ] = None,
     figures: Annotated[
         bool | None,
-        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end [default: on]."),
+        typer.Option(help="Draw the run's pictures into RUN/figures/ at the end \\[default: on]."),
     ] = None,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
@@ -865,9 +869,55 @@ def _show_plugin_warning(message, category, filename, lineno, file=None, line=No
 _python_showwarning = warnings.showwarning
 
 
+class _Deferred(type):
+    """The class of a stand-in that loads the real class on first use (see below)."""
+
+    def __getattr__(cls, attr: str) -> Any:  # class attributes, e.g. Traceback.from_exception
+        return getattr(cls.real(), attr)
+
+
+def _stand_in(module: str, name: str) -> type:
+    """A stand-in for class ``module.name``: calling it or reading its attributes imports
+    the real class and uses that."""
+
+    def real() -> Any:
+        return getattr(importlib.import_module(module), name)
+
+    def new(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return real()(*args, **kwargs)
+
+    return _Deferred(name, (), {"__new__": new, "real": staticmethod(real)})
+
+
+def _import_help_formatter() -> None:
+    """Import typer's rich help formatter without rich.markdown and rich.traceback.
+
+    ``typer.rich_utils`` imports both at module level (markdown_it and pygments
+    with them: a fifth of ``vaekit --help``), but vaekit uses neither: its help
+    is rich markup, not markdown, and pretty exceptions are off. While it is
+    imported, those two modules are stand-ins whose classes import the real ones
+    when first used; afterwards ``import rich.markdown`` gets the real module.
+    """
+    if "typer.rich_utils" in sys.modules:
+        return
+    stand_ins = {}
+    for module, name in (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback")):
+        if module not in sys.modules:
+            stand_ins[module] = types.ModuleType(module)
+            setattr(stand_ins[module], name, _stand_in(module, name))
+    sys.modules.update(stand_ins)
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:
+        for module, stub in stand_ins.items():
+            if sys.modules.get(module) is stub:
+                del sys.modules[module]
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
     warnings.showwarning = _show_plugin_warning
+    _import_help_formatter()
     _add_plugin_commands()
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="vaekit")
 

@@ -220,25 +220,33 @@ def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A config.json dict in today's layout. Configs of vaekit 0.1.0 repeated the model's
-    settings under ``train`` and named the model kind ``model``; both are mapped here, and
-    their ``conv``/``resnet`` networks are pinned to the architecture they were built with."""
+    """A config.json dict in today's layout, so an old run loads as it was trained.
+
+    - vaekit 0.1: the model's settings were repeated under ``train`` and the model kind
+      was named ``model``; both are mapped, and ``conv``/``resnet`` are pinned to the
+      architecture they were built with.
+    - vaekit 0.1 and 0.2: a ``cvae`` had no class-conditional prior (``class_prior=False``).
+    """
     version = str(data.get("vaekit_version", ""))
-    if not version.startswith("0.1."):
+    if not version.startswith(("0.1.", "0.2.")):
         return data
     data = {**data}
     model = dict(data.get("model") or {})
-    if "model" in model:
-        model["kind"] = model.pop("model")
-    for family in ("encoder", "decoder"):
-        name = model.get(family) or model.get("encoder")
-        options = dict(model.get(f"{family}_options") or {})
-        if name in PINNED_ARCHITECTURES and "arch" not in options:
-            options["arch"] = PINNED_ARCHITECTURES[name]
-        model[f"{family}_options"] = options
-    train = {k: v for k, v in (data.get("train") or {}).items() if k not in MODEL_FIELDS}
-    train.pop("model", None)
-    data["model"], data["train"] = model, train
+    if version.startswith("0.1."):
+        if "model" in model:
+            model["kind"] = model.pop("model")
+        for family in ("encoder", "decoder"):
+            name = model.get(family) or model.get("encoder")
+            options = dict(model.get(f"{family}_options") or {})
+            if name in PINNED_ARCHITECTURES and "arch" not in options:
+                options["arch"] = PINNED_ARCHITECTURES[name]
+            model[f"{family}_options"] = options
+        train = {k: v for k, v in (data.get("train") or {}).items() if k not in MODEL_FIELDS}
+        train.pop("model", None)
+        data["train"] = train
+    if model.get("kind") == "cvae":
+        model["kind_options"] = {"class_prior": False, **(model.get("kind_options") or {})}
+    data["model"] = model
     return data
 
 

@@ -9,9 +9,13 @@ component and the member otherwise.
 
 Members marked *optional* are used when present:
 
-- ``Prior.kl(posterior)``: a closed-form KL. Without it the core estimates
-  KL(q || p) by Monte Carlo, log q(z|x) - log p(z) at the z used for the
-  reconstruction.
+- ``Prior.kl(posterior)``: a closed-form KL. Without it (or when it returns None)
+  the core estimates KL(q || p) by Monte Carlo, log q(z|x) - log p(z) at the z used
+  for the reconstruction.
+- ``Prior.conditional``: True for a class-conditional prior p(z|y); ``log_prob``,
+  ``sample`` and ``kl`` then take a keyword ``y`` (one-hot ``(B, K)``, or None for the
+  marginal), which the core passes for class-conditional kinds (the ELBO, the IWAE
+  bound, evaluation, ``samples.png``, ``vaekit sample --label``).
 - ``ModelKind.needs_labels``: read from the registered factory (before building),
   default False.
 - ``DatasetSource.detect_priority``: default 0.
@@ -19,6 +23,14 @@ Members marked *optional* are used when present:
   extra networks (a discriminator) trained by their own loss: the core gives each group
   its own Adam optimiser (checkpointed and resumed), and minimises
   ``Objective.extra["<extra>"]`` over that group's parameters only.
+
+- ``Accelerator.memory_format``: the ``torch.memory_format`` training batches are moved
+  to the device in (``torch.channels_last`` with channels-last weights); default
+  contiguous.
+- ``Accelerator.grad_scaler()``: a ``torch.amp.GradScaler`` (fp16 autocast) or None,
+  called once when training is set up; the core scales each loss, unscales before
+  clipping, saves the scaler's state in the checkpoint and restores it on ``--resume``
+  and roll-back. Default: none.
 
 Importing this module is cheap: torch types appear only for type checkers.
 """

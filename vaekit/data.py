@@ -369,25 +369,51 @@ def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
     return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
 
 
+#: A dataset up to this size lives on the GPU; a larger one stays in host memory and each
+#: batch is gathered into pinned memory for an asynchronous copy.
+ON_DEVICE_BYTES = 2**31
+
+
+def placement(device: torch.device, nbytes: int) -> str:
+    """Where :class:`DeviceBatches` keeps ``nbytes`` of images for ``device``: ``"device"``
+    (a small dataset on a GPU), ``"pinned"`` (a large one: host memory, each batch staged in
+    pinned memory) or ``"host"`` (the CPU: no copy at all). Pinning is for CUDA only."""
+    if device.type != "cuda":
+        return "host"
+    return "device" if nbytes < ON_DEVICE_BYTES else "pinned"
+
+
 class DeviceBatches:
     """Batches of a uint8 image tensor, converted to float on the device.
 
     The whole uint8 array is one tensor (shared with numpy, no copy on CPU); a
     batch is one index/gather, one transfer and one conversion -- no per-sample
     Python. Shuffling uses a generator seeded per epoch, so a resumed run sees
-    the same order.
+    the same order. On a GPU a small dataset is copied there once; a large one is
+    gathered batch by batch into pinned host memory and copied without blocking
+    (see :func:`placement`). Batches come in ``memory_format`` (channels-last for
+    channels-last weights).
     """
 
-    def __init__(self, images: np.ndarray, device: torch.device, labels: np.ndarray | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        device: torch.device,
+        labels: np.ndarray | None = None,
+        memory_format: torch.memory_format | None = None,
+    ):
         import torch
 
         self.device = device
+        self.memory_format = memory_format or torch.contiguous_format
         tensor = torch.from_numpy(np.ascontiguousarray(images))
-        if device.type == "cuda":
-            # small datasets live on the GPU; large ones are pinned for async copies
-            tensor = tensor.to(device) if tensor.nbytes < 2**31 else tensor.pin_memory()
+        labels_t = None if labels is None else torch.from_numpy(labels.astype(np.int64))
+        self.placement = placement(device, tensor.nbytes)
+        if self.placement == "device":
+            tensor = tensor.to(device)
+            labels_t = None if labels_t is None else labels_t.to(device)
         self.images = tensor
-        self.labels = None if labels is None else torch.from_numpy(labels.astype(np.int64))
+        self.labels = labels_t
         self.n = len(images)
 
     def __len__(self) -> int:
@@ -420,7 +446,7 @@ class DeviceBatches:
 
         if shuffle:
             generator = torch.Generator().manual_seed(seed)
-            order = torch.randperm(self.n, generator=generator)
+            order = torch.randperm(self.n, generator=generator).to(self.images.device)
         else:
             order = None
         size = batch_size * world_size
@@ -429,16 +455,34 @@ class DeviceBatches:
             rows = min(size, self.n - start)
             lo = start + rank * rows // world_size
             hi = start + (rank + 1) * rows // world_size
-            if order is None:
-                idx = slice(lo, hi)
-                x = self.images[idx]
-            else:
-                idx = order[lo:hi]
-                x = self.images[idx.to(self.images.device)]
+            idx = slice(lo, hi) if order is None else order[lo:hi]
+            x = gather_rows(self.images, idx, pin=self.placement == "pinned")
             y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
-            yield to_float(x, self.device), y
+            yield to_float(x, self.device, self.memory_format), y
 
 
-def to_float(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float32 in [0, 1] on ``device`` (converted after the copy)."""
-    return x.to(device, non_blocking=True).float().div_(255.0)
+def gather_rows(images: torch.Tensor, idx: slice | torch.Tensor, pin: bool = False) -> torch.Tensor:
+    """``images[idx]``; with ``pin``, into a fresh pinned buffer, so the copy to the GPU that
+    follows does not block. (torch's caching host allocator keeps a pinned block from reuse
+    until the copies that read it are done.)"""
+    import torch
+
+    if not pin:
+        return images[idx]
+    n = len(range(*idx.indices(len(images)))) if isinstance(idx, slice) else len(idx)
+    out = torch.empty((n, *images.shape[1:]), dtype=images.dtype, pin_memory=True)
+    if isinstance(idx, slice):
+        return out.copy_(images[idx])
+    return torch.index_select(images, 0, idx, out=out)
+
+
+def to_float(
+    x: torch.Tensor, device: torch.device, memory_format: torch.memory_format | None = None
+) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [0, 1] on ``device`` in ``memory_format`` (default
+    contiguous), converted and laid out in one kernel after the copy."""
+    import torch
+
+    x = x.to(device, non_blocking=True)
+    layout = memory_format or torch.contiguous_format
+    return x.to(dtype=torch.float32, memory_format=layout).div_(255.0)

@@ -26,3 +26,11 @@ def choose_accelerator(name: str, options: dict[str, Any] | None = None) -> Any:
             f"accelerator '{name}' is not available on this machine; try --accelerator cpu"
         )
     return accelerator
+
+
+def batch_memory_format(accelerator: Any) -> Any:
+    """The layout batches go to ``accelerator``'s device in: its optional ``memory_format``
+    (channels-last to match channels-last weights), else contiguous."""
+    import torch
+
+    return getattr(accelerator, "memory_format", None) or torch.contiguous_format

@@ -172,6 +172,8 @@ def encode_shard(
 ) -> None:
     """Encode every image of ``data`` into a store at ``path`` (marked complete unless
     ``mark_complete`` is false: a part file that claims nothing until it is joined)."""
+    from vaekit.devices import batch_memory_format
+
     model = accelerator.prepare(loaded.model).eval()
     device = accelerator.device
     num_classes = loaded.num_classes
@@ -193,6 +195,7 @@ def encode_shard(
     # Windows of whole batches: a memory-mapped dataset's pages are handed back after each
     # window, so even the images' share of resident memory does not grow with N.
     window = window_rows(data.images, batch_size)
+    layout = batch_memory_format(accelerator)
     release_mapped_pages(data.images)  # pages touched by loading (fingerprint, checks)
     with writer, torch.inference_mode():
         if progress:
@@ -202,7 +205,7 @@ def encode_shard(
             labels = data.labels[lo : lo + window] if num_classes else None
             with warnings.catch_warnings():  # read-only memory maps: encode never writes
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                batches = DeviceBatches(images, device, labels)
+                batches = DeviceBatches(images, device, labels, layout)
             start = lo
             for x, y in batches.epoch(batch_size, shuffle=False):
                 stop = start + len(x)

@@ -378,7 +378,7 @@ def _batch_terms(
     """Per image: −ELBO, reconstruction NLL, KL terms ((B, D), or (B, 1) for a prior
     without a closed-form KL), −IWAE_K for each K of ``ladder`` (B, L) or None, and the
     posterior mean; all float64 but the mean."""
-    from vaekit.model import kl_divergence
+    from vaekit.model import kl_divergence, prior_log_prob
     from vaekit.posterior import DiagonalGaussian
 
     q = model.posterior(x, y)
@@ -399,11 +399,11 @@ def _batch_terms(
         log_px = model.likelihood.log_prob(x_rows, params).double().view(k1 - k0, batch)
         if recon is None:
             recon, first = -log_px[0], z[0]  # the −ELBO's reconstruction: the first draw
-        log_pz = model.prior.log_prob(z_rows).double().view(k1 - k0, batch)
+        log_pz = prior_log_prob(model.prior, z_rows, y_rows).double().view(k1 - k0, batch)
         log_w[k0:k1] = log_px + log_pz - q.log_prob(z).double()
     assert recon is not None and first is not None
     # closed form (B, D) where the prior has one, else log q - log p at the first draw (B, 1)
-    kl_dim = kl_divergence(model.prior, q, first).double()
+    kl_dim = kl_divergence(model.prior, q, first, y).double()
     neg_elbo = recon + kl_dim.sum(1)
     iwae = None
     if ladder:

@@ -236,33 +236,41 @@ def sample(
     labels = None
     if label is not None:
         labels = np.full(n, class_id(run, label), dtype=np.int64)
+    elif run.num_classes:
+        labels = np.arange(n) % run.num_classes  # the classes in turn
     notes: list[str] = []
     if cluster is not None:
         fitted = load_cluster(cluster)
         notes = check_cluster_fits(fitted, run)
         z = fitted.sample(n, np.random.default_rng(seed), temperature)
     else:
-        z = prior_sample(run, n, seed, temperature)
-    if labels is None and run.num_classes:
-        labels = np.arange(n) % run.num_classes
+        z = prior_sample(run, n, seed, temperature, labels)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
 
 
 @torch.inference_mode()
-def prior_sample(run: LoadedRun, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-    """``n`` latents (n, D) from the model's prior, seeded: always through ``prior.sample``."""
-    import inspect
+def prior_sample(
+    run: LoadedRun,
+    n: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """``n`` latents (n, D) from the model's prior, seeded: always through ``prior.sample``
+    (:func:`vaekit.model.sample_prior`). A conditional prior (the ``cvae``'s p(z|y)) draws
+    for the class ids ``labels`` (None: from its marginal)."""
+    from vaekit.model import sample_prior
 
-    prior = run.model.prior
     generator = torch.Generator(device=run.device).manual_seed(seed)
-    options: dict[str, Any] = {}
-    if temperature != 1.0:
-        if "temperature" not in inspect.signature(prior.sample).parameters:
-            raise UsageError(
-                f"prior '{run.config.model.prior}' does not support --temperature; leave it at 1"
-            )
-        options["temperature"] = temperature
-    z = prior.sample(n, generator=generator, **options)
+    y = None if labels is None else run.condition(labels, n)
+    try:
+        z = sample_prior(run.model.prior, n, generator, y=y, temperature=temperature)
+    except UsageError as error:
+        if "--temperature" not in str(error):
+            raise
+        raise UsageError(
+            f"prior '{run.config.model.prior}' does not support --temperature; leave it at 1"
+        ) from None
     return z.float().cpu().numpy()
 
 

@@ -118,7 +118,11 @@ def register_priors(register: Register) -> None:
       KL(q(z|x) || p(z)) from a :class:`vaekit.posterior.DiagonalGaussian`, per
       latent dimension or (when it does not split) as one column. Without it the
       core uses the Monte Carlo estimate log q(z|x) - log p(z) at the z drawn for
-      the reconstruction. ``--free-bits`` floors each column at its share.
+      the reconstruction (also when ``kl`` returns None). ``--free-bits`` floors
+      each column at its share;
+    - optional ``conditional = True`` -- a class-conditional prior p(z|y): ``log_prob``,
+      ``sample`` and ``kl`` then take a keyword ``y`` (one-hot ``Tensor[B, K]``, or None
+      for the marginal), which the core passes for class-conditional model kinds.
 
     Product: :class:`vaekit.contract.Prior`.
     """
@@ -172,7 +176,9 @@ def register_accelerators(register: Register) -> None:
     auto``), ``device: torch.device``, ``prepare(model) -> model`` (move to the
     device, memory format, compile), ``autocast()`` (a context manager for mixed
     precision; a null context on CPU) and ``synchronize()`` (wait for queued
-    device work). Product: :class:`vaekit.contract.Accelerator`.
+    device work); optionally ``memory_format`` (of the training batches) and
+    ``grad_scaler()`` (a ``torch.amp.GradScaler`` for fp16, or None). Product:
+    :class:`vaekit.contract.Accelerator`.
     """
 
 

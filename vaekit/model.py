@@ -92,14 +92,51 @@ def parameter_groups(model: Any) -> dict[str, list[nn.Parameter]]:
     return groups
 
 
-def kl_divergence(prior: Any, posterior: DiagonalGaussian, z: Tensor) -> Tensor:
-    """KL(q || p): the prior's closed form when it has ``kl`` (``(B, D)`` or ``(B, 1)``),
-    else the one-sample Monte Carlo estimate log q(z|x) - log p(z) at ``z``, ``(B, 1)``."""
+def _condition(prior: Any, y: Tensor | None) -> dict[str, Tensor]:
+    """``{"y": y}`` for a prior that declares ``conditional = True`` and a given ``y``."""
+    return {"y": y} if y is not None and getattr(prior, "conditional", False) else {}
+
+
+def kl_divergence(
+    prior: Any, posterior: DiagonalGaussian, z: Tensor, y: Tensor | None = None
+) -> Tensor:
+    """KL(q || p): the prior's closed form when it has ``kl`` and it gives one (``(B, D)``
+    or ``(B, 1)``), else the one-sample Monte Carlo estimate log q(z|x) - log p(z) at
+    ``z``, ``(B, 1)``. A conditional prior gets the one-hot ``y``."""
+    condition = _condition(prior, y)
     closed_form = getattr(prior, "kl", None)
     if closed_form is not None:
-        kl = closed_form(posterior)
-        return kl if kl.dim() == 2 else kl.reshape(len(kl), -1)
-    return (posterior.log_prob(z) - prior.log_prob(z))[:, None]
+        kl = closed_form(posterior, **condition)
+        if kl is not None:
+            return kl if kl.dim() == 2 else kl.reshape(len(kl), -1)
+    return (posterior.log_prob(z) - prior.log_prob(z, **condition))[:, None]
+
+
+def prior_log_prob(prior: Any, z: Tensor, y: Tensor | None = None) -> Tensor:
+    """log p(z) ``(B,)``, or log p(z|y) for a conditional prior given ``y``."""
+    return prior.log_prob(z, **_condition(prior, y))
+
+
+def sample_prior(
+    prior: Any,
+    n: int,
+    generator: torch.Generator | None = None,
+    y: Tensor | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    """``n`` draws ``(n, D)`` through ``prior.sample``, the only way vaekit draws from a
+    prior: ``y`` (one-hot ``(n, K)``) goes to a conditional prior, and ``temperature``
+    (when not 1) to a prior whose ``sample`` accepts it; any other is a UsageError."""
+    import inspect
+
+    options: dict[str, Any] = _condition(prior, y)
+    if temperature != 1.0:
+        if "temperature" not in inspect.signature(prior.sample).parameters:
+            raise UsageError(
+                f"the prior ({type(prior).__name__}) does not support --temperature; leave it at 1"
+            )
+        options["temperature"] = temperature
+    return prior.sample(n, generator=generator, **options)
 
 
 def elbo_loss(
@@ -211,7 +248,7 @@ class VAE(nn.Module):
         z = q.rsample() if sample else q.mean
         params = self.decode(z, y)
         recon_nll = -self.likelihood.log_prob(x.float(), params)
-        return ELBOTerms(recon_nll, kl_divergence(self.prior, q, z), q, z, params)
+        return ELBOTerms(recon_nll, kl_divergence(self.prior, q, z, y), q, z, params)
 
     def forward(
         self, x: Tensor, y: Tensor | None = None, beta: float | Tensor = 1.0, free_bits: float = 0.0
@@ -223,16 +260,26 @@ class VAE(nn.Module):
 
 
 class CVAE(VAE):
-    """The class-conditional VAE (Kingma et al. 2014, M2/CVAE): q(z|x, y) and p(x|z, y),
-    with y one-hot appended to the encoder's features and to z. ``config.num_classes``
+    """The class-conditional VAE (Kingma et al. 2014, M2/CVAE): q(z|x, y), p(x|z, y) and,
+    by default, a learned class-conditional prior p(z|y) = p0(z - m_y) around the
+    configured prior p0 (:class:`vaekit.conditional.ClassConditionalPrior`: it is what
+    makes ``sample --label`` give that class when z, not y, carries the class).
+    ``class_prior=False`` keeps p(z) = p0 for every class (runs of vaekit < 0.3).
+    y is one-hot, appended to the encoder's features and to z; ``config.num_classes``
     comes from the training data's class names; unlabelled images get y = 0."""
 
     needs_labels: ClassVar[bool] = True
 
-    def __init__(self, config: ModelConfig, components: Components):
+    def __init__(self, config: ModelConfig, components: Components, class_prior: bool = True):
         if config.num_classes < 1:
             raise UsageError("model 'cvae' needs data with class labels (e.g. the digits)")
         super().__init__(config, components)
+        if class_prior:
+            from vaekit.conditional import ClassConditionalPrior
+
+            self.prior = ClassConditionalPrior(
+                components.prior, config.num_classes, config.latent_dim
+            )
 
 
 @torch.no_grad()
@@ -244,5 +291,5 @@ def iwae_bound(model: Any, x: Tensor, k: int = 64, y: Tensor | None = None) -> T
     for _ in range(k):
         z = q.rsample()
         log_px = model.likelihood.log_prob(x.float(), model.decode(z, y))
-        log_w.append(log_px + model.prior.log_prob(z) - q.log_prob(z))
+        log_w.append(log_px + prior_log_prob(model.prior, z, y) - q.log_prob(z))
     return torch.logsumexp(torch.stack(log_w), dim=0) - math.log(k)

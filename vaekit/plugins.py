@@ -7,6 +7,10 @@ not exist) is unregistered, reported with a warning naming it, and shown as
 broken by ``vaekit plugins``; everything else keeps working. Set
 ``VAEKIT_STRICT_PLUGINS=1`` to turn those warnings into errors (for CI).
 
+The list of entry points is cached (:func:`entry_points`): reading it costs
+about a fifth of ``vaekit --help``, and it only changes when a distribution is
+installed, upgraded or removed.
+
 A name registered by two plugins in one family is a *conflict*: ``vaekit
 plugins`` lists it, and only a command that uses that name fails (with both
 plugins and packages named). Every component is checked against its family's
@@ -16,11 +20,16 @@ protocol (:mod:`vaekit.contract`) when it is built.
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
+import sys
+import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -66,6 +75,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
 
 ENTRY_POINT_GROUP = "vaekit"
 STRICT_ENV = "VAEKIT_STRICT_PLUGINS"
+ENTRY_POINT_CACHE_FORMAT = 1
+#: A folder changed this recently may change again within its clock tick, unseen: not cached.
+RACY_SECONDS = 2.0
 
 
 class VaekitPluginWarning(UserWarning):
@@ -95,6 +107,105 @@ class Component:
     plugin: str
 
 
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``vaekit`` entry point: ``name = module[:attr]``, from an installed distribution."""
+
+    name: str
+    value: str
+    distribution: str = "?"
+    version: str = "?"
+
+    def load(self) -> Any:
+        """Import the module (and attribute) the entry point names, as importlib.metadata does."""
+        match = _ENTRY_POINT_VALUE.match(self.value)
+        if match is None:
+            raise ValueError(f"malformed entry point value {self.value!r}")
+        obj = importlib.import_module(match.group("module"))
+        attrs = match.group("attr")
+        for attr in attrs.split(".") if attrs else ():
+            obj = getattr(obj, attr)
+        return obj
+
+
+# the pattern of importlib.metadata.EntryPoint
+_ENTRY_POINT_VALUE = re.compile(
+    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+)
+
+
+def entry_points() -> list[EntryPoint]:
+    """The installed ``vaekit`` entry points, from a cache when nothing was installed since.
+
+    Scanning them means importing importlib.metadata and reading every installed
+    distribution's metadata. The result is kept in the cache folder
+    (``$VAEKIT_CACHE_DIR``, default ``~/.cache/vaekit``), one file per ``sys.path``,
+    together with the modification time of each ``sys.path`` folder: installing,
+    upgrading or removing a distribution adds or removes a ``*.dist-info`` folder
+    there, which changes that time, and the next call scans again. A cache that
+    cannot be read or written is ignored.
+    """
+    stamps = _path_stamps()
+    cache = _entry_point_cache_file()
+    try:
+        saved = json.loads(cache.read_text())
+        if saved["format"] == ENTRY_POINT_CACHE_FORMAT and saved["stamps"] == stamps:
+            return [EntryPoint(*fields) for fields in saved["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = _scan_entry_points()
+    if time.time_ns() - max((t for _, t in stamps), default=0) > RACY_SECONDS * 1e9:
+        payload = {
+            "format": ENTRY_POINT_CACHE_FORMAT,
+            "stamps": stamps,
+            "entry_points": [[e.name, e.value, e.distribution, e.version] for e in found],
+        }
+        temporary = cache.with_name(f".{cache.name}.pid{os.getpid()}")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(payload))
+            os.replace(temporary, cache)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+    return found
+
+
+def _scan_entry_points() -> list[EntryPoint]:
+    from importlib import metadata
+
+    found = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        found.append(
+            EntryPoint(
+                ep.name,
+                ep.value,
+                dist.name if dist is not None else "?",
+                dist.version if dist is not None else "?",
+            )
+        )
+    return found
+
+
+def _path_stamps() -> list[list[Any]]:
+    """``[entry, mtime_ns]`` of each ``sys.path`` entry (-1: missing)."""
+    stamps: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except (OSError, ValueError):
+            stamps.append([entry, -1])
+    return stamps
+
+
+def _entry_point_cache_file() -> Path:
+    # the decode cache's folder (vaekit.sources.cache.cache_dir, which imports numpy)
+    env = os.environ.get("VAEKIT_CACHE_DIR")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "vaekit"
+    key = zlib.crc32("\0".join(sys.path).encode("utf-8", "surrogateescape"))
+    return root / f"entry-points-{key:08x}.json"
+
+
 class PluginHost:
     """Owns the pluggy manager, plugin provenance and per-family registries."""
 
@@ -115,10 +226,8 @@ class PluginHost:
 
     # -- loading ---------------------------------------------------------
     def _load_entry_points(self) -> None:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.name if dist is not None else "?"
-            version = dist.version if dist is not None else "?"
+        for ep in entry_points():
+            dist_name, version = ep.distribution, ep.version
             try:
                 module = ep.load()
             except Exception as exc:  # any import failure of third-party code

@@ -322,7 +322,7 @@ def render_html(
     parts.append(
         "<p>"
         + html.escape(
-            f"{model.get('model', 'vae')} with {model.get('encoder')} encoder, "
+            f"{model.get('kind', 'vae')} with {model.get('encoder')} encoder, "
             f"{model.get('decoder')} decoder, {model.get('likelihood')} likelihood, "
             f"{model.get('prior')} prior, {model.get('latent_dim')} latent dimensions; "
             f"trained on {data.get('source')} ({data.get('location')}, {data.get('n')} images "

@@ -6,7 +6,12 @@ run needs, :func:`train_epoch` runs one epoch of optimiser steps,
 :func:`finish` writes the grids.
 
 Faults: a step whose loss or gradient is not finite is skipped on the device
-(fused Adam's ``found_inf``: no host sync) and counted. More than
+(fused Adam's ``found_inf``: no host sync) and counted. Under fp16 autocast
+with a gradient scaler, a step with a finite loss whose scaled gradients
+overflowed is the scaler's business: skipped, its scale halved, counted apart
+as an ``overflow_steps`` (not toward the roll-back limit) while the scale is at
+least 1; below 1 the gradients overflow unscaled and the step counts as
+skipped. More than
 ``max_skipped_steps`` in one epoch, or an epoch that ends with non-finite
 weights or validation loss, rolls the run back to its last good state (the
 last checkpoint, or the initial weights) with the learning rate halved; after
@@ -20,9 +25,10 @@ the core never asks which kind it is.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains a
 ``DistributedDataParallel`` copy on its own disjoint share of each global batch
-(``batch_size`` per process); rank 0 alone writes files, calls the lifecycle
-hooks and reports, and the processes agree on every decision (validation loss,
-roll-back, stop) through rank 0.
+(``batch_size`` per process; a kind's extra parameter groups share the one
+wrapper, each group's loss back-propagated on its own); rank 0 alone writes
+files, calls the lifecycle hooks and reports, and the processes agree on every
+decision (validation loss, roll-back, stop) through rank 0.
 
 The hot loop holds the data as one uint8 tensor, converts each batch on the
 device, and reads values back to the host (``.tolist()``) only every
@@ -47,7 +53,7 @@ import torch
 from vaekit import __version__
 from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
-from vaekit.devices import choose_accelerator, resolve_accelerator_name
+from vaekit.devices import batch_memory_format, choose_accelerator, resolve_accelerator_name
 from vaekit.distributed import DistContext
 from vaekit.errors import ContractError, DataError, UsageError, VaekitError
 from vaekit.images import save_grid, to_uint8
@@ -60,6 +66,7 @@ from vaekit.model import (
     needs_labels,
     one_hot_labels,
     parameter_groups,
+    sample_prior,
 )
 from vaekit.plugins import get_plugin_host
 from vaekit.report import read_steps, write_steps
@@ -121,6 +128,7 @@ class Session:
     model: torch.nn.Module  # what runs the steps (possibly compiled)
     groups: dict[str, list[torch.nn.Parameter]]  # parameter groups, "model" first
     optimizers: dict[str, torch.optim.Optimizer]  # one per group
+    scaler: torch.amp.GradScaler | None  # fp16 autocast's gradient scaler, else None
     schedule: Any
     schedule_steps: int
     batches: DeviceBatches
@@ -401,13 +409,14 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
         claimed.append(run)
 
     use_labels = config.model.num_classes > 0  # a plain VAE never moves labels per step
+    layout = batch_memory_format(accelerator)
     batches = DeviceBatches(
-        train_data.images, accelerator.device, train_data.labels if use_labels else None
+        train_data.images, accelerator.device, train_data.labels if use_labels else None, layout
     )
     val_batches = None
     if len(val_data):
         val_labels = val_data.labels if use_labels else None
-        val_batches = DeviceBatches(val_data.images, accelerator.device, val_labels)
+        val_batches = DeviceBatches(val_data.images, accelerator.device, val_labels, layout)
     steps_per_epoch = batches.num_batches(config.batch_size)
     # a resumed run keeps the schedule it started with, even when --epochs grows
     schedule_steps = steps_per_epoch * config.epochs
@@ -422,17 +431,15 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
     model = accelerator.prepare(model)
     groups = parameter_groups(unwrap(model))
     if dist.world_size > 1:
-        if len(groups) > 1:
-            raise UsageError(
-                f"model '{config.model.kind}' trains extra networks, which multi-process "
-                "training does not support yet; train it in one process"
-            )
+        # one wrapper for every group: the reducer averages each gradient once it is ready,
+        # whichever of the groups' backward passes (see optimise) produced it
         device_ids = [accelerator.device.index] if accelerator.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     # fused Adam skips a step on the device when told found_inf (no host sync per step)
     optimizers = {
         name: torch.optim.Adam(params, lr=config.lr, fused=True) for name, params in groups.items()
     }
+    scaler = grad_scaler(accelerator)
     run_config = RunConfig(
         train=config,
         data=data.describe(),
@@ -448,6 +455,7 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
         model=model,
         groups=groups,
         optimizers=optimizers,
+        scaler=scaler,
         schedule=schedule,
         schedule_steps=schedule_steps,
         batches=batches,
@@ -462,6 +470,14 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
     if dist.is_lead:
         run.write_config(run_config)
     return session
+
+
+def grad_scaler(accelerator: Any) -> torch.amp.GradScaler | None:
+    """The accelerator's gradient scaler (optional ``grad_scaler()``; fp16 autocast); a
+    disabled one is none."""
+    make = getattr(accelerator, "grad_scaler", None)
+    scaler = None if make is None else make()
+    return scaler if scaler is not None and scaler.is_enabled() else None
 
 
 def start_processes(config: TrainConfig) -> tuple[Any, DistContext]:
@@ -511,7 +527,15 @@ def restore(session: Session, state: dict[str, Any]) -> None:
     session.best_val = float(state.get("best_val", math.inf))
     session.best_epoch = int(state.get("best_epoch", 0))
     session.step_log = [r for r in read_steps(session.run) if r.get("step", 0) <= session.step]
+    restore_scaler(session, state)
     torch.set_rng_state(state["rng"])
+
+
+def restore_scaler(session: Session, state: dict[str, Any]) -> None:
+    """The gradient scaler's scale and growth count as ``state`` saved them (a checkpoint
+    without them, or a run without a scaler, keeps the scaler as it is)."""
+    if session.scaler is not None and state.get("scaler"):
+        session.scaler.load_state_dict(state["scaler"])
 
 
 def checkpoint_state(session: Session, epoch: int) -> dict[str, Any]:
@@ -530,6 +554,7 @@ def checkpoint_state(session: Session, epoch: int) -> dict[str, Any]:
         "best_val": session.best_val,
         "best_epoch": session.best_epoch,
         "rng": torch.get_rng_state(),
+        "scaler": None if session.scaler is None else session.scaler.state_dict(),
     }
 
 
@@ -565,6 +590,7 @@ def roll_back(session: Session, why: str) -> int:
     session.step = int(state["step"])
     session.history = session.history[: int(state["epoch"])]
     session.step_log = [r for r in session.step_log if r.get("step", 0) <= session.step]
+    restore_scaler(session, state)
     torch.set_rng_state(state["rng"])
     session.rollbacks += 1
     lr = session.optimizers[MAIN_GROUP].param_groups[0]["lr"]
@@ -588,9 +614,10 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     """One pass over the training split; returns the epoch's mean metrics."""
     config, model, device = session.config, session.model, session.accelerator.device
     model.train()
-    # loss, recon, kl summed over finite steps, then the number of finite and skipped steps
-    sums = torch.zeros(5, device=device)
-    logged = torch.zeros(5, device=device)
+    # loss, recon, kl summed over good steps, then the number of good, skipped (faults) and
+    # overflow (the gradient scaler's) steps
+    sums = torch.zeros(6, device=device)
+    logged = torch.zeros(6, device=device)
     n_batches, n_logged, log_samples = 0, 0, 0
     t_epoch = t_log = time.perf_counter()
     beta = 0.0
@@ -606,13 +633,14 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         y_in = one_hot_labels(y, session.num_classes)
         with session.accelerator.autocast():
             objective = model(x, y_in, beta=beta, free_bits=config.free_bits)
-        finite = optimise(session, objective)
+        good, overflow = optimise(session, objective)
         with torch.no_grad():
             terms = torch.stack(
                 [objective.loss.detach(), objective.recon_nll.mean(), objective.kl.mean()]
-            )
-            ok = finite.float()
-            batch_terms = torch.cat([torch.where(finite, terms, 0.0), torch.stack([ok, 1 - ok])])
+            ).float()
+            ok = good.float()
+            counts = torch.stack([ok, 1 - ok, overflow.float()])
+            batch_terms = torch.cat([torch.where(good, terms, 0.0), counts])
             sums += batch_terms
             logged += batch_terms
         session.step += 1
@@ -620,8 +648,8 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         n_logged += 1
         log_samples += len(x)
         if n_logged == LOG_EVERY or n_batches == session.steps_per_epoch:
-            values = torch.cat([logged, sums[4:]]).tolist()  # the only host sync of the loop
-            check_skipped(session, int(values[5]), epoch)
+            values = torch.cat([logged, sums[4:5]]).tolist()  # the only host sync of the loop
+            check_skipped(session, int(values[6]), epoch)
             values = [v / max(values[3], 1) for v in values[:3]]
             now = time.perf_counter()
             row = {
@@ -641,7 +669,7 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     train_time = time.perf_counter() - t_epoch
     totals = session.dist.sum_(sums).tolist()  # every process's steps
     mean = [v / max(totals[3], 1) for v in totals[:3]]
-    return {
+    metrics = {
         "epoch": epoch + 1,
         "step": session.step,
         "loss": mean[0],
@@ -653,37 +681,61 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         "samples_per_s": len(session.batches) / max(train_time, 1e-9),
         "epoch_seconds": train_time,
     }
+    if session.scaler is not None:
+        metrics["overflow_steps"] = int(totals[5] / session.dist.world_size)
+        metrics["grad_scale"] = session.scaler.get_scale()
+    return metrics
 
 
-def optimise(session: Session, objective: Objective) -> torch.Tensor:
+def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step per parameter group: the objective's loss over the model's
     parameters, each extra group's loss over that group's only. A step whose losses or
-    gradients are not finite is skipped on the device; returns whether it was taken (a
-    0-dim bool tensor, not synced)."""
+    gradients are not finite is skipped on the device. Returns two 0-dim bool tensors (not
+    synced): whether the step was good (else it counts toward the roll-back limit), and
+    whether the gradient scaler skipped it for overflowing gradients (good, not taken)."""
+    scaler = session.scaler
     for optimizer in session.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     if len(session.groups) == 1:
-        objective.loss.backward()
+        losses = {MAIN_GROUP: objective.loss}
     else:
         extra = objective.extra or {}
-        for name, params in session.groups.items():
-            loss = objective.loss if name == MAIN_GROUP else extra.get(name)
-            if loss is None:
+        losses = {}
+        for name in session.groups:
+            losses[name] = objective.loss if name == MAIN_GROUP else extra.get(name)
+            if losses[name] is None:
                 raise ContractError(
                     f"model '{session.run_config.model.kind}' declares parameter group "
                     f"'{name}' but its objective has no extra['{name}'] loss"
                 )
-            loss.backward(inputs=params)
+    for name, loss in losses.items():
+        scaled = loss if scaler is None else scaler.scale(loss)
+        if len(losses) == 1:
+            scaled.backward()
+        else:
+            scaled.backward(inputs=session.groups[name])
+    if scaler is not None:
+        # compared now: update() changes the scale tensor in place (a private accessor, but
+        # the public get_scale() syncs with the host)
+        scale_at_least_one = scaler._get_scale_async() >= 1.0
+        for optimizer in session.optimizers.values():
+            scaler.unscale_(optimizer)  # clip and check the true gradients
     clip = session.config.grad_clip or math.inf
-    finite = torch.isfinite(objective.loss.detach())
+    loss_finite = torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all()
+    grads_finite = torch.ones((), dtype=torch.bool, device=loss_finite.device)
     for params in session.groups.values():
         norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        finite = finite & torch.isfinite(norm)
-    skip = (~finite).float()
+        grads_finite = grads_finite & torch.isfinite(norm)
+    taken = loss_finite & grads_finite
+    skip = (~taken).float()
     for optimizer in session.optimizers.values():
         optimizer.found_inf = skip  # fused Adam leaves parameters and moments untouched
         optimizer.step()
-    return finite
+    if scaler is None:
+        return taken, torch.zeros_like(taken)
+    scaler.update()  # halves the scale after non-finite gradients, else grows it in time
+    overflow = loss_finite & ~grads_finite & scale_at_least_one
+    return taken | overflow, overflow
 
 
 def check_skipped(session: Session, skipped: int, epoch: int) -> None:
@@ -786,9 +838,9 @@ def write_grids(
     their reconstructions); ``num_classes`` > 0 for a class-conditional model."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    z = model.prior.sample(n, generator=generator)
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
+    z = sample_prior(model.prior, n, generator, y=y)
     save_grid(to_uint8(mean_image(model, z, y)), run.file(SAMPLES), ncol=8)
     k = min(8, len(data))
     x = torch.from_numpy(data.images[:k]).to(device).float() / 255.0

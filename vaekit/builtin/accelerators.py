@@ -1,8 +1,10 @@
 """Built-in plugin: the ``cpu`` and ``cuda`` accelerators.
 
-``cuda`` trains on an NVIDIA GPU with bf16 autocast, channels-last memory format
-and optional ``torch.compile``; it is selected with ``--accelerator cuda`` (or
-``auto``, the default, when a GPU is present).
+``cuda`` trains on an NVIDIA GPU with bf16 autocast (on GPUs that have bf16),
+channels-last weights and inputs, and optional ``torch.compile``; it is selected
+with ``--accelerator cuda`` (or ``auto``, the default, when a GPU is present).
+Both take ``fp16=true``: float16 autocast with a gradient scaler
+(:meth:`grad_scaler`), whose state the training loop checkpoints.
 """
 
 from __future__ import annotations
@@ -11,20 +13,73 @@ import contextlib
 from typing import Any
 
 from vaekit import hookimpl
+from vaekit.errors import UsageError
 
 
-class CPUAccelerator:
-    """Runs on the CPU, in float32 or (``bf16``) with bfloat16 autocast. ``threads`` sets
-    torch's intra-op thread count; ``compile`` wraps the model in ``torch.compile``."""
+def autocast_dtype(bf16: bool, fp16: bool) -> Any:
+    """The autocast dtype for the ``bf16`` / ``fp16`` options (None: float32)."""
+    import torch
+
+    if bf16 and fp16:
+        raise UsageError("--accelerator-opt bf16=true and fp16=true exclude each other; pick one")
+    return torch.bfloat16 if bf16 else torch.float16 if fp16 else None
+
+
+class _Precision:
+    """Autocast and gradient scaling shared by the built-in accelerators."""
+
+    device: Any
+    dtype: Any  # the autocast dtype, None for float32
+    channels_last: bool
+    init_scale: float  # the gradient scaler's first scale (fp16)
+
+    @property
+    def memory_format(self) -> Any:
+        """The layout batches are moved to the device in (channels-last or contiguous)."""
+        import torch
+
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def grad_scaler(self) -> Any:
+        """A ``torch.amp.GradScaler`` under fp16 autocast (float16 gradients underflow
+        without one), starting at ``init_scale``; None under bf16 or float32, whose range
+        needs none."""
+        import torch
+
+        if self.dtype is not torch.float16:
+            return None
+        return torch.amp.GradScaler(self.device.type, init_scale=float(self.init_scale))
+
+
+class CPUAccelerator(_Precision):
+    """Runs on the CPU, in float32 or with bfloat16 (``bf16``) or float16 (``fp16``, with a
+    gradient scaler from ``init_scale``) autocast. ``threads`` sets torch's intra-op thread
+    count; ``compile`` wraps the model in ``torch.compile``; ``channels_last`` lays out
+    weights and inputs channels-last."""
 
     name = "cpu"
 
-    def __init__(self, threads: int | None = None, compile: bool = False, bf16: bool = False):
+    def __init__(
+        self,
+        threads: int | None = None,
+        compile: bool = False,
+        bf16: bool = False,
+        fp16: bool = False,
+        channels_last: bool = False,
+        init_scale: float = 2.0**16,
+    ):
         import torch
 
         self.device = torch.device("cpu")
-        self.compile = compile
-        self.bf16 = bf16
+        self.compile, self.channels_last, self.init_scale = compile, channels_last, init_scale
+        self.dtype = autocast_dtype(bf16, fp16)
         if threads:
             torch.set_num_threads(int(threads))
 
@@ -33,35 +88,41 @@ class CPUAccelerator:
         return True
 
     def prepare(self, model: Any) -> Any:
-        """Move ``model`` to the CPU (and compile it when asked)."""
+        """Move ``model`` to the CPU (channels-last and compiled when asked)."""
         import torch
 
         model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         return torch.compile(model) if self.compile else model
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        import torch
-
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast("cpu", dtype=torch.bfloat16)
 
     def synchronize(self) -> None:
         """Nothing to wait for on the CPU."""
 
 
-class CUDAAccelerator:
-    """Runs on GPU ``index`` with bf16 autocast and channels-last tensors."""
+class CUDAAccelerator(_Precision):
+    """Runs on GPU ``index`` with channels-last weights and inputs and bf16 autocast where the
+    GPU has bf16 (``bf16=false`` for float32; ``fp16=true`` for float16 with a gradient
+    scaler from ``init_scale``, e.g. on GPUs without bf16)."""
 
     name = "cuda"
 
     def __init__(
-        self, index: int = 0, bf16: bool = True, channels_last: bool = True, compile: bool = False
+        self,
+        index: int = 0,
+        bf16: bool | None = None,
+        fp16: bool = False,
+        channels_last: bool = True,
+        compile: bool = False,
+        init_scale: float = 2.0**16,
     ):
         import torch
 
         self.device = torch.device("cuda", index)
-        self.bf16, self.channels_last, self.compile = bf16, channels_last, compile
+        self.channels_last, self.compile, self.init_scale = channels_last, compile, init_scale
+        if bf16 is None:  # the default: bf16 where the hardware has it, not emulated
+            bf16 = not fp16 and self.is_available() and bf16_native(self.device)
+        self.dtype = autocast_dtype(bf16, fp16)
 
     @staticmethod
     def is_available() -> bool:
@@ -81,17 +142,18 @@ class CUDAAccelerator:
             model = model.to(memory_format=torch.channels_last)
         return torch.compile(model) if self.compile else model
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        import torch
-
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-
     def synchronize(self) -> None:
         import torch
 
         torch.cuda.synchronize(self.device)
+
+
+def bf16_native(device: Any) -> bool:
+    """Whether GPU ``device`` computes in bf16 natively (Ampere or later), not emulated."""
+    import torch
+
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 @hookimpl
