@@ -45,12 +45,17 @@ def grey(images: np.ndarray) -> np.ndarray:
     return images[:, 0]
 
 
-def laplacian_variance(images: np.ndarray) -> float:
-    """Mean over images of the variance of the 4-neighbour Laplacian of the luminance
-    (the usual focus measure: blur lowers it)."""
+def laplacian_variances(images: np.ndarray) -> np.ndarray:
+    """(N,) variance of the 4-neighbour Laplacian of each image's luminance (the usual
+    focus measure: blur lowers it)."""
     g = grey(images)
     lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
-    return float(lap.reshape(len(g), -1).var(1).mean())
+    return lap.reshape(len(g), -1).var(1)
+
+
+def laplacian_variance(images: np.ndarray) -> float:
+    """Mean over images of :func:`laplacian_variances`."""
+    return float(laplacian_variances(images).mean())
 
 
 def high_frequency_share(images: np.ndarray, cutoff: float = 0.25) -> float:
@@ -63,3 +68,16 @@ def high_frequency_share(images: np.ndarray, cutoff: float = 0.25) -> float:
     fx = np.fft.fftfreq(g.shape[2])[None, :]
     high = np.sqrt(fy**2 + fx**2) > cutoff
     return float((power[:, high].sum(1) / power.sum((1, 2)).clip(1e-12)).mean())
+
+
+def nyquist_share(images: np.ndarray) -> float:
+    """Mean share of the luminance's spectral energy (mean removed) on the Nyquist lines
+    (0.5 cycles per pixel across rows or columns): where a one-pixel checkerboard or
+    stripe pattern, the artefact of stride-2 transposed convolutions, puts its energy."""
+    g = grey(images)
+    g = g - g.mean((1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(g)) ** 2
+    on_line = (np.abs(np.fft.fftfreq(g.shape[1]))[:, None] == 0.5) | (
+        np.abs(np.fft.fftfreq(g.shape[2]))[None, :] == 0.5
+    )
+    return float((power[:, on_line].sum(1) / power.sum((1, 2)).clip(1e-12)).mean())

@@ -1,28 +1,33 @@
 """The 8-bit likelihood and the adversarial kind on synthetic CelebA-format faces (issue 13).
 
-    python benchmarks/zoo_faces.py [--n 3000] [--size 32] [--epochs 10] [--mixtures 5]
-        [--latent-dim 32] [--width 16] [--batch-size 32] [--weight 0.1] [--start 250]
-        [-k 100] [--work bench-faces]
-        [--img docs/img]
+    python benchmarks/zoo_faces.py [--n 10000] [--size 32] [--epochs 16] [--mixtures 2]
+        [--latent-dim 32] [--width 32] [--decoder upsample] [--batch-size 32]
+        [--weight 0.05] [--start 900] [--prior-samples] [-k 100]
+        [--work bench-faces] [--img docs/img] [--only vae|adversarial] [--reuse]
 
 Writes ``--n`` synthetic RGB faces (``datasets/synthetic_faces.py``; 80/10/10
-train/val/test), then trains two VAEs with vaekit's own ``train`` and the same conv
-encoder and decoder, latent size, epochs, seed and likelihood (``dmol``, the
-discretised logistic mixture): the plain ``vae`` and the ``adversarial`` kind.
+train/val/test), then trains two VAEs with vaekit's own ``train`` and the same encoder,
+decoder, latent size, epochs, seed and likelihood (``dmol``, the discretised logistic
+mixture): the plain ``vae`` and the ``adversarial`` kind (its term on reconstructions
+only unless ``--prior-samples``).
 
 For each model, on the test split:
 
-- bits per dimension from the evaluation path (``-ELBO / (D ln 2)`` through the
-  likelihood's ``log_prob``, and the IWAE bound with ``-k`` samples), and the same
-  -ELBO recomputed as a float64 sum over every pixel of -log P(pixel) from the
-  PixelCNN++ formula written out here (CDF differences), at the same z: the two
-  must agree;
-- sharpness of 256 decoded prior draws (mean images) against 256 test images: the
-  variance of the Laplacian and the share of spectral energy above 0.25 cycles/pixel.
+- bits per dimension as ``vaekit evaluate`` reports them (``vaekit.evaluate.evaluate``,
+  the function behind the command: -ELBO with ``--iwae-k 0``, and the IWAE bound with
+  ``-k``), and the same -ELBO recomputed independently: the same posterior draws
+  (evaluate's seeded generator, batch by batch), then a float64 sum over every pixel of
+  -log P(pixel) from PixelCNN++'s formula written out (CDF differences) plus the
+  closed-form KL to N(0, I) in float64. The two must agree;
+- sharpness of ``--samples`` decoded prior draws (mean images) and of as many mean
+  reconstructions of test images, against the test images themselves: the variance of
+  the Laplacian, the share of spectral energy above 0.25 cycles/pixel, and the share on
+  the Nyquist lines (a checkerboard's frequency).
 
-Saves ``zoo-faces-samples.png`` (data | vae | adversarial) and
-``zoo-faces-dmol-draws.png`` under ``--img``. Prints a table and a JSON line. Slow; not
-a unit test.
+Saves ``zoo-faces-samples.png`` (data | vae | adversarial prior samples),
+``zoo-faces-recon.png`` (data | vae | adversarial reconstructions of the same test
+images) and ``zoo-faces-dmol-draws.png`` (pixel draws) under ``--img``. Prints a table and
+a JSON line. Slow; not a unit test.
 """
 
 from __future__ import annotations
@@ -39,7 +44,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from zoo_common import high_frequency_share, iwae_bound, laplacian_variance  # noqa: E402
+from zoo_common import (  # noqa: E402
+    high_frequency_share,
+    laplacian_variance,
+    laplacian_variances,
+    nyquist_share,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,41 +79,93 @@ def per_pixel_neg_log_prob(
 
 
 @torch.no_grad()
-def bits(model, x: torch.Tensor, k: int, mixtures: int) -> dict[str, float]:
-    """Test bits/dim three ways: -ELBO via log_prob, the same via the per-pixel sum, IWAE."""
-    dims = x[0].numel()
-    to_bits = 1 / (dims * math.log(2))
-    elbo_path, pixel_path, iwae = [], [], []
-    for xb in x.split(100):
-        torch.manual_seed(1)
-        terms = model.elbo(xb)  # the evaluation path: likelihood.log_prob + KL
-        elbo_path.append(terms.neg_elbo.double())
-        shift = model.likelihood.init_log_scale
-        nll = per_pixel_neg_log_prob(xb.numpy(), terms.params.numpy(), mixtures, shift)
-        pixel_path.append(torch.from_numpy(nll) + terms.kl.double())
-    for xb in x.split(20):
-        iwae.append(-iwae_bound(model, xb, k=k, chunk=50).double())
-    elbo_path, pixel_path = torch.cat(elbo_path), torch.cat(pixel_path)
+def independent_neg_elbo(
+    model, x: torch.Tensor, mixtures: int, batch_size: int = 256, seed: int = 0
+) -> np.ndarray:
+    """(N,) -ELBO in nats at the posterior draws ``vaekit evaluate --iwae-k 0`` makes (its
+    generator seeded with ``seed``, one draw per image, batch by batch), with the
+    reconstruction term as a float64 per-pixel sum and the KL to N(0, I) in closed form."""
+    from vaekit.posterior import DiagonalGaussian
+
+    generator = torch.Generator().manual_seed(seed)
+    shift = model.likelihood.init_log_scale
+    out = []
+    for xb in x.split(batch_size):
+        q = model.posterior(xb)
+        q = DiagonalGaussian(q.mean.float(), q.logvar.float())
+        z = q.rsample(1, generator=generator)[0]
+        nll = per_pixel_neg_log_prob(xb.numpy(), model.decode(z).numpy(), mixtures, shift)
+        mu, logvar = q.mean.double().numpy(), q.logvar.double().numpy()
+        kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(1)
+        out.append(nll + kl)
+    return np.concatenate(out)
+
+
+def weights_stamp(run: Path) -> str:
+    """Size and modification time of the run's weights: a cached figure is for these."""
+    info = (run / "model.safetensors").stat()
+    return f"{info.st_size}-{info.st_mtime_ns}"
+
+
+def bits_figures(run: Path, faces: Path, model, x_test: torch.Tensor, k: int, mixtures: int):
+    """Test bits/dim as ``vaekit evaluate`` reports them, and the independent per-pixel sum."""
+    from vaekit.evaluate import evaluate
+
+    to_bits = 1 / (x_test[0].numel() * math.log(2))
+    reported = evaluate(run, faces, split="test", iwae_k=0, seed=0)  # -ELBO, one draw
+    bound = evaluate(run, faces, split="test", iwae_k=k, seed=0)
+    ours = independent_neg_elbo(model, x_test, mixtures, seed=0)
     return {
-        "neg_elbo_nats": elbo_path.mean().item(),
-        "bpd_elbo_log_prob": (elbo_path.mean() * to_bits).item(),
-        "bpd_elbo_per_pixel_sum": (pixel_path.mean() * to_bits).item(),
-        "max_abs_gap_nats": (elbo_path - pixel_path).abs().max().item(),
-        f"bpd_iwae_k{k}": (torch.cat(iwae).mean() * to_bits).item(),
+        "evaluate_bpd_neg_elbo": reported.bits_per_dim,
+        "per_pixel_sum_bpd_neg_elbo": float(ours.mean() * to_bits),
+        "evaluate_neg_elbo_nats": reported.neg_elbo,
+        "per_pixel_sum_neg_elbo_nats": float(ours.mean()),
+        "evaluate_kl_nats": reported.kl,
+        f"evaluate_bpd_iwae_k{k}": bound.bits_per_dim,
+        "active_units": reported.active_units,
+        "test_images": reported.n,
     }
+
+
+def sharpness(images: np.ndarray) -> dict[str, float]:
+    return {
+        "laplacian_var": laplacian_variance(images),
+        "laplacian_var_median": float(np.median(laplacian_variances(images))),
+        "high_freq_share": high_frequency_share(images),
+        "nyquist_share": nyquist_share(images),
+    }
+
+
+def grid(images: np.ndarray, size: int) -> np.ndarray:
+    """64 uint8 images (64, 3, s, s) -> one 8x8 grid (3, 8s, 8s)."""
+    block = images[:64].reshape(8, 8, 3, size, size)
+    return block.transpose(2, 0, 3, 1, 4).reshape(3, 8 * size, 8 * size)
+
+
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    spacer = np.full((3, panels[0].shape[1], 8), 255, np.uint8)  # white between panels
+    return np.concatenate(sum(([p, spacer] for p in panels), [])[:-1], axis=2)[None]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--mixtures", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--mixtures", type=int, default=2)
     ap.add_argument("--latent-dim", type=int, default=32)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--weight", type=float, default=0.1)
-    ap.add_argument("--start", type=int, default=250)
+    ap.add_argument("--encoder", default="conv")
+    ap.add_argument("--decoder", default="upsample", help="conv, or the zoo's upsample")
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--weight", type=float, default=0.05)
+    ap.add_argument("--start", type=int, default=900)
+    ap.add_argument(
+        "--prior-samples",
+        action="store_true",
+        help="also show the discriminator decoded prior draws (default: reconstructions only)",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("-k", type=int, default=100)
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--work", type=Path, default=Path("bench-faces"))
@@ -113,7 +175,8 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="evaluate runs already trained under --work instead of training them again "
-        "(e.g. after training each with --only in parallel)",
+        "(e.g. after training each with --only in parallel); their bits/dim figures are "
+        "reused from RUN/zoo_faces_bits.json when written for the same weights and -k",
     )
     ap.add_argument(
         "--threads",
@@ -136,8 +199,8 @@ def main() -> None:
         generate(faces, n=args.n, size=args.size, seed=0)
     common = dict(
         data=str(faces),
-        encoder="conv",
-        decoder="conv",
+        encoder=args.encoder,
+        decoder=args.decoder,
         encoder_options={"width": args.width},
         decoder_options={"width": args.width},
         likelihood="dmol",
@@ -145,28 +208,26 @@ def main() -> None:
         latent_dim=args.latent_dim,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        lr=args.lr,
+        accelerator="cpu",
         runs_dir=str(args.work / "runs"),
         seed=0,
     )
+    adversarial = {"weight": args.weight, "start": args.start}
+    adversarial["prior_samples"] = args.prior_samples
     variants = {
         "vae": dict(kind="vae"),
-        "adversarial": dict(
-            kind="adversarial", kind_options={"weight": args.weight, "start": args.start}
-        ),
+        "adversarial": dict(kind="adversarial", kind_options=adversarial),
     }
     if args.only:
         variants = {args.only: variants[args.only]}
     data = load_dataset(faces)
     test = data.images[data.split == 2]
     x_test = torch.from_numpy(test).float() / 255
-    real = x_test[: args.samples].numpy()
-    results: dict[str, dict[str, float]] = {
-        "data": {
-            "laplacian_var": laplacian_variance(real),
-            "high_freq_share": high_frequency_share(real),
-        }
-    }
-    panels = {"data": to_uint8(x_test[:64])}
+    shown = x_test[: args.samples]
+    results: dict[str, dict] = {"data": sharpness(shown.numpy())}
+    samples = {"data": to_uint8(shown[:64])}
+    recons = {"data": to_uint8(shown[:64])}
     draws = {}
     for name, settings in variants.items():
         run = args.work / "runs" / name
@@ -174,8 +235,15 @@ def main() -> None:
             shutil.rmtree(run, ignore_errors=True)
             train(TrainConfig.build(**common, **settings, name=name), reporter=None)
         epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        train_s = sum(e["epoch_seconds"] for e in epochs)
         model = open_run(run).model.eval()
+        cache = run / "zoo_faces_bits.json"  # the slow part, kept beside the run for --reuse
+        cached = json.loads(cache.read_text()) if args.reuse and cache.exists() else {}
+        if cached.get("k") == args.k and cached.get("weights") == weights_stamp(run):
+            bits = cached["bits"]
+        else:
+            bits = bits_figures(run, faces, model, x_test, args.k, args.mixtures)
+            stamp = {"k": args.k, "weights": weights_stamp(run), "bits": bits}
+            cache.write_text(json.dumps(stamp) + "\n")
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
             z = model.prior.sample(args.samples, generator=generator)
@@ -183,42 +251,37 @@ def main() -> None:
             means = model.likelihood.mean(params)
             torch.manual_seed(0)
             draws[name] = to_uint8(model.likelihood.sample(params[:32]))
-        fake = means.numpy()
+            recon = model.likelihood.mean(model.decode(model.posterior(shown).mean))
         results[name] = {
-            **bits(model, x_test, args.k, args.mixtures),
-            "laplacian_var": laplacian_variance(fake),
-            "high_freq_share": high_frequency_share(fake),
-            "train_seconds": round(train_s),
-            "val_neg_elbo_last_epoch": epochs[-1].get("val_loss"),
+            **bits,
+            "samples": sharpness(means.numpy()),
+            "reconstructions": sharpness(recon.numpy()),
+            "train_seconds": round(sum(e["epoch_seconds"] for e in epochs)),
+            "steps": epochs[-1]["step"],
         }
-        panels[name] = to_uint8(means[:64])
+        samples[name], recons[name] = to_uint8(means[:64]), to_uint8(recon[:64])
         print(name, json.dumps(results[name]), flush=True)
 
     args.img.mkdir(parents=True, exist_ok=True)
-    row_blocks = [panels[k].reshape(8, 8, 3, args.size, args.size) for k in panels]
-    strips = []
-    for block in row_blocks:  # 8x8 grid per panel, as one (3, 8s, 8s) image
-        strips.append(block.transpose(2, 0, 3, 1, 4).reshape(3, 8 * args.size, 8 * args.size))
-    spacer = np.full((3, 8 * args.size, 8), 255, np.uint8)  # white between panels
-    side_by_side = np.concatenate(sum(([s, spacer] for s in strips), [])[:-1], axis=2)
-    save_grid(side_by_side[None], args.img / "zoo-faces-samples.png", ncol=1, scale=1)
+    for what, panels in (("samples", samples), ("recon", recons)):
+        images = side_by_side([grid(p, args.size) for p in panels.values()])
+        save_grid(images, args.img / f"zoo-faces-{what}.png", ncol=1, scale=1)
     pair = np.concatenate([draws[k] for k in draws])
     save_grid(pair, args.img / "zoo-faces-dmol-draws.png", ncol=16, scale=1)
 
     print(
-        f"{'model':12} {'-ELBO bpd':>10} {'per-pixel bpd':>14} {'IWAE bpd':>9} "
-        f"{'Lap. var':>9} {'HF share':>9}"
+        f"{'model':12} {'evaluate bpd':>12} {'per-pixel bpd':>13} {'IWAE bpd':>9} "
+        f"{'Lap. var':>9} {'HF share':>9} {'Nyquist':>8}"
     )
     for name, r in results.items():
+        s = r if name == "data" else r["samples"]
+        figures = f"{s['laplacian_var']:9.5f} {s['high_freq_share']:9.4f} {s['nyquist_share']:8.5f}"
         if name == "data":
-            print(
-                f"{name:12} {'':>10} {'':>14} {'':>9} {r['laplacian_var']:9.5f} "
-                f"{r['high_freq_share']:9.4f}"
-            )
+            print(f"{name:12} {'':>12} {'':>13} {'':>9} {figures}")
             continue
         print(
-            f"{name:12} {r['bpd_elbo_log_prob']:10.4f} {r['bpd_elbo_per_pixel_sum']:14.4f} "
-            f"{r[f'bpd_iwae_k{args.k}']:9.4f} {r['laplacian_var']:9.5f} {r['high_freq_share']:9.4f}"
+            f"{name:12} {r['evaluate_bpd_neg_elbo']:12.5f} {r['per_pixel_sum_bpd_neg_elbo']:13.5f} "
+            f"{r[f'evaluate_bpd_iwae_k{args.k}']:9.4f} {figures}"
         )
     print(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **results}))
 

@@ -5,6 +5,8 @@ Registers, all prefixed by what they are so they do not clash with other package
 - priors: ``mog`` (a learned mixture of Gaussians)
 - model kinds: ``vamp`` (a VAE with the VampPrior), ``adversarial`` (a VAE whose decoder
   also fools a patch discriminator)
+- decoders: ``upsample`` (vaekit's ``conv`` decoder with resize-convolutions instead of
+  transposed ones: no checkerboard)
 - likelihoods: ``dmol`` (discretised logistic mixture) and ``cat256`` (256-way
   categorical), both normalised over the 256 values of an 8-bit pixel
 
@@ -22,6 +24,14 @@ def register_priors(register):
     from vaekit_zoo.mog import MixtureOfGaussians
 
     register("mog", MixtureOfGaussians)
+
+
+@vaekit.hookimpl
+def register_decoders(register):
+    """Register the ``upsample`` decoder."""
+    from vaekit_zoo.nets import UpsampleDecoder
+
+    register("upsample", UpsampleDecoder)
 
 
 @vaekit.hookimpl
