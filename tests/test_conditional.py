@@ -220,3 +220,17 @@ def test_a_cvae_walks_and_decodes_clusters_within_one_class(tmp_path, monkeypatc
     assert sample(run, 6, cluster="threes.json", label="5").labels.tolist() == [5] * 6
     result = runner.invoke(app, ["interpolate", "prior:1", "prior:2", "-m", str(run_dir)])
     assert result.exit_code == 2 and "class-conditional: add --label" in result.output
+
+
+def test_an_unknown_class_suggests_the_closest():
+    from types import SimpleNamespace
+
+    from vaekit.errors import DataError
+    from vaekit.generate import class_id
+
+    run = SimpleNamespace(num_classes=3, class_names=["sandal", "sneaker", "bag"])
+    assert class_id(run, "Sneaker") == 1
+    with pytest.raises(DataError, match="unknown class 'snekaer'; did you mean 'sneaker'\\?"):
+        class_id(run, "snekaer")
+    with pytest.raises(DataError, match="unknown class 'hat'; the model's classes are: sandal"):
+        class_id(run, "hat")

@@ -76,7 +76,13 @@ def class_id(run: LoadedRun, label: str) -> int:
     names = run.class_names
     lowered = [n.lower() for n in names]
     if label.lower() not in lowered:
-        raise DataError(f"unknown class '{label}'; the model's classes are: {', '.join(names)}")
+        import difflib
+
+        close = difflib.get_close_matches(label.lower(), lowered, n=1, cutoff=0.6)
+        hint = f"; did you mean '{names[lowered.index(close[0])]}'?" if close else ";"
+        raise DataError(
+            f"unknown class '{label}'{hint} the model's classes are: {', '.join(names)}"
+        )
     return lowered.index(label.lower())
 
 
