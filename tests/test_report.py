@@ -162,3 +162,4 @@ def test_report_on_a_run_without_figures(tmp_path):
     page = Path(tmp_path / "r.html").read_text()
     assert page.count("<img ") == 6
     assert "cvae with mlp encoder" in page  # the run's own kind
+    assert "−log p(x|y) ≈ −IWAE, K = 2" in page  # a conditional model's bound

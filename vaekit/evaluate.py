@@ -95,6 +95,8 @@ class Evaluation:
     sample_means: np.ndarray | None = None
     sample_labels: np.ndarray | None = None
     class_names: list[str] | None = None
+    #: a class-conditional model: its bound is on log p(x|y), the class given
+    conditional: bool = False
 
     @property
     def active(self) -> list[int]:
@@ -354,6 +356,7 @@ def evaluate_model(
         sample_means=kept_means,
         sample_labels=None if data.labels is None else data.labels[kept].copy(),
         class_names=data.class_names,
+        conditional=bool(num_classes),
     )
 
 

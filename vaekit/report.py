@@ -286,9 +286,10 @@ def metrics_rows(evaluation: Evaluation) -> list[tuple[str, Any, str]]:
         ("reconstruction NLL (nats)", evaluation.recon_nll, f"likelihood {evaluation.likelihood}"),
         ("KL (nats)", evaluation.kl, ""),
     ]
+    target = "−log p(x|y)" if evaluation.conditional else "−log p(x)"
     for k, value in evaluation.iwae.items():
         rows.append(
-            (f"−log p(x) ≈ −IWAE, K = {k:,} (nats)", value, f"± {evaluation.iwae_se[k]:.2f}")
+            (f"{target} ≈ −IWAE, K = {k:,} (nats)", value, f"± {evaluation.iwae_se[k]:.2f}")
         )
     rows.append(
         (
