@@ -203,3 +203,16 @@ def test_hookimpl_is_exported_from_the_package_root():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert vaekit.hookimpl.project_name == "vaekit"
+
+
+def test_only_the_newest_entry_point_caches_are_kept(tmp_path):
+    for i in range(plugins.KEEP_ENTRY_POINT_CACHES + 5):
+        old = tmp_path / f"entry-points-{i:08x}.json"
+        old.write_text("{}")
+        _set_mtime(old, 1000 - i)  # the higher i, the newer
+    (tmp_path / "celeba-cache.npy").write_text("not ours")
+    plugins._prune_entry_point_caches(tmp_path)
+    kept = sorted(p.name for p in tmp_path.glob("entry-points-*.json"))
+    newest = range(5, 5 + plugins.KEEP_ENTRY_POINT_CACHES)
+    assert kept == [f"entry-points-{i:08x}.json" for i in newest]
+    assert (tmp_path / "celeba-cache.npy").exists()

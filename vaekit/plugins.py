@@ -78,6 +78,8 @@ STRICT_ENV = "VAEKIT_STRICT_PLUGINS"
 ENTRY_POINT_CACHE_FORMAT = 1
 #: A folder changed this recently may change again within its clock tick, unseen: not cached.
 RACY_SECONDS = 2.0
+#: cache files kept (one per distinct sys.path); older ones are deleted when one is written
+KEEP_ENTRY_POINT_CACHES = 16
 
 
 class VaekitPluginWarning(UserWarning):
@@ -143,7 +145,7 @@ def entry_points() -> list[EntryPoint]:
     together with the modification time of each ``sys.path`` folder: installing,
     upgrading or removing a distribution adds or removes a ``*.dist-info`` folder
     there, which changes that time, and the next call scans again. A cache that
-    cannot be read or written is ignored.
+    cannot be read or written is ignored; the 16 newest files are kept.
     """
     stamps = _path_stamps()
     cache = _entry_point_cache_file()
@@ -165,9 +167,20 @@ def entry_points() -> list[EntryPoint]:
             cache.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(payload))
             os.replace(temporary, cache)
+            _prune_entry_point_caches(cache.parent)
         except OSError:
             temporary.unlink(missing_ok=True)
     return found
+
+
+def _prune_entry_point_caches(folder: Path) -> None:
+    """Keep the :data:`KEEP_ENTRY_POINT_CACHES` newest cache files (one is written per
+    distinct ``sys.path``: virtual environments, test runs), delete the rest."""
+    files = sorted(
+        folder.glob("entry-points-*.json"), key=lambda f: f.stat().st_mtime_ns, reverse=True
+    )
+    for old in files[KEEP_ENTRY_POINT_CACHES:]:
+        old.unlink(missing_ok=True)
 
 
 def _scan_entry_points() -> list[EntryPoint]:
