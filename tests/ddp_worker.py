@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import ThroughCriticKind
+from tests.helpers import CriticKind
 from vaekit.config import TrainConfig
 from vaekit.plugins import get_plugin_host
 from vaekit.train import train
@@ -24,7 +24,7 @@ out = Path(sys.argv[1])
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 32
 kind = sys.argv[3] if len(sys.argv) > 3 else "vae"
 if kind == "critic":
-    get_plugin_host().add_plugin(ThroughCriticKind(), "critic-kind")
+    get_plugin_host().add_plugin(CriticKind(through=True), "critic-kind")
     kind = "with-critic"
 config = TrainConfig.build(
     encoder="mlp",

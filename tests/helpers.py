@@ -64,13 +64,24 @@ def registered(plugin: object, name: str) -> Iterator[None]:
         host.remove_plugin(name)
 
 
-class ThroughCriticKind:
-    """A critic scores the decoder's output: the VAE's loss runs through it (as an
-    adversarial generator term does) but moves only the VAE; the critic's own loss, on the
-    detached output, moves only the critic."""
+class CriticKind:
+    """A kind with an extra network, a critic of the decoder's output, trained by its own
+    loss and optimiser.
+
+    ``through=True``: the VAE's loss runs through the critic (as an adversarial generator
+    term does) but moves only the VAE; the critic's own loss, on the detached output,
+    moves only the critic. ``through=False``: the VAE's loss is the plain ELBO and the
+    critic's loss (x100) is taken on the live output, so only the core's per-group backward
+    keeps it out of the VAE.
+    """
+
+    def __init__(self, through: bool = True):
+        self.through = through
 
     @vaekit.hookimpl
     def register_models(self, register):
+        through = self.through
+
         class WithCritic(VAE):
             def __init__(self, config, components):
                 super().__init__(config, components)
@@ -87,8 +98,11 @@ class ThroughCriticKind:
                 terms = self.elbo(x, y)
                 flat = terms.params.flatten(1)
                 loss = elbo_loss(terms, beta, free_bits, self.latent_dim)
-                loss = loss + 0.1 * self.critic(flat).mean()
-                critic_loss = (self.critic(flat.detach()) - 3.0).square().mean()
+                if through:
+                    loss = loss + 0.1 * self.critic(flat).mean()
+                    critic_loss = (self.critic(flat.detach()) - 3.0).square().mean()
+                else:
+                    critic_loss = 100 * (self.critic(flat) - 3.0).square().mean()
                 return Objective(loss, terms.recon_nll, terms.kl, {"critic": critic_loss})
 
         register("with-critic", WithCritic)

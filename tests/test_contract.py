@@ -12,11 +12,17 @@ import torch
 from typer.testing import CliRunner
 
 import vaekit
-from tests.helpers import registered, tiny_config, train_tiny, write_fake_distribution
+from tests.helpers import (
+    CriticKind,
+    registered,
+    tiny_config,
+    train_tiny,
+    write_fake_distribution,
+)
 from tests.test_cli import vaekit_command
 from vaekit.cli import app
 from vaekit.errors import DataError, UsageError
-from vaekit.model import VAE, Objective, build_model, elbo_loss
+from vaekit.model import VAE, Objective, build_model
 from vaekit.runs import open_run
 from vaekit.train import train
 
@@ -257,35 +263,8 @@ def test_no_module_level_import_cycle():
         visit(name, [])
 
 
-class CriticKind:
-    """A kind with an extra network trained by its own loss and optimiser."""
-
-    @vaekit.hookimpl
-    def register_models(self, register):
-        class WithCritic(VAE):
-            def __init__(self, config, components):
-                super().__init__(config, components)
-                c, h, w = config.input_shape
-                with torch.random.fork_rng():  # the VAE's own random stream stays as it was
-                    self.critic = torch.nn.Linear(c * h * w, 1)
-
-            def parameter_groups(self):
-                critic = set(self.critic.parameters())
-                main = [p for p in self.parameters() if p not in critic]
-                return {"model": main, "critic": list(critic)}
-
-            def forward(self, x, y=None, beta=1.0, free_bits=0.0):
-                terms = self.elbo(x, y)
-                loss = elbo_loss(terms, beta, free_bits, self.latent_dim)
-                # the critic scores the decoder's output: its loss must train the critic only
-                critic_loss = 100 * (self.critic(terms.params.flatten(1)) - 3.0).square().mean()
-                return Objective(loss, terms.recon_nll, terms.kl, {"critic": critic_loss})
-
-        register("with-critic", WithCritic)
-
-
 def test_a_kind_with_an_extra_network_gets_its_own_optimiser_checkpointed(tmp_path):
-    with registered(CriticKind(), "critic-kind"):
+    with registered(CriticKind(through=False), "critic-kind"):
         plain = train_tiny(tmp_path / "a", epochs=2).history
         result = train_tiny(tmp_path / "b", epochs=1, kind="with-critic")
         state = result.run.load_checkpoint()

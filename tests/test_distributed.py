@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ThroughCriticKind, registered, train_tiny
+from tests.helpers import CriticKind, registered, train_tiny
 
 REPO = Path(__file__).resolve().parent.parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -64,7 +64,7 @@ def test_a_kind_with_an_extra_parameter_group_trains_on_two_processes(tmp_path):
     assert rank0.keys() == rank1.keys() and any(k.startswith("critic.") for k in rank0)
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
-    with registered(ThroughCriticKind(), "critic-kind"):
+    with registered(CriticKind(through=True), "critic-kind"):
         one = train_tiny(tmp_path / "one", epochs=2, batch_size=64, kind="with-critic")
     # one process with the same global batch: the same steps and nearly the same critic
     # (only the posterior noise differs; measured 1% apart)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import vaekit
-from tests.helpers import ThroughCriticKind, registered, tiny_config, train_tiny
+from tests.helpers import CriticKind, registered, tiny_config, train_tiny
 from vaekit.builtin.accelerators import CPUAccelerator, CUDAAccelerator
 from vaekit.data import ON_DEVICE_BYTES, DeviceBatches, gather_rows, placement
 from vaekit.errors import UsageError, VaekitError
@@ -119,7 +119,7 @@ def test_a_roll_back_restores_the_scale_with_the_weights(tmp_path):
 
 
 def test_fp16_trains_every_parameter_group(tmp_path):
-    with registered(ThroughCriticKind(), "critic-kind"):
+    with registered(CriticKind(through=True), "critic-kind"):
         fp32 = train_tiny(tmp_path / "a", epochs=1, kind="with-critic")
         fp16 = train_tiny(
             tmp_path / "b",
