@@ -14,44 +14,17 @@ convolutions (nine taps at the doubled size instead of four).
 
 from __future__ import annotations
 
-import math
+from torch import nn
 
-from torch import Tensor, nn
-
-from vaekit.builtin.nets.shapes import halving_plan, stage_channels
+from vaekit.builtin.nets.conv import ConvDecoder
 
 
-class UpsampleDecoder(nn.Module):
-    """``hidden`` units, a small feature map, then per stage nearest 2x upsampling (to the
-    stage's exact size) and a 3x3 convolution; the last stage's gives the parameters."""
+class UpsampleDecoder(ConvDecoder):
+    """vaekit's ``conv`` decoder (``hidden`` units, a small feature map, stages that double
+    it) whose every stage is a nearest 2x upsampling (to the stage's exact size) and a 3x3
+    convolution; the last stage's gives the parameters."""
 
-    def __init__(
-        self,
-        latent_dim: int,
-        output_shape: tuple[int, int, int],
-        width: int = 32,
-        hidden: int = 256,
-    ):
-        super().__init__()
-        out_channels, height, width_px = output_shape
-        plan = halving_plan(height, width_px)[::-1]  # small -> large, as the conv decoder
-        stages = len(plan) - 1
-        chans = (stage_channels(width, stages - 1)[:stages] if stages else [])[::-1]
-        chans.append(out_channels)
-        self.start = (chans[0], *plan[0])
-        fc: list[nn.Module] = []
-        if hidden:
-            fc += [nn.Linear(latent_dim, hidden), nn.SiLU()]
-        fc.append(nn.Linear(hidden or latent_dim, math.prod(self.start)))
-        self.fc = nn.Sequential(*fc)
-        layers: list[nn.Module] = []
-        for i in range(stages):
-            layers += [
-                nn.SiLU(),
-                nn.Upsample(size=plan[i + 1], mode="nearest"),
-                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
-            ]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: Tensor) -> Tensor:  # (B, D) -> (B, C*k, H, W)
-        return self.net(self.fc(z).view(z.shape[0], *self.start))
+    def upsample(
+        self, c_in: int, c_out: int, size: tuple[int, int], doubled: tuple[int, int]
+    ) -> list[nn.Module]:
+        return [nn.Upsample(size=doubled, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]

@@ -74,18 +74,16 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Sequential(*fc)
         layers: list[nn.Module] = []
         for i in range(stages):
-            layers += [
-                nn.SiLU(),
-                nn.ConvTranspose2d(
-                    chans[i],
-                    chans[i + 1],
-                    4,
-                    stride=2,
-                    padding=1,
-                    output_padding=doubling_padding(plan[i], plan[i + 1]),
-                ),
-            ]
+            layers += [nn.SiLU(), *self.upsample(chans[i], chans[i + 1], plan[i], plan[i + 1])]
         self.net = nn.Sequential(*layers)
+
+    def upsample(
+        self, c_in: int, c_out: int, size: tuple[int, int], doubled: tuple[int, int]
+    ) -> list[nn.Module]:
+        """The layers of one stage, ``(B, c_in, *size)`` -> ``(B, c_out, *doubled)``: a
+        stride-2 transposed convolution (a subclass may draw the stage otherwise)."""
+        padding = doubling_padding(size, doubled)
+        return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=padding)]
 
     def forward(self, z: Tensor) -> Tensor:  # (B, D) -> (B, C*k, H, W)
         return self.net(self.fc(z).view(z.shape[0], *self.start))
