@@ -193,6 +193,20 @@ def test_the_class_prior_wraps_a_prior_without_closed_form_kl(tmp_path, prior):
     assert np.isfinite(out.z).all() and out.images.shape == (500, 1, 8, 8)
     result = evaluate(run_dir, split="val", iwae_k=4)
     assert result.kl_per_dim is None and math.isfinite(result.iwae[4])
+    # the mixture's sample takes no temperature: refused through the class prior too
+    from vaekit.errors import UsageError
+
+    with pytest.raises(UsageError, match="prior 'MixturePrior' does not support --temperature"):
+        sample(run, 4, label="2", temperature=0.5)
+
+
+def test_a_prior_without_temperature_is_refused_by_name(tmp_path):
+    from vaekit.errors import UsageError
+
+    run = open_run(train_tiny(tmp_path, prior="mixture", epochs=1).run.path)
+    with pytest.raises(UsageError, match="prior 'mixture' does not support --temperature"):
+        sample(run, 4, temperature=0.5)
+    assert sample(run, 4, temperature=1.0).images.shape == (4, 1, 8, 8)
 
 
 def test_a_cvae_walks_and_decodes_clusters_within_one_class(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from vaekit.model import sample_prior
 from vaekit.posterior import DiagonalGaussian
 
 
@@ -71,8 +72,6 @@ class ClassConditionalPrior(nn.Module):
     ) -> Tensor:
         """``n`` draws from p(z|y) (``y`` ``(n, K)``), or from the marginal without ``y``;
         ``temperature`` is passed to the base prior (which must accept it when not 1)."""
-        from vaekit.model import sample_prior
-
         z = sample_prior(self.base, n, generator, temperature=temperature)
         if y is None:
             classes = torch.randint(

@@ -286,14 +286,8 @@ def prior_sample(
 
     generator = torch.Generator(device=run.device).manual_seed(seed)
     y = None if labels is None else run.condition(labels, n)
-    try:
-        z = sample_prior(run.model.prior, n, generator, y=y, temperature=temperature)
-    except UsageError as error:
-        if "--temperature" not in str(error):
-            raise
-        raise UsageError(
-            f"prior '{run.config.model.prior}' does not support --temperature; leave it at 1"
-        ) from None
+    prior, name = run.model.prior, run.config.model.prior
+    z = sample_prior(prior, n, generator, y=y, temperature=temperature, name=name)
     return z.float().cpu().numpy()
 
 

@@ -123,17 +123,20 @@ def sample_prior(
     generator: torch.Generator | None = None,
     y: Tensor | None = None,
     temperature: float = 1.0,
+    name: str | None = None,
 ) -> Tensor:
     """``n`` draws ``(n, D)`` through ``prior.sample``, the only way vaekit draws from a
     prior: ``y`` (one-hot ``(n, K)``) goes to a conditional prior, and ``temperature``
-    (when not 1) to a prior whose ``sample`` accepts it; any other is a UsageError."""
+    (when not 1) to a prior whose ``sample`` accepts it; any other is a UsageError naming
+    the prior (``name``, else its class)."""
     import inspect
 
     options: dict[str, Any] = _condition(prior, y)
     if temperature != 1.0:
         if "temperature" not in inspect.signature(prior.sample).parameters:
             raise UsageError(
-                f"the prior ({type(prior).__name__}) does not support --temperature; leave it at 1"
+                f"prior '{name or type(prior).__name__}' does not support --temperature; "
+                "leave it at 1"
             )
         options["temperature"] = temperature
     return prior.sample(n, generator=generator, **options)
