@@ -271,3 +271,51 @@ def test_cuda_batches_staged_in_pinned_memory_match_device_resident_ones(monkeyp
     for (a, _), (b, _) in zip(resident.epoch(4, seed=3), staged.epoch(4, seed=3), strict=True):
         assert b.device == cuda and b.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(a, b)
+
+
+class LayoutAndScalerAccelerator:
+    """A third party's CPU accelerator (not built on vaekit's): fp16 autocast, its own
+    gradient scaler starting at 64, and channels-last batches; it records the strides of
+    the batches the model is given."""
+
+    seen_strides: list[int] = []
+
+    @vaekit.hookimpl
+    def register_accelerators(self, register):
+        class Mine:
+            device = torch.device("cpu")
+            memory_format = torch.channels_last
+
+            @staticmethod
+            def is_available():
+                return True
+
+            def prepare(self, model):
+                def record(module, args):
+                    LayoutAndScalerAccelerator.seen_strides.append(args[0].stride(1))
+
+                model.register_forward_pre_hook(record)
+                return model
+
+            def autocast(self):
+                return torch.autocast("cpu", dtype=torch.float16)
+
+            def grad_scaler(self):
+                return torch.amp.GradScaler("cpu", init_scale=64.0)
+
+            def synchronize(self):
+                pass
+
+        register("mine", Mine)
+
+
+def test_a_plugin_accelerator_s_layout_and_gradient_scaler_are_used(tmp_path):
+    LayoutAndScalerAccelerator.seen_strides.clear()
+    with registered(LayoutAndScalerAccelerator(), "mine-accel"):
+        result = train_tiny(tmp_path, epochs=1, accelerator="mine")
+    row = result.history[0]
+    assert row["grad_scale"] == 64.0 and row["overflow_steps"] == 0  # its scaler, its scale
+    # (B, 1, 8, 8): channel stride 1 only in channels-last (contiguous would be 64)
+    assert LayoutAndScalerAccelerator.seen_strides
+    assert set(LayoutAndScalerAccelerator.seen_strides) == {1}
+    assert math.isfinite(row["val_loss"])
