@@ -7,8 +7,9 @@ defaults for ``--epochs`` epochs, once per arm:
 
 * ``class_prior`` (the default since vaekit 0.3): the learned class-conditional prior
   p(z|y), N(0, I) moved and scaled per class (``vaekit.conditional``);
-* ``no_class_prior`` (``--model-opt class_prior=false``, vaekit 0.2's cvae): p(z) = N(0, I)
-  for every class.
+* ``no_class_prior`` (``--model-opt class_prior=false``, vaekit 0.2's cvae): the textbook
+  CVAE a user writes by hand (Kingma et al. 2014), p(z) = N(0, I) for every class, with
+  the same networks: the baseline.
 
 For each class, ``-n`` images are drawn exactly as ``vaekit sample --model RUN --label
 NAME -n N`` draws them (:func:`vaekit.generate.sample`), and the share the classifier
