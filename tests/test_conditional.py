@@ -234,6 +234,11 @@ def test_a_cvae_walks_and_decodes_clusters_within_one_class(tmp_path, monkeypatc
     assert sample(run, 6, cluster="threes.json", label="5").labels.tolist() == [5] * 6
     result = runner.invoke(app, ["interpolate", "prior:1", "prior:2", "-m", str(run_dir)])
     assert result.exit_code == 2 and "class-conditional: add --label" in result.output
+    pairs = ["interpolate", "--pairs", "2", "--steps", "2", "-m", str(run_dir)]
+    result = runner.invoke(app, [*pairs, "--latents", "z.h5", "--label", "3", "-o", "p.png"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*pairs, "--latents", "missing.h5"])  # refused before reading
+    assert result.exit_code == 2 and "class-conditional: add --label" in result.output
 
 
 def test_an_unknown_class_suggests_the_closest():

@@ -465,6 +465,7 @@ def interpolate_pairs(
     if pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {pairs}")
     interpolation_weights(steps)
+    labels = walk_labels(run, label, pairs * (steps + 2))  # before any reading
     check_images_memory(
         run,
         pairs * (steps + 2),
@@ -480,7 +481,6 @@ def interpolate_pairs(
         mu, _ = store.read(ends.reshape(-1))
     walks = [interpolate_latents(mu[2 * i], mu[2 * i + 1], steps, method) for i in range(pairs)]
     z = np.concatenate(walks)
-    labels = walk_labels(run, label, len(z))
     return Generated(decode(run, z, labels), z, labels)
 
 
