@@ -316,6 +316,8 @@ CASES: list[Bad] = [
         check=only("runs")),
     Bad("run-option-float-width", SAMPLE_RUN, 1, "hidden", setup=float_hidden,
         check=only("runs")),
+    Bad("run-plugin-not-installed", SAMPLE_RUN, 1, "install the plugin the run was trained with",
+        setup=set_model("encoder", "gone"), check=only("runs")),
     Bad("resume-damaged-checkpoint", (*RESUME, "--epochs", "2"), 1, "state.pt is damaged",
         setup=write_file("checkpoint/state.pt", b"junk"), check=only("runs")),
     Bad("resume-damaged-metrics", (*RESUME, "--epochs", "2"), 1, "line 1 is not JSON",

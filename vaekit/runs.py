@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.config import RunConfig
-from vaekit.errors import DataError, UsageError
+from vaekit.errors import DataError, UnknownComponentError, UsageError
 from vaekit.files import atomic_path, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
@@ -357,6 +357,11 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
             config.model, 1, training=False, fix=f"check the model options in {run.config_path}"
         )
         model = build_model(config.model)
+    except UnknownComponentError as exc:  # trained with a plugin this machine lacks
+        raise DataError(
+            f"{run.config_path}: {exc}; install the plugin the run was trained with "
+            "(`vaekit plugins` lists what is installed)"
+        ) from None
     except UsageError as exc:  # an option the factory refuses: the file's fault, not the user's
         raise DataError(
             f"{run.config_path}: {exc}; train the run again or restore its config.json"
