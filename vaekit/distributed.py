@@ -6,10 +6,15 @@ rank 0 of 1, so single-process code paths need no special case.
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+# how long the gloo workers get to release finished collectives before the group goes
+SETTLE_SECONDS = 0.2
 
 
 @dataclass
@@ -81,7 +86,19 @@ class DistContext:
             dist.barrier()
 
     def stop(self) -> None:
+        """Leave the process group this context joined (a no-op otherwise).
+
+        Call it once nothing else holds the group (drop the DDP wrapper first). The
+        group's destructor joins gloo's worker threads while holding the GIL, and a
+        worker that is still releasing a finished collective's tensors needs the GIL:
+        destroyed a moment too soon, the process hangs at exit (seen under load). So
+        the wrappers' cycles are collected first, and the workers get a moment to
+        finish, before the last reference goes.
+        """
         if self.owns_group:
             import torch.distributed as dist
 
+            gc.collect()
+            time.sleep(SETTLE_SECONDS)  # sleeping releases the GIL to the workers
             dist.destroy_process_group()
+            gc.collect()

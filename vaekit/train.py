@@ -183,6 +183,9 @@ def train(
         run_epochs(session, reporter if session.lead else None)
         session.dist.barrier()  # every rank leaves once rank 0 has written the last files
     finally:
+        # DDP's reducer holds the process group: dropped here, before the group is left,
+        # it is never the one whose release tears the group down (see DistContext.stop)
+        session.model = session.raw_model
         session.dist.stop()
         session.run.unlock()  # the kernel would drop it at exit; an API caller goes on
     return TrainResult(session.run, session.history, session.raw_model.eval())
