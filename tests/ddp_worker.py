@@ -7,6 +7,7 @@ KIND ``critic`` trains a kind with an extra parameter group (its own loss and op
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from tests.helpers import CriticKind
 from vaekit.config import TrainConfig
@@ -38,8 +41,23 @@ config = TrainConfig.build(
     name="ddp",
     kind=kind,
 )
+
+# the process group must outlive every DDP wrapper (else a rank can hang at exit): count
+# the wrappers still alive when vaekit leaves the group
+leave_group, alive_at_leave = dist.destroy_process_group, []
+
+
+def watched_leave(*args, **kwargs):
+    alive_at_leave.append(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+    return leave_group(*args, **kwargs)
+
+
+dist.destroy_process_group = watched_leave
 result = train(config)
 rank = os.environ.get("RANK", "0")
+(out / f"teardown-{rank}.json").write_text(
+    json.dumps({"ddp_alive_at_leave": alive_at_leave, "in_group": dist.is_initialized()})
+)
 digest = hashlib.sha256()
 for key, tensor in sorted(result.model.state_dict().items()):
     digest.update(key.encode() + tensor.detach().contiguous().numpy().tobytes())

@@ -40,6 +40,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     for a, b in zip(two, one, strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=0.03)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp", "latest"]
+    # each rank left the group once, after its DDP wrapper was gone (see DistContext.stop)
+    for rank in (0, 1):
+        teardown = json.loads((tmp_path / f"teardown-{rank}.json").read_text())
+        assert teardown == {"ddp_alive_at_leave": [0], "in_group": False}
 
 
 def test_torchrun_train_verbatim_and_resume_on_one_process(tmp_path):
