@@ -273,7 +273,9 @@ def test_torchrun_two_processes_join_into_one_store(tmp_path, run_dir):
         "-m", "vaekit.cli", "encode", "-o", "joined.h5", "--model", str(run_dir),
         "--batch-size", "64", "--samples", "2",
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.h5", "single.h5"]
     with LatentStore.open(tmp_path / "joined.h5") as joined, LatentStore.open(single) as one:
