@@ -134,7 +134,13 @@ def test_cli_json_and_table(tiny_run):
     out = runner.invoke(app, ["evaluate", "--model", str(tiny_run), "--split", "val", "--by-label"])
     assert out.exit_code == 0, out.output
     assert "active units" in out.stdout and "per class" in out.stdout
-    out = runner.invoke(app, ["evaluate", "--model", str(tiny_run)])
+    # the embedded digits have no test split: by default the val images are evaluated
+    # (as the title says); a test split asked for by name is still an error
+    out = runner.invoke(app, ["evaluate", "--model", str(tiny_run), "--iwae-k", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["split"] == "val" and json.loads(out.stdout)["n"] == 180
+    assert evaluate(tiny_run, iwae_k=0).split == "val"
+    out = runner.invoke(app, ["evaluate", "--model", str(tiny_run), "--split", "test"])
     assert out.exit_code == 2 and "no 'test' images" in out.output
 
 

@@ -711,8 +711,11 @@ def evaluate_command(
         Path, typer.Option("--model", "-m", help="Run directory of the model.")
     ] = Path("runs/latest"),
     split: Annotated[
-        str, typer.Option(help="Split to evaluate: test, val, train or all.")
-    ] = "test",
+        str | None,
+        typer.Option(
+            help="Split to evaluate: test, val, train or all \\[default: test, else val]."
+        ),
+    ] = None,
     iwae_k: Annotated[
         int, typer.Option(help="Importance samples per image for the IWAE bound (0: none).")
     ] = 100,
@@ -729,6 +732,7 @@ def evaluate_command(
 ) -> None:
     """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim and active units of a model."""
     with user_errors():
+        from vaekit.data import HELD_OUT
         from vaekit.evaluate import evaluate
         from vaekit.progress import CountBar
 
@@ -738,7 +742,7 @@ def evaluate_command(
             result = evaluate(
                 model,
                 data,
-                split=split,
+                split=split or HELD_OUT,
                 iwae_k=iwae_k,
                 by_label=by_label,
                 batch_size=batch_size,

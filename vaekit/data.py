@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from vaekit.config import TrainConfig
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: the splits evaluated when none is named: the test images, else the validation ones
+HELD_OUT: tuple[str, ...] = ("test", "val")
 UNLABELLED = -1
 
 
@@ -110,6 +112,22 @@ class ImageDataset:
         if self.split is None:
             raise UsageError(f"dataset '{self.source}' has no splits; use --split all")
         return self.subset(self.split == SPLITS.index(name))
+
+    def first_split(self, order: Sequence[str] = HELD_OUT) -> str:
+        """The first split of ``order`` that has images here, else ``all``."""
+        if self.split is None:
+            return "all"
+        for name in order:
+            if (self.split == SPLITS.index(name)).any():
+                return name
+        return "all"
+
+    def choose_split(self, split: str | Sequence[str] | None) -> str | None:
+        """A ``--split`` value as one name: ``split`` itself when it is a name (or
+        ``None``, everything), else the first of the names it lists that has images."""
+        if split is None or isinstance(split, str):
+            return split
+        return self.first_split(split)
 
     def require_split(self, name: str | None) -> ImageDataset:
         """Like :meth:`select_split` (for a ``--split`` option), but an empty selection is an

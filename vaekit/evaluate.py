@@ -22,7 +22,7 @@ seed give the same numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.data import ImageDataset
+from vaekit.data import HELD_OUT, ImageDataset
 from vaekit.errors import UsageError
 from vaekit.figures import ACTIVE_THRESHOLD
 
@@ -420,7 +420,7 @@ def evaluate(
     model_dir: str | Path = "runs/latest",
     data: str | Path | ImageDataset | None = None,
     *,
-    split: str | None = "test",
+    split: str | Sequence[str] | None = HELD_OUT,
     iwae_k: int = 100,
     by_label: bool = False,
     batch_size: int = 256,
@@ -431,12 +431,16 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate the run in ``model_dir`` on ``split`` of ``data`` (None: the run's own
     data), read with the run's preprocessing and split; ``max_images``: a seeded random
-    subset of that many (in data order). See :func:`evaluate_model`."""
+    subset of that many (in data order). ``split``: a name (``None``: every image), or
+    names to try in order, the first the data has images of (by default ``test``, else
+    ``val``: the embedded digits have no test split). See :func:`evaluate_model`."""
     from vaekit.runs import open_run
 
     device = _device(accelerator)
     loaded = open_run(model_dir, str(device))
-    dataset = subsample(loaded.load_data(data).require_split(split), max_images, seed)
+    everything = loaded.load_data(data)
+    split = everything.choose_split(split)
+    dataset = subsample(everything.require_split(split), max_images, seed)
     return evaluate_model(
         loaded.model,
         dataset,

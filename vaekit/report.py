@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vaekit.data import HELD_OUT
 from vaekit.figures import (
     CURVES,
     FIGURES_DIR,
@@ -151,18 +152,6 @@ def write_run_figures(
     return written
 
 
-def default_split(data: Any, order: Sequence[str] = ("test", "val")) -> str:
-    """The first split of ``order`` that has images in ``data``, else ``all``."""
-    from vaekit.data import SPLITS
-
-    if data.split is None:
-        return "all"
-    for name in order:
-        if (data.split == SPLITS.index(name)).any():
-            return name
-    return "all"
-
-
 def evaluate_and_draw(
     model_dir: str | Path = "runs/latest",
     data: Any = None,
@@ -188,8 +177,7 @@ def evaluate_and_draw(
     loaded = open_run(model_dir, str(device))
     model, run = loaded.model, loaded.run
     dataset = loaded.load_data(data)
-    if split is None or not isinstance(split, str):
-        split = default_split(dataset, split or ("test", "val"))
+    split = dataset.choose_split(HELD_OUT if split is None else split) or "all"
     dataset = dataset.require_split(split)
     evaluation = evaluate_model(
         model,
