@@ -124,6 +124,16 @@ def set_model(key: str, value: object) -> Callable[[Path, World], None]:
     return edit_config(change)
 
 
+def record_gone_plugin(here: Path, world: World) -> None:
+    """The run names a decoder of a plugin distribution that is not installed."""
+
+    def change(config: dict) -> None:
+        config["model"]["decoder"] = "gone"
+        config["plugins"] = {"gone": {"distribution": "vaekit-gone", "version": "1.2"}}
+
+    edit_config(change)(here, world)
+
+
 def empty_folder(here: Path, world: World) -> None:
     (here / "empty").mkdir()
 
@@ -318,6 +328,9 @@ CASES: list[Bad] = [
         check=only("runs")),
     Bad("run-plugin-not-installed", SAMPLE_RUN, 1, "install the plugin the run was trained with",
         setup=set_model("encoder", "gone"), check=only("runs")),
+    Bad("run-plugin-not-installed-named", SAMPLE_RUN, 1,
+        "trained with: pip install vaekit-gone==1.2 (", setup=record_gone_plugin,
+        check=only("runs")),
     Bad("resume-damaged-checkpoint", (*RESUME, "--epochs", "2"), 1, "state.pt is damaged",
         setup=write_file("checkpoint/state.pt", b"junk"), check=only("runs")),
     Bad("resume-damaged-metrics", (*RESUME, "--epochs", "2"), 1, "line 1 is not JSON",

@@ -338,6 +338,26 @@ class LoadedRun:
                 )
 
 
+def missing_plugins(recorded: dict[str, Any]) -> str:
+    """The distributions a run's config records (``plugins``) that are not loaded now,
+    as ``": pip install NAME==VERSION"`` (empty when it records none missing)."""
+    from vaekit.plugins import get_plugin_host
+
+    loaded = {
+        (info.distribution, info.version)
+        for info in get_plugin_host().plugins.values()
+        if info.status == "ok"
+    }
+    wanted = sorted(
+        f"{entry['distribution']}=={entry['version']}"
+        for entry in recorded.values()
+        if isinstance(entry, dict)
+        and entry.get("distribution")
+        and (entry.get("distribution"), entry.get("version")) not in loaded
+    )
+    return f": pip install {' '.join(wanted)}" if wanted else ""
+
+
 def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> LoadedRun:
     """Load a trained run: its config (parsed and checked), the model rebuilt from it with
     the weights of model.safetensors (checked against the config's shapes), in eval mode
@@ -359,8 +379,8 @@ def open_run(run_dir: str | Path = "runs/latest", device: str = "cpu") -> Loaded
         model = build_model(config.model)
     except UnknownComponentError as exc:  # trained with a plugin this machine lacks
         raise DataError(
-            f"{run.config_path}: {exc}; install the plugin the run was trained with "
-            "(`vaekit plugins` lists what is installed)"
+            f"{run.config_path}: {exc}; install the plugin the run was trained with"
+            f"{missing_plugins(config.plugins)} (`vaekit plugins` lists what is installed)"
         ) from None
     except UsageError as exc:  # an option the factory refuses: the file's fault, not the user's
         raise DataError(
