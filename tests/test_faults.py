@@ -35,6 +35,15 @@ class NaNAt:
         register("faulty", Faulty)
 
 
+def train_with_nan_passes(tmp_path, first: int, last: int, **settings):
+    """``train_tiny`` of the ``faulty`` kind: the loss is NaN on training passes
+    ``first``..``last`` (counted from 1 over the whole run, retries included)."""
+    with registered(NaNAt(), "nan-at"):
+        return train_tiny(
+            tmp_path, kind="faulty", kind_options={"first": first, "last": last}, **settings
+        )
+
+
 def finite_weights(run) -> bool:
     from safetensors.torch import load_file
 
@@ -42,8 +51,7 @@ def finite_weights(run) -> bool:
 
 
 def test_a_few_non_finite_steps_are_skipped_and_counted(tmp_path):
-    with registered(NaNAt(), "nan-at"):
-        result = train_tiny(tmp_path, epochs=2, kind="faulty", kind_options={"first": 3, "last": 5})
+    result = train_with_nan_passes(tmp_path, 3, 5, epochs=2)
     first, second = result.history
     assert first["skipped_steps"] == 3 and second["skipped_steps"] == 0
     assert first["rollbacks"] == 0 and math.isfinite(first["loss"])
@@ -53,14 +61,8 @@ def test_a_few_non_finite_steps_are_skipped_and_counted(tmp_path):
 def test_too_many_skips_roll_back_with_a_halved_learning_rate_and_finish(tmp_path):
     # digits at batch 64: 26 steps an epoch; passes 5..30 are NaN, so epoch 1 skips more
     # than 10 steps, rolls back to the initial weights, and its retry skips 10 (passes 21..30)
-    with registered(NaNAt(), "nan-at"), pytest.warns(UserWarning, match="rolled back to epoch 0"):
-        result = train_tiny(
-            tmp_path,
-            epochs=2,
-            kind="faulty",
-            kind_options={"first": 5, "last": 30},
-            max_skipped_steps=10,
-        )
+    with pytest.warns(UserWarning, match="rolled back to epoch 0"):
+        result = train_with_nan_passes(tmp_path, 5, 30, epochs=2, max_skipped_steps=10)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert result.history[0]["rollbacks"] == 1 and result.history[0]["skipped_steps"] == 10
     state = result.run.load_checkpoint()
@@ -70,16 +72,8 @@ def test_too_many_skips_roll_back_with_a_halved_learning_rate_and_finish(tmp_pat
 
 
 def test_past_the_roll_back_limit_training_stops_and_keeps_the_last_good_epoch(tmp_path):
-    with registered(NaNAt(), "nan-at"):
-        with pytest.raises(VaekitError, match="lower --lr") as caught:
-            train_tiny(
-                tmp_path,
-                epochs=3,
-                kind="faulty",
-                kind_options={"first": 30, "last": 10_000},
-                max_skipped_steps=5,
-                max_rollbacks=2,
-            )
+    with pytest.raises(VaekitError, match="lower --lr") as caught:
+        train_with_nan_passes(tmp_path, 30, 10_000, epochs=3, max_skipped_steps=5, max_rollbacks=2)
     assert "2 roll-backs" in str(caught.value) and "epoch 1" in str(caught.value)
     run = Run(tmp_path / "runs" / "tiny")  # epoch 1 was good and is what is saved
     assert finite_weights(run)

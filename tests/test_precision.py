@@ -85,31 +85,26 @@ def test_overflow_steps_are_the_scalers_not_faults_that_roll_back(tmp_path):
 
 
 def test_a_non_finite_loss_under_fp16_is_a_skipped_step(tmp_path):
-    from tests.test_faults import NaNAt
+    from tests.test_faults import train_with_nan_passes
 
-    with registered(NaNAt(), "nan-at"):
-        result = train_tiny(
-            tmp_path,
-            epochs=1,
-            kind="faulty",
-            kind_options={"first": 3, "last": 5},
-            accelerator_options={**FP16, "init_scale": 512},
-        )
+    result = train_with_nan_passes(
+        tmp_path, 3, 5, epochs=1, accelerator_options={**FP16, "init_scale": 512}
+    )
     assert result.history[0]["skipped_steps"] == 3
     assert result.history[0]["overflow_steps"] == 0
 
 
 def test_a_roll_back_restores_the_scale_with_the_weights(tmp_path):
-    from tests.test_faults import NaNAt
+    from tests.test_faults import train_with_nan_passes
 
     # epoch 2's first 10 passes (27..36) are NaN: more than 5 skipped, so it rolls back to
     # epoch 1 and its scale, 512; the retry meets 4 more (37..40), each halving the scale
-    with registered(NaNAt(), "nan-at"), pytest.warns(UserWarning, match="rolled back"):
-        result = train_tiny(
+    with pytest.warns(UserWarning, match="rolled back"):
+        result = train_with_nan_passes(
             tmp_path,
+            27,
+            40,
             epochs=2,
-            kind="faulty",
-            kind_options={"first": 27, "last": 40},
             accelerator_options={**FP16, "init_scale": 512},
             max_skipped_steps=5,
         )
