@@ -713,7 +713,7 @@ def evaluate_command(
     split: Annotated[
         str | None,
         typer.Option(
-            help="Split to evaluate: test, val, train or all \\[default: test, else val]."
+            help="Split to evaluate: test, val, train or all \\[default: test, else val, else all]."
         ),
     ] = None,
     iwae_k: Annotated[
@@ -828,13 +828,14 @@ def report_command(
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
+        from vaekit.data import HELD_OUT
         from vaekit.report import build_report
 
         path, result = build_report(
             model,
             output,
             data,
-            split=split,
+            split=split or HELD_OUT,
             iwae_k=iwae_k,
             by_label=by_label,
             seed=seed,

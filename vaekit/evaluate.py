@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ import torch
 from vaekit.data import HELD_OUT, ImageDataset
 from vaekit.errors import UsageError
 from vaekit.figures import ACTIVE_THRESHOLD
+
+if TYPE_CHECKING:
+    from vaekit.runs import LoadedRun
 
 #: ``progress(done, total)`` after each batch.
 Progress = Callable[[int, int], None]
@@ -434,25 +437,37 @@ def evaluate(
     subset of that many (in data order). ``split``: a name (``None``: every image), or
     names to try in order, the first the data has images of (by default ``test``, else
     ``val``: the embedded digits have no test split). See :func:`evaluate_model`."""
-    from vaekit.runs import open_run
-
-    device = _device(accelerator)
-    loaded = open_run(model_dir, str(device))
-    everything = loaded.load_data(data)
-    split = everything.choose_split(split)
-    dataset = subsample(everything.require_split(split), max_images, seed)
+    loaded, dataset, name, device = open_split(model_dir, data, split, accelerator)
     return evaluate_model(
         loaded.model,
-        dataset,
+        subsample(dataset, max_images, seed),
         iwae_k=iwae_k,
         by_label=by_label,
         batch_size=batch_size,
         seed=seed,
         device=device,
         progress=progress,
-        split=split or "all",
+        split=name,
         run_dir=str(loaded.path),
     )
+
+
+def open_split(
+    model_dir: str | Path,
+    data: str | Path | ImageDataset | None,
+    split: str | Sequence[str] | None,
+    accelerator: str = "cpu",
+) -> tuple[LoadedRun, ImageDataset, str, torch.device]:
+    """The run in ``model_dir`` loaded on ``accelerator``'s device, and the images of
+    ``split`` (as :func:`evaluate` takes it) of ``data`` read the run's way; with the
+    split's name (``all`` for every image) and the device."""
+    from vaekit.runs import open_run
+
+    device = _device(accelerator)
+    loaded = open_run(model_dir, str(device))
+    everything = loaded.load_data(data)
+    name = everything.choose_split(split)
+    return loaded, everything.require_split(name), name or "all", device
 
 
 def subsample(data: ImageDataset, max_images: int | None, seed: int = 0) -> ImageDataset:

@@ -156,7 +156,7 @@ def evaluate_and_draw(
     model_dir: str | Path = "runs/latest",
     data: Any = None,
     *,
-    split: str | Sequence[str] | None = None,
+    split: str | Sequence[str] | None = HELD_OUT,
     iwae_k: int = 100,
     by_label: bool = False,
     batch_size: int = 256,
@@ -165,20 +165,15 @@ def evaluate_and_draw(
     progress: Any = None,
 ) -> tuple[Evaluation, list[Path]]:
     """Evaluate a run on ``split`` and draw every figure into ``RUN/figures/``; the
-    traversals start from the posterior mean of the split's first image. ``split``: a
-    name, or names to try in order (the first with images; ``all`` when none has any);
-    None tries test, then val."""
+    traversals start from the posterior mean of the split's first image. ``split`` as
+    :func:`vaekit.evaluate.evaluate` takes it: a name (None: every image), or names to
+    try in order (by default test, then val)."""
     import torch
 
-    from vaekit.evaluate import _device, evaluate_model
-    from vaekit.runs import open_run
+    from vaekit.evaluate import evaluate_model, open_split
 
-    device = _device(accelerator)
-    loaded = open_run(model_dir, str(device))
+    loaded, dataset, split, device = open_split(model_dir, data, split, accelerator)
     model, run = loaded.model, loaded.run
-    dataset = loaded.load_data(data)
-    split = dataset.choose_split(HELD_OUT if split is None else split) or "all"
-    dataset = dataset.require_split(split)
     evaluation = evaluate_model(
         model,
         dataset,
@@ -400,7 +395,7 @@ def build_report(
     output: str | Path = "report.html",
     data: Any = None,
     *,
-    split: str | None = None,
+    split: str | Sequence[str] | None = HELD_OUT,
     iwae_k: int = 100,
     by_label: bool = True,
     seed: int = 0,
