@@ -212,11 +212,10 @@ def _path_stamps() -> list[list[Any]]:
 
 
 def _entry_point_cache_file() -> Path:
-    # the decode cache's folder (vaekit.sources.cache.cache_dir, which imports numpy)
-    env = os.environ.get("VAEKIT_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "vaekit"
+    from vaekit.cachedir import cache_dir
+
     key = zlib.crc32("\0".join(sys.path).encode("utf-8", "surrogateescape"))
-    return root / f"entry-points-{key:08x}.json"
+    return cache_dir() / f"entry-points-{key:08x}.json"
 
 
 class PluginHost:

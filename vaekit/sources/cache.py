@@ -21,16 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit.cachedir import cache_dir
 from vaekit.errors import DataError
 
 FORMAT = 2  # bump when the cache layout or decoding changes
 SKIP_HINT = "fix or remove it, or pass --skip-bad to skip unreadable images"
-
-
-def cache_dir() -> Path:
-    """Where decoded arrays are kept: ``$VAEKIT_CACHE_DIR`` or ``~/.cache/vaekit``."""
-    env = os.environ.get("VAEKIT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaekit"
 
 
 @dataclass
