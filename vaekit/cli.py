@@ -77,6 +77,12 @@ def root(
     _state["debug"] = debug
 
 
+def _shown_default(field: str) -> str:
+    """``[default: VALUE]`` for an option's help, escaped: rich would read the brackets as
+    markup and drop them."""
+    return f"\\[default: {_default(field)}]"
+
+
 def _default(field: str) -> Any:
     """The default of a training setting, declared once in :mod:`vaekit.config`."""
     from vaekit.config import ModelConfig, TrainConfig
@@ -106,19 +112,17 @@ def train(
     ] = False,
     val_fraction: Annotated[
         float | None,
-        typer.Option(
-            help=f"Share of training images held out \\[default: {_default('val_fraction')}]."
-        ),
+        typer.Option(help=f"Share of training images held out {_shown_default('val_fraction')}."),
     ] = None,
     model_kind: Annotated[
         str | None,
-        typer.Option(help=f"Model kind: vae, cvae, or a plugin's \\[default: {_default('kind')}]."),
+        typer.Option(help=f"Model kind: vae, cvae, or a plugin's {_shown_default('kind')}."),
     ] = None,
     model_opt: OptList = None,
     encoder: Annotated[
         str | None,
         typer.Option(
-            help=f"Encoder: mlp, conv, resnet, or a plugin's \\[default: {_default('encoder')}]."
+            help=f"Encoder: mlp, conv, resnet, or a plugin's {_shown_default('encoder')}."
         ),
     ] = None,
     encoder_opt: OptList = None,
@@ -130,25 +134,23 @@ def train(
         str | None,
         typer.Option(
             help="Likelihood p(x|z): gaussian, bernoulli, laplace, or a plugin's "
-            f"\\[default: {_default('likelihood')}]."
+            f"{_shown_default('likelihood')}."
         ),
     ] = None,
     likelihood_opt: OptList = None,
     prior: Annotated[
-        str | None, typer.Option(help=f"Prior p(z) \\[default: {_default('prior')}].")
+        str | None, typer.Option(help=f"Prior p(z) {_shown_default('prior')}.")
     ] = None,
     prior_opt: OptList = None,
     latent_dim: Annotated[
         int | None,
-        typer.Option(
-            "--latent-dim", "-z", help=f"Latent size \\[default: {_default('latent_dim')}]."
-        ),
+        typer.Option("--latent-dim", "-z", help=f"Latent size {_shown_default('latent_dim')}."),
     ] = None,
     kl_schedule: Annotated[
         str | None,
         typer.Option(
             help="KL weight schedule: constant, warmup, sigmoid, cyclical "
-            f"\\[default: {_default('kl_schedule')}]."
+            f"{_shown_default('kl_schedule')}."
         ),
     ] = None,
     kl_opt: OptList = None,
@@ -163,16 +165,15 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help=f"Batch size \\[default: {_default('batch_size')}].")
+        int | None, typer.Option(help=f"Batch size {_shown_default('batch_size')}.")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help=f"Adam learning rate \\[default: {_default('lr')}].")
+        float | None, typer.Option(help=f"Adam learning rate {_shown_default('lr')}.")
     ] = None,
     grad_clip: Annotated[
         float | None,
         typer.Option(
-            help="Clip the gradient norm at this value (0: off) "
-            f"\\[default: {_default('grad_clip')}]."
+            help=f"Clip the gradient norm at this value (0: off) {_shown_default('grad_clip')}."
         ),
     ] = None,
     patience: Annotated[
@@ -186,26 +187,30 @@ def train(
         int | None,
         typer.Option(
             help="Non-finite steps skipped per epoch before rolling back "
-            f"\\[default: {_default('max_skipped_steps')}]."
+            f"{_shown_default('max_skipped_steps')}."
         ),
     ] = None,
     max_rollbacks: Annotated[
         int | None,
         typer.Option(
             help="Roll-backs (learning rate halved) before giving up "
-            f"\\[default: {_default('max_rollbacks')}]."
+            f"{_shown_default('max_rollbacks')}."
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed (data split, init, noise) \\[default: 0].")
+        int | None,
+        typer.Option(help=f"Random seed (data split, init, noise) {_shown_default('seed')}."),
     ] = None,
     accelerator: Annotated[
         str | None,
-        typer.Option(help="Where to train: auto, cpu, cuda, or a plugin's \\[default: auto]."),
+        typer.Option(
+            help=f"Where to train: auto, cpu, cuda, or a plugin's {_shown_default('accelerator')}."
+        ),
     ] = None,
     accelerator_opt: OptList = None,
     runs_dir: Annotated[
-        Path | None, typer.Option(help="Folder that holds run directories \\[default: runs].")
+        Path | None,
+        typer.Option(help=f"Folder that holds run directories {_shown_default('runs_dir')}."),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Run name (default: timestamp and encoder).")
