@@ -297,3 +297,49 @@ def test_conv_and_resnet_runs_of_vaekit_0_1_0_load_their_old_architecture(tmp_pa
     loaded = open_run(run.path)
     assert loaded.config.model.encoder_options["arch"] == 1
     assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)
+
+
+class DecliningKLPrior(torch.nn.Module):
+    """N(3, 0.5²) per dimension, far from N(0, I), whose ``kl`` declines every call (returns
+    None: "no closed form for this call"), so the core must use its Monte Carlo estimate."""
+
+    calls = 0
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def log_prob(self, z):
+        return torch.distributions.Normal(3.0, 0.5).log_prob(z).sum(-1)
+
+    def sample(self, n, generator=None):
+        return 3.0 + 0.5 * torch.randn(n, self.latent_dim, generator=generator)
+
+    def kl(self, posterior):
+        DecliningKLPrior.calls += 1
+        return None
+
+
+class DecliningKLPlugin:
+    @vaekit.hookimpl
+    def register_priors(self, register):
+        register("declining-kl", DecliningKLPrior)
+
+
+def test_a_prior_whose_kl_returns_none_gets_the_monte_carlo_kl(tmp_path):
+    from vaekit.evaluate import evaluate
+    from vaekit.model import kl_divergence
+    from vaekit.posterior import DiagonalGaussian
+
+    prior = DecliningKLPrior(2)
+    q = DiagonalGaussian(torch.tensor([[3.0, 2.0]]), torch.tensor([[-2.0, -1.0]]))
+    z = torch.tensor([[3.1, 2.5]])
+    expected = q.log_prob(z) - prior.log_prob(z)
+    assert torch.allclose(kl_divergence(prior, q, z), expected[:, None])
+    DecliningKLPrior.calls = 0
+    with registered(DecliningKLPlugin(), "declining-kl"):
+        run_dir = train_tiny(tmp_path, prior="declining-kl", epochs=1).run.path
+        assert DecliningKLPrior.calls > 0  # asked on every step, declined, estimated instead
+        result = evaluate(run_dir, iwae_k=2)
+    assert result.kl_per_dim is None  # one Monte Carlo column: no split by dimension
+    assert torch.isfinite(torch.tensor([result.kl, result.neg_elbo, result.iwae[2]])).all()

@@ -264,8 +264,8 @@ class VAE(nn.Module):
 
 class CVAE(VAE):
     """The class-conditional VAE (Kingma et al. 2014, M2/CVAE): q(z|x, y), p(x|z, y) and,
-    by default, a learned class-conditional prior p(z|y) = p0(z - m_y) around the
-    configured prior p0 (:class:`vaekit.conditional.ClassConditionalPrior`: it is what
+    by default, a learned class-conditional prior p(z|y): the configured prior p0 moved by
+    m_y and scaled by s_y per class (:class:`vaekit.conditional.ClassConditionalPrior`: it is what
     makes ``sample --label`` give that class when z, not y, carries the class).
     ``class_prior=False`` keeps p(z) = p0 for every class (runs of vaekit < 0.3).
     y is one-hot, appended to the encoder's features and to z; ``config.num_classes``
