@@ -122,19 +122,22 @@ class Arm:
 
 
 def make_arm(spec: str, shape: tuple[int, int, int], latent_dim: int) -> Arm:
-    """``ref`` or a vaekit net with options: ``conv``, ``resnet:norm=layer,arch=1``."""
+    """``ref`` or a vaekit net with options: ``conv``, ``resnet:norm=layer,arch=1``; options
+    after a ``/`` are the decoder's (``resnet:norm=batch/norm=identity``), else both share them."""
     name, _, opts = spec.partition(":")
     if name == "ref":
         model = HandWrittenConvVAE(shape[0], latent_dim)
         return Arm(spec, model, model.neg_elbo_terms)
-    options = parse_options(opts.split(",")) if opts else {}
+    enc_opts, slash, dec_opts = opts.partition("/")
+    options = parse_options(enc_opts.split(",")) if enc_opts else {}
+    decoder_options = (parse_options(dec_opts.split(",")) if dec_opts else {}) if slash else options
     vae = build_model(
         ModelConfig(
             input_shape=shape,
             latent_dim=latent_dim,
             encoder=name,
             encoder_options=options,
-            decoder_options=options,
+            decoder_options=decoder_options,
             likelihood="bernoulli",
         )
     )

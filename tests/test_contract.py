@@ -127,8 +127,8 @@ def old_layout(config: dict) -> dict:
     model["model"] = model.pop("kind")
     del model["kind_options"]
     for family in ("encoder", "decoder"):
-        model[f"{family}_options"] = {
-            k: v for k, v in model[f"{family}_options"].items() if k != "arch"
+        model[f"{family}_options"] = {  # the defaults of 0.1.0, which it did not write
+            k: v for k, v in model[f"{family}_options"].items() if k not in ("arch", "norm")
         }
     train = dict(config["train"])
     for key in (
@@ -288,15 +288,46 @@ def test_a_kind_with_an_extra_network_gets_its_own_optimiser_checkpointed(tmp_pa
 
 @pytest.mark.parametrize("encoder", ["conv", "resnet"])
 def test_conv_and_resnet_runs_of_vaekit_0_1_0_load_their_old_architecture(tmp_path, encoder):
-    options = {"arch": 1, "width": 8}
+    options = {"arch": 1, "width": 8, **({"norm": "batch"} if encoder == "resnet" else {})}
     run = train_tiny(
         tmp_path, epochs=1, encoder=encoder, encoder_options=options, decoder_options=options
     ).run
     new = json.loads(run.config_path.read_text())
     run.config_path.write_text(json.dumps(old_layout(new)))  # no arch: 0.1.0 had none
     loaded = open_run(run.path)
-    assert loaded.config.model.encoder_options["arch"] == 1
+    assert loaded.config.model.encoder_options == loaded.config.model.decoder_options == options
     assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)
+
+
+@pytest.mark.parametrize("version", ["0.2.1", "0.3.0"])
+def test_resnet_runs_of_vaekit_0_2_and_0_3_load_arch_2(tmp_path, version):
+    """0.4 changed the resnet defaults (arch 3, LayerNorm); a run that named neither keeps
+    what its version built (arch 2, BatchNorm)."""
+    options = {"arch": 2, "norm": "batch", "width": 8}
+    run = train_tiny(
+        tmp_path,
+        epochs=1,
+        image_size=24,  # two stride-2 stages (24, 12, 6): with one, arch 2 and 3 coincide
+        encoder="resnet",
+        encoder_options=options,
+        decoder_options=options,
+    ).run
+    config = json.loads(run.config_path.read_text())
+    config["vaekit_version"] = version
+    for family in ("encoder", "decoder"):
+        config["model"][f"{family}_options"] = {"width": 8}
+    run.config_path.write_text(json.dumps(config))
+    loaded = open_run(run.path)  # strict load: arch 3's extra norm would not fit the weights
+    pinned = {"arch": 2, "norm": "batch", "width": 8}
+    assert loaded.config.model.encoder_options == loaded.config.model.decoder_options == pinned
+    assert loaded.model.elbo(torch.rand(2, 1, 24, 24)).neg_elbo.shape == (2,)
+    # today's runs are not pinned: resnet without arch builds arch 3, conv keeps 2
+    config["vaekit_version"] = "0.4.0"
+    for family in ("encoder", "decoder"):
+        config["model"][f"{family}_options"] = {"width": 8}
+    run.config_path.write_text(json.dumps(config))
+    with pytest.raises(DataError, match="does not match its config"):
+        open_run(run.path)
 
 
 class DecliningKLPrior(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""The conv and resnet networks: arch 2 plans, and arch 1 rebuilding vaekit 0.1.0's modules."""
+"""The conv and resnet networks: today's plans, and arch 1 rebuilding vaekit 0.1.0's modules."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def test_halving_plan_stops_at_eight_pixels_and_halves_at_least_once():
 def test_arch_1_rebuilds_the_0_1_0_modules_and_loads_their_weights(host, key):
     name, dims = key.split()
     shape = tuple(int(d) for d in dims.split("x"))
+    old = {"arch": 1, "norm": "batch"} if name == "resnet" else {"arch": 1}  # as pinned
     built = {
-        "encoder": host.create("encoders", name, shape, width=8, arch=1),
-        "decoder": host.create("decoders", name, 5, shape, width=8, arch=1),
+        "encoder": host.create("encoders", name, shape, width=8, **old),
+        "decoder": host.create("decoders", name, 5, shape, width=8, **old),
     }
     for part, module in built.items():
         expected = V010[key][part]
@@ -44,20 +45,68 @@ def test_arch_1_rebuilds_the_0_1_0_modules_and_loads_their_weights(host, key):
         module.load_state_dict(saved, strict=True)
 
 
-@pytest.mark.parametrize("name", ["conv", "resnet"])
-def test_arch_2_is_the_default_and_differs_from_0_1_0(host, name):
+@pytest.mark.parametrize(("name", "default"), [("conv", 2), ("resnet", 3)])
+def test_the_default_arch_differs_from_0_1_0(host, name, default):
     new = host.create("encoders", name, (1, 28, 28), width=8)
     assert {k: list(v.shape) for k, v in new.state_dict().items()} != V010[f"{name} 1x28x28"][
         "encoder"
     ]
-    assert type(new) is type(host.create("encoders", name, (1, 28, 28), width=8, arch=2))
+    same = host.create("encoders", name, (1, 28, 28), width=8, arch=default)
+    assert new.state_dict().keys() == same.state_dict().keys()
 
 
+@pytest.mark.parametrize(("name", "known"), [("conv", "1, 2"), ("resnet", "1, 2, 3")])
 @pytest.mark.parametrize("family", ["encoders", "decoders"])
-def test_unknown_arch_is_an_error(host, family):
+def test_unknown_arch_is_an_error(host, family, name, known):
     args = ((1, 8, 8),) if family == "encoders" else (4, (1, 8, 8))
-    with pytest.raises(ValueError, match="arch must be one of 1, 2"):
-        host.create(family, "conv", *args, arch=3)
+    with pytest.raises(ValueError, match=f"arch must be one of {known}, got 9"):
+        host.create(family, name, *args, arch=9)
+
+
+def layer_kinds(module: torch.nn.Module) -> list[str]:
+    """Leaf modules in order: "down" for a stride-2 conv, "act" for SiLU, else the class."""
+    kinds = []
+    for m in module.modules():
+        if list(m.children()):
+            continue
+        if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2):
+            kinds.append("down")
+        else:
+            kinds.append("act" if isinstance(m, torch.nn.SiLU) else type(m).__name__)
+    return kinds
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)])
+def test_resnet_arch_3_puts_norm_and_activation_before_every_later_downsampling(host, shape):
+    """Arch 2 left two stride-2 convolutions of the encoder with nothing between them (a
+    linear map); arch 3 gives each one after the first a norm and a SiLU, like the decoder."""
+    kinds = layer_kinds(host.create("encoders", "resnet", shape, width=8))
+    downs = [i for i, k in enumerate(kinds) if k == "down"]
+    assert len(downs) == len(halving_plan(*shape[1:])) - 1 >= 2
+    for i in downs[1:]:
+        assert kinds[i - 2 : i] == ["BatchNorm2d", "act"]
+    old = layer_kinds(host.create("encoders", "resnet", shape, width=8, arch=2))
+    assert old[old.index("down") + 1] == "down"  # the 0.2-0.3 network, kept for old runs
+
+
+def test_resnet_defaults_normalise_the_encoder_with_batchnorm_and_not_the_decoder(host):
+    encoder = host.create("encoders", "resnet", (1, 28, 28), width=8)
+    decoder = host.create("decoders", "resnet", 4, (1, 28, 28), width=8)
+    assert {type(m).__name__ for m in encoder.modules() if "Norm" in type(m).__name__} == {
+        "BatchNorm2d"
+    }
+    assert not [m for m in decoder.modules() if "Norm" in type(m).__name__]
+    assert [type(b).__name__ for b in decoder.modules() if "Block" in type(b).__name__] == [
+        "BottleneckBlock"
+    ]  # still a decoder of residual blocks and transposed convolutions
+
+
+def test_resnet_norm_identity_has_no_normalisation(host):
+    for family, args in (("encoders", ((1, 28, 28),)), ("decoders", (4, (1, 28, 28)))):
+        net = host.create(family, "resnet", *args, width=8, norm="identity")
+        assert not [m for m in net.modules() if "Norm" in type(m).__name__]
+        with pytest.raises(ValueError, match="norm must be one of batch, layer, identity"):
+            host.create(family, "resnet", *args, width=8, norm="group")
 
 
 @pytest.mark.parametrize("name", ["conv", "resnet"])

@@ -223,35 +223,42 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A config.json dict in today's layout, so an old run loads as it was trained.
 
     - vaekit 0.1: the model's settings were repeated under ``train`` and the model kind
-      was named ``model``; both are mapped, and ``conv``/``resnet`` are pinned to the
-      architecture they were built with.
+      was named ``model``; both are mapped.
+    - vaekit 0.1 to 0.3: ``conv``/``resnet`` options that the run left to their defaults
+      and whose defaults have changed since are pinned to what that version built
+      (:data:`PINNED_OPTIONS`).
     - vaekit 0.1 and 0.2: a ``cvae`` had no class-conditional prior (``class_prior=False``).
     """
     version = str(data.get("vaekit_version", ""))
-    if not version.startswith(("0.1.", "0.2.")):
+    pins = next((p for prefix, p in PINNED_OPTIONS.items() if version.startswith(prefix)), None)
+    if pins is None:
         return data
     data = {**data}
     model = dict(data.get("model") or {})
     if version.startswith("0.1."):
         if "model" in model:
             model["kind"] = model.pop("model")
-        for family in ("encoder", "decoder"):
-            name = model.get(family) or model.get("encoder")
-            options = dict(model.get(f"{family}_options") or {})
-            if name in PINNED_ARCHITECTURES and "arch" not in options:
-                options["arch"] = PINNED_ARCHITECTURES[name]
-            model[f"{family}_options"] = options
         train = {k: v for k, v in (data.get("train") or {}).items() if k not in MODEL_FIELDS}
         train.pop("model", None)
         data["train"] = train
-    if model.get("kind") == "cvae":
+    for family in ("encoder", "decoder"):
+        name = model.get(family) or model.get("encoder")  # 0.1 could leave the decoder out
+        options = dict(model.get(f"{family}_options") or {})
+        model[f"{family}_options"] = {**pins.get(name, {}), **options}
+    if model.get("kind") == "cvae" and version.startswith(("0.1.", "0.2.")):
         model["kind_options"] = {"class_prior": False, **(model.get("kind_options") or {})}
     data["model"] = model
     return data
 
 
-#: Architecture versions that configs of vaekit 0.1.0 were built with (their nets had none).
-PINNED_ARCHITECTURES: dict[str, int] = {"conv": 1, "resnet": 1}
+#: Per vaekit version (prefix), the defaults its ``conv``/``resnet`` were built with, for
+#: the options whose defaults changed since: 0.1.0's nets had no ``arch``; 0.2 and 0.3
+#: built resnet arch 2; until 0.4 the resnet decoder normalised with BatchNorm.
+PINNED_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "0.1.": {"conv": {"arch": 1}, "resnet": {"arch": 1, "norm": "batch"}},
+    "0.2.": {"resnet": {"arch": 2, "norm": "batch"}},
+    "0.3.": {"resnet": {"arch": 2, "norm": "batch"}},
+}
 
 
 # -- strict, typed dataclasses from JSON --------------------------------------------------

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-NORMS = ("batch", "layer")
+NORMS = ("batch", "layer", "identity")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
-    """BatchNorm, or LayerNorm over (C, H, W) written as GroupNorm with one group."""
+    """BatchNorm, LayerNorm over (C, H, W) written as GroupNorm with one group, or none."""
+    if kind == "identity":
+        return nn.Identity()
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":

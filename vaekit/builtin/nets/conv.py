@@ -21,10 +21,10 @@ ARCHS = (1, 2)
 ARCH = 2
 
 
-def check_arch(arch: int) -> int:
-    """``arch`` as an int, or ValueError naming the known ones."""
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(map(str, ARCHS))}, got {arch!r}")
+def check_arch(arch: int, known: tuple[int, ...] = ARCHS) -> int:
+    """``arch`` as an int, or ValueError naming the ``known`` ones."""
+    if arch not in known:
+        raise ValueError(f"arch must be one of {', '.join(map(str, known))}, got {arch!r}")
     return int(arch)
 
 

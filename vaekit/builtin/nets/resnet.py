@@ -2,10 +2,16 @@
 
 The encoder alternates stride-2 convolutions with normalised residual blocks;
 the decoder mirrors it with residual blocks and stride-2 transposed
-convolutions. ``arch=2`` (the default since vaekit 0.2) downsamples from the
-first layer on and keeps residual blocks off the full-resolution image; the
-blocks narrow their 3x3 convolution to half the channels. ``arch=1`` is vaekit
-0.1.0's network (:mod:`vaekit.builtin.nets.legacy`), kept so old runs load.
+convolutions. Since vaekit 0.2 they downsample from the first layer on and keep
+residual blocks off the full-resolution image; the blocks narrow their 3x3
+convolution to half the channels. ``arch=3`` (the default since vaekit 0.4) puts a
+norm and a SiLU before each of the encoder's stride-2 convolutions after the first;
+``arch=2`` (vaekit 0.2-0.3) had none there. The encoder normalises with BatchNorm by
+default; since 0.4 the decoder has no normalisation by default (``norm=identity``;
+BatchNorm before).
+``arch=1`` is vaekit 0.1.0's network (:mod:`vaekit.builtin.nets.legacy`). Runs of
+older versions load with the options they were built with
+(:data:`vaekit.config.PINNED_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -15,27 +21,40 @@ import math
 from torch import Tensor, nn
 
 from vaekit.builtin.nets.blocks import NORMS, BottleneckBlock, ResidualBlock, make_norm
-from vaekit.builtin.nets.conv import ARCH, check_arch
+from vaekit.builtin.nets.conv import check_arch
 from vaekit.builtin.nets.legacy import ResNetDecoderV1, ResNetEncoderV1
 from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
 
 __all__ = ["NORMS", "ResNetDecoder", "ResNetEncoder", "resnet_decoder", "resnet_encoder"]
 
 BLOCKS = {"bottleneck": BottleneckBlock, "full": ResidualBlock}
+ARCHS = (1, 2, 3)
+ARCH = 3
+# Until vaekit 0.4 the decoder used BatchNorm too (config.upgrade pins it for older runs);
+# none beat it in 10-epoch races. LayerNorm in the encoder did at 28x28 but fell far
+# behind on 64x64 RGB faces: over (C, H, W) per image it removes each image's brightness.
+NORM = "batch"
+DECODER_NORM = "identity"
 
 
 class ResNetEncoder(nn.Module):
-    """Per stage a stride-2 4x4 conv and ``blocks`` residual blocks, then one hidden layer."""
+    """Per stage a stride-2 4x4 conv and ``blocks`` residual blocks, then one hidden layer.
+
+    With ``preact`` (arch 3) every stride-2 convolution after the first is preceded by
+    norm and SiLU, as each transposed convolution of the decoder is; without it (arch
+    2) two stride-2 convolutions with no block between them compose linearly.
+    """
 
     def __init__(
         self,
         input_shape: tuple[int, int, int],
         width: int = 32,
         blocks: int = 1,
-        norm: str = "batch",
+        norm: str = NORM,
         hidden: int = 256,
         block: str = "bottleneck",
         res_stages: int = 1,
+        preact: bool = True,
     ):
         super().__init__()
         make_norm(norm, 1)  # validate early
@@ -45,6 +64,8 @@ class ResNetEncoder(nn.Module):
         chans = [channels] + stage_channels(width, stages - 1)
         layers: list[nn.Module] = []
         for i in range(stages):
+            if preact and i:
+                layers += [make_norm(norm, chans[i]), nn.SiLU()]
             layers.append(nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1))
             if i >= stages - res_stages:
                 layers += [BLOCKS[block](chans[i + 1], norm) for _ in range(blocks)]
@@ -71,7 +92,7 @@ class ResNetDecoder(nn.Module):
         output_shape: tuple[int, int, int],
         width: int = 32,
         blocks: int = 1,
-        norm: str = "batch",
+        norm: str = DECODER_NORM,
         hidden: int = 256,
         block: str = "bottleneck",
         res_stages: int = 1,
@@ -114,16 +135,20 @@ def resnet_encoder(
     input_shape: tuple[int, int, int],
     width: int = 32,
     blocks: int = 1,
-    norm: str = "batch",
+    norm: str = NORM,
     hidden: int = 256,
     block: str = "bottleneck",
     res_stages: int = 1,
     arch: int = ARCH,
 ) -> nn.Module:
-    """The ``resnet`` encoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``)."""
-    if check_arch(arch) == 1:
+    """The ``resnet`` encoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``),
+    ``arch=2`` vaekit 0.2-0.3's (no activation between stride-2 convolutions)."""
+    arch = check_arch(arch, ARCHS)
+    if arch == 1:
         return ResNetEncoderV1(input_shape, width, blocks, norm)
-    return ResNetEncoder(input_shape, width, blocks, norm, hidden, block, res_stages)
+    return ResNetEncoder(
+        input_shape, width, blocks, norm, hidden, block, res_stages, preact=arch >= 3
+    )
 
 
 def resnet_decoder(
@@ -131,13 +156,14 @@ def resnet_decoder(
     output_shape: tuple[int, int, int],
     width: int = 32,
     blocks: int = 1,
-    norm: str = "batch",
+    norm: str = DECODER_NORM,
     hidden: int = 256,
     block: str = "bottleneck",
     res_stages: int = 1,
     arch: int = ARCH,
 ) -> nn.Module:
-    """The ``resnet`` decoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``)."""
-    if check_arch(arch) == 1:
+    """The ``resnet`` decoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``);
+    arch 2 and 3 share one decoder."""
+    if check_arch(arch, ARCHS) == 1:
         return ResNetDecoderV1(latent_dim, output_shape, width, blocks, norm)
     return ResNetDecoder(latent_dim, output_shape, width, blocks, norm, hidden, block, res_stages)
