@@ -84,21 +84,21 @@ def test_resnet_arch_3_puts_norm_and_activation_before_every_later_downsampling(
     downs = [i for i, k in enumerate(kinds) if k == "down"]
     assert len(downs) == len(halving_plan(*shape[1:])) - 1 >= 2
     for i in downs[1:]:
-        assert kinds[i - 2 : i] == ["BatchNorm2d", "act"]
+        assert kinds[i - 2 : i] == ["GroupNorm", "act"]  # LayerNorm, the default
     old = layer_kinds(host.create("encoders", "resnet", shape, width=8, arch=2))
     assert old[old.index("down") + 1] == "down"  # the 0.2-0.3 network, kept for old runs
 
 
-def test_resnet_defaults_normalise_the_encoder_with_batchnorm_and_not_the_decoder(host):
+def test_resnet_defaults_to_layernorm_on_both_sides(host):
     encoder = host.create("encoders", "resnet", (1, 28, 28), width=8)
     decoder = host.create("decoders", "resnet", 4, (1, 28, 28), width=8)
-    assert {type(m).__name__ for m in encoder.modules() if "Norm" in type(m).__name__} == {
-        "BatchNorm2d"
-    }
-    assert not [m for m in decoder.modules() if "Norm" in type(m).__name__]
-    assert [type(b).__name__ for b in decoder.modules() if "Block" in type(b).__name__] == [
-        "BottleneckBlock"
-    ]  # still a decoder of residual blocks and transposed convolutions
+    for net in (encoder, decoder):
+        assert {type(m).__name__ for m in net.modules() if "Norm" in type(m).__name__} == {
+            "GroupNorm"
+        }
+        assert [type(b).__name__ for b in net.modules() if "Block" in type(b).__name__] == [
+            "BottleneckBlock"
+        ]
 
 
 def test_resnet_norm_identity_has_no_normalisation(host):

@@ -253,7 +253,7 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 #: Per vaekit version (prefix), the defaults its ``conv``/``resnet`` were built with, for
 #: the options whose defaults changed since: 0.1.0's nets had no ``arch``; 0.2 and 0.3
-#: built resnet arch 2; until 0.4 the resnet decoder normalised with BatchNorm.
+#: built resnet arch 2; until 0.4 the resnet normalised with BatchNorm.
 PINNED_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "0.1.": {"conv": {"arch": 1}, "resnet": {"arch": 1, "norm": "batch"}},
     "0.2.": {"resnet": {"arch": 2, "norm": "batch"}},

@@ -6,9 +6,8 @@ convolutions. Since vaekit 0.2 they downsample from the first layer on and keep
 residual blocks off the full-resolution image; the blocks narrow their 3x3
 convolution to half the channels. ``arch=3`` (the default since vaekit 0.4) puts a
 norm and a SiLU before each of the encoder's stride-2 convolutions after the first;
-``arch=2`` (vaekit 0.2-0.3) had none there. The encoder normalises with BatchNorm by
-default; since 0.4 the decoder has no normalisation by default (``norm=identity``;
-BatchNorm before).
+``arch=2`` (vaekit 0.2-0.3) had none there. The default norm is LayerNorm since 0.4
+(BatchNorm before); ``norm=identity`` leaves normalisation out.
 ``arch=1`` is vaekit 0.1.0's network (:mod:`vaekit.builtin.nets.legacy`). Runs of
 older versions load with the options they were built with
 (:data:`vaekit.config.PINNED_OPTIONS`).
@@ -30,11 +29,9 @@ __all__ = ["NORMS", "ResNetDecoder", "ResNetEncoder", "resnet_decoder", "resnet_
 BLOCKS = {"bottleneck": BottleneckBlock, "full": ResidualBlock}
 ARCHS = (1, 2, 3)
 ARCH = 3
-# Until vaekit 0.4 the decoder used BatchNorm too (config.upgrade pins it for older runs);
-# none beat it in 10-epoch races. LayerNorm in the encoder did at 28x28 but fell far
-# behind on 64x64 RGB faces: over (C, H, W) per image it removes each image's brightness.
-NORM = "batch"
-DECODER_NORM = "identity"
+# BatchNorm until vaekit 0.4 (config.upgrade pins it for older runs). LayerNorm won the
+# 10-epoch races with arch 3, on 8x8 digits too, and has no train/eval difference.
+NORM = "layer"
 
 
 class ResNetEncoder(nn.Module):
@@ -92,7 +89,7 @@ class ResNetDecoder(nn.Module):
         output_shape: tuple[int, int, int],
         width: int = 32,
         blocks: int = 1,
-        norm: str = DECODER_NORM,
+        norm: str = NORM,
         hidden: int = 256,
         block: str = "bottleneck",
         res_stages: int = 1,
@@ -156,7 +153,7 @@ def resnet_decoder(
     output_shape: tuple[int, int, int],
     width: int = 32,
     blocks: int = 1,
-    norm: str = DECODER_NORM,
+    norm: str = NORM,
     hidden: int = 256,
     block: str = "bottleneck",
     res_stages: int = 1,
