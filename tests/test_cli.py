@@ -47,7 +47,7 @@ def test_train_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "model.safetensors").is_file()
     config = json.loads((tmp_path / "cli" / "config.json").read_text())
-    assert config["model"]["encoder_options"] == {"hidden": 16}
+    assert config["model"]["encoder_options"] == {"hidden": 16, "depth": 2}  # + the default
     assert config["model"]["latent_dim"] == 2
 
 

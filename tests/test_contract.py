@@ -61,6 +61,44 @@ def test_a_kind_owns_its_objective_and_takes_options(tmp_path):
     assert offset["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-4)  # the ELBO
 
 
+class WidthEncoder:
+    """A third party's encoder whose ``width`` default a later release changes."""
+
+    default_width = 8
+
+    @vaekit.hookimpl
+    def register_encoders(self, register):
+        default = self.default_width
+
+        class Flat(torch.nn.Module):
+            def __init__(self, input_shape, width=default, scale=None):
+                super().__init__()
+                self.net = torch.nn.Linear(int(torch.tensor(input_shape).prod()), width)
+                self.out_features = width
+
+            def forward(self, x):
+                return self.net(x.flatten(1))
+
+        register("flat", Flat)
+
+
+def test_a_run_keeps_the_option_defaults_it_was_built_with(tmp_path):
+    """The config records the defaults the user left out (plain values: None too), so a
+    plugin release that changes a default does not break the runs made before it."""
+    old, new = WidthEncoder(), WidthEncoder()
+    new.default_width = 32
+    with registered(old, "width-encoder"):
+        run = train_tiny(tmp_path, epochs=1, encoder="flat", encoder_options={}, decoder="mlp").run
+    saved = json.loads(run.config_path.read_text())["model"]
+    assert saved["encoder_options"] == {"width": 8, "scale": None}
+    assert saved["decoder_options"] == {"hidden": 32, "depth": 2}  # hidden given, depth not
+    assert saved["likelihood_options"] == {"sigma": 0.1, "learn_sigma": False}
+    with registered(new, "width-encoder"):
+        loaded = open_run(run.path)  # strict weight load: width 32 would not fit
+        assert loaded.model.encoder.out_features == 8
+        assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)
+
+
 def test_a_kinds_misspelt_option_is_a_usage_error(tmp_path):
     with registered(OffsetKind(), "offset-kind"):
         with pytest.raises(UsageError, match="model 'offset' has no option 'ofset'"):
@@ -295,7 +333,15 @@ def test_conv_and_resnet_runs_of_vaekit_0_1_0_load_their_old_architecture(tmp_pa
     new = json.loads(run.config_path.read_text())
     run.config_path.write_text(json.dumps(old_layout(new)))  # no arch: 0.1.0 had none
     loaded = open_run(run.path)
-    assert loaded.config.model.encoder_options == loaded.config.model.decoder_options == options
+    recorded = new["model"]["encoder_options"]  # the given options and the other defaults
+    assert (
+        loaded.config.model.encoder_options
+        == loaded.config.model.decoder_options
+        == {
+            **recorded,
+            **options,
+        }
+    )
     assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)
 
 

@@ -73,6 +73,23 @@ def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | 
     return None if params is None else list(params)
 
 
+def with_defaults(factory: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> dict:
+    """``options`` and, for each keyword the factory has that they leave out, its default
+    when that is a plain JSON value (bool, number, string or None). A run's config.json
+    keeps these, so a later release that changes a default still rebuilds the run as it
+    was trained. A factory that takes ``**kwargs`` gets ``options`` back unchanged."""
+    params = _option_parameters(factory, skip)
+    if params is None:
+        return dict(options)
+    plain = (bool, int, float, str, type(None))
+    defaults = {
+        name: p.default
+        for name, p in params.items()
+        if name not in options and p.default is not p.empty and isinstance(p.default, plain)
+    }
+    return {**defaults, **options}
+
+
 def _type_problem(value: Any, default: Any) -> str | None:
     """What ``value`` should be, judged by the type of the parameter's ``default``
     (None when it fits, or when the default says nothing: None or another type)."""
@@ -108,7 +125,8 @@ def check_options(
     for key, value in options.items():
         expected = _type_problem(value, params[key].default)
         if expected is not None:
+            hint = " (none and null on the command line mean None)" if value is None else ""
             raise UsageError(
                 f"{family} '{name}' option '{key}' must be {expected} "
-                f"(default {params[key].default!r}), got {value!r}"
+                f"(default {params[key].default!r}), got {value!r}{hint}"
             )

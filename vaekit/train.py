@@ -256,10 +256,37 @@ def validate_components(config: TrainConfig) -> None:
 
 
 def resolve_model_config(config: ModelConfig, data: ImageDataset) -> ModelConfig:
-    """``config`` with what the data decides: the input shape, and the classes for a kind
-    that declares ``needs_labels``."""
+    """``config`` with what the data decides (the input shape, and the classes for a kind
+    that declares ``needs_labels``) and every component's options completed with the
+    defaults it is built with (:func:`with_option_defaults`)."""
     num_classes = len(data.class_names or []) if needs_labels(config.kind) else 0
-    return replace(config, input_shape=data.image_shape, num_classes=num_classes)
+    return replace(
+        with_option_defaults(config), input_shape=data.image_shape, num_classes=num_classes
+    )
+
+
+def with_option_defaults(config: ModelConfig) -> ModelConfig:
+    """``config`` with each component's options completed by its factory's plain defaults
+    (:func:`vaekit.options.with_defaults`): what config.json records, so that a later
+    change of a default does not change how a run is rebuilt."""
+    from vaekit.options import with_defaults
+    from vaekit.plugins import factory
+
+    # each family, and the positional arguments its factory takes before the options
+    families = {
+        "kind": ("models", config.kind, 2),
+        "encoder": ("encoders", config.encoder, 1),
+        "decoder": ("decoders", config.decoder or config.encoder, 2),
+        "likelihood": ("likelihoods", config.likelihood, 0),
+        "prior": ("priors", config.prior, 1),
+    }
+    options = {
+        f"{key}_options": with_defaults(
+            factory(family, name), getattr(config, f"{key}_options"), skip=skip
+        )
+        for key, (family, name, skip) in families.items()
+    }
+    return replace(config, **options)
 
 
 def new_run(config: TrainConfig) -> Run:
@@ -305,10 +332,16 @@ def changed_settings(saved: TrainConfig, settings: dict[str, Any]) -> list[str]:
     if asked.data is not None and Path(asked.data).exists():
         asked.data = str(Path(asked.data).resolve())  # saved absolute, as training does
 
-    def value(config: TrainConfig, key: str) -> Any:
-        return getattr(config.model, key) if hasattr(config.model, key) else getattr(config, key)
+    # options are compared with their defaults filled in, as config.json records them
+    pairs = [(asked, with_option_defaults(asked.model)), (saved, with_option_defaults(saved.model))]
 
-    return sorted(k for k in given if value(asked, k) != value(saved, k))
+    def differs(key: str) -> bool:
+        (a, a_model), (s, s_model) = pairs
+        if hasattr(a_model, key):
+            return getattr(a_model, key) != getattr(s_model, key)
+        return getattr(a, key) != getattr(s, key)
+
+    return sorted(k for k in given if differs(k))
 
 
 def load_resume_state(run: Run) -> dict[str, Any]:
