@@ -372,6 +372,11 @@ CASES: list[Bad] = [
         "class_prior=maybe"), 2, "option 'class_prior' must be true or false", check=only()),
     Bad("train-option-not-an-int", ("train", *TINY, "--encoder-opt", "hidden=abc"), 2,
         "option 'hidden' must be an integer", check=only()),
+    Bad("train-option-value-refused", ("train", *TINY, "--encoder", "resnet", "--encoder-opt",
+        "arch=9"), 2, "arch must be one of 1, 2, 3, got 9", check=only()),
+    Bad("train-option-none-for-a-string", ("train", *TINY, "--encoder", "resnet",
+        "--encoder-opt", "norm=none"), 2, "none and null on the command line mean None",
+        check=only()),
     # item 9: bad values are refused, not used
     Bad("celeba-value-0", ("train", "celeba", *TINY), 1, "value '0'; values must be 1 or -1",
         setup=celeba_rows(rows=[*CELEBA_ROWS[:2], ("000003.jpg", [0, -1, 1])]),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaekit.builtin.nets.shapes import downsample_plan
+from vaekit.errors import UsageError
 from vaekit.plugins import PluginHost
 from vaekit.posterior import DiagonalGaussian
 
@@ -54,7 +55,7 @@ def test_resnet_norm_options(host, norm):
 
 
 def test_resnet_rejects_unknown_norm(host):
-    with pytest.raises(ValueError, match="norm must be one of batch, layer"):
+    with pytest.raises(UsageError, match="norm must be one of batch, layer"):
         host.create("encoders", "resnet", (1, 8, 8), norm="instance")
 
 

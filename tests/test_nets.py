@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vaekit.builtin.nets.shapes import halving_plan
+from vaekit.errors import UsageError
 from vaekit.plugins import PluginHost
 
 # state_dict keys and shapes of vaekit 0.1.0's conv and resnet (width=8, latent 5),
@@ -59,7 +60,7 @@ def test_the_default_arch_differs_from_0_1_0(host, name, default):
 @pytest.mark.parametrize("family", ["encoders", "decoders"])
 def test_unknown_arch_is_an_error(host, family, name, known):
     args = ((1, 8, 8),) if family == "encoders" else (4, (1, 8, 8))
-    with pytest.raises(ValueError, match=f"arch must be one of {known}, got 9"):
+    with pytest.raises(UsageError, match=f"arch must be one of {known}, got 9"):
         host.create(family, name, *args, arch=9)
 
 
@@ -105,7 +106,7 @@ def test_resnet_norm_identity_has_no_normalisation(host):
     for family, args in (("encoders", ((1, 28, 28),)), ("decoders", (4, (1, 28, 28)))):
         net = host.create(family, "resnet", *args, width=8, norm="identity")
         assert not [m for m in net.modules() if "Norm" in type(m).__name__]
-        with pytest.raises(ValueError, match="norm must be one of batch, layer, identity"):
+        with pytest.raises(UsageError, match="norm must be one of batch, layer, identity"):
             host.create(family, "resnet", *args, width=8, norm="group")
 
 

@@ -36,7 +36,7 @@ import pluggy
 
 from vaekit import hookspecs
 from vaekit.contract import check_component
-from vaekit.errors import PluginConflictError, UnknownComponentError, VaekitError
+from vaekit.errors import PluginConflictError, UnknownComponentError, UsageError, VaekitError
 from vaekit.options import check_options
 
 FAMILIES: tuple[str, ...] = (
@@ -371,7 +371,12 @@ class PluginHost:
         the product is checked against the family's protocol (:mod:`vaekit.contract`)."""
         component = self.get(family, name)
         check_options(SINGULAR[family], name, component.factory, options, skip=len(args))
-        product = component.factory(*args, **options)
+        try:
+            product = component.factory(*args, **options)
+        except ValueError as exc:  # a factory refusing an option's value (arch=9)
+            if not options:
+                raise
+            raise UsageError(f"{SINGULAR[family]} '{name}' with options {options}: {exc}") from None
         return check_component(family, name, component.plugin, product)
 
     @property
