@@ -129,8 +129,8 @@ def make_arm(spec: str, shape: tuple[int, int, int], latent_dim: int) -> Arm:
         model = HandWrittenConvVAE(shape[0], latent_dim)
         return Arm(spec, model, model.neg_elbo_terms)
     enc_opts, slash, dec_opts = opts.partition("/")
-    options = parse_options(enc_opts.split(",")) if enc_opts else {}
-    decoder_options = (parse_options(dec_opts.split(",")) if dec_opts else {}) if slash else options
+    options = parse_options(enc_opts.split(",") if enc_opts else [])
+    decoder_options = parse_options(dec_opts.split(",") if dec_opts else []) if slash else options
     vae = build_model(
         ModelConfig(
             input_shape=shape,

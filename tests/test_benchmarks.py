@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,21 @@ def test_time_to_quality_quick_runs_every_arm(tmp_path):
     assert "fixed budget: 1 epochs" in out and "fixed budget: 1 s" in out
     for arm in ("ref", "mlp", "conv", "resnet"):
         assert out.count(f"\n{arm} ") == 2, out
+
+
+def test_time_to_quality_gives_encoder_and_decoder_their_own_options_after_a_slash(monkeypatch):
+    spec = importlib.util.spec_from_file_location("ttq", BENCHMARKS / "time_to_quality.py")
+    ttq = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ttq", ttq)  # its dataclasses look their module up
+    spec.loader.exec_module(ttq)
+
+    def norms(module):
+        return {type(m).__name__ for m in module.modules() if "Norm" in type(m).__name__}
+
+    split = ttq.make_arm("resnet:width=8,norm=batch/norm=identity", (1, 28, 28), 4).model
+    assert norms(split.encoder) == {"BatchNorm2d"} and norms(split.decoder) == set()
+    shared = ttq.make_arm("resnet:width=8,norm=batch", (1, 28, 28), 4).model
+    assert norms(shared.encoder) == norms(shared.decoder) == {"BatchNorm2d"}
 
 
 def test_gpu_throughput_quick_runs_every_arm_on_cpu():

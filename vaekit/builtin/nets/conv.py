@@ -21,7 +21,7 @@ ARCHS = (1, 2)
 ARCH = 2
 
 
-def check_arch(arch: int, known: tuple[int, ...] = ARCHS) -> int:
+def check_arch(arch: int, known: tuple[int, ...]) -> int:
     """``arch`` as an int, or ValueError naming the ``known`` ones."""
     if arch not in known:
         raise ValueError(f"arch must be one of {', '.join(map(str, known))}, got {arch!r}")
@@ -93,7 +93,7 @@ def conv_encoder(
     input_shape: tuple[int, int, int], width: int = 32, hidden: int = 256, arch: int = ARCH
 ) -> nn.Module:
     """The ``conv`` encoder; ``arch=1`` is vaekit 0.1.0's (it takes no ``hidden``)."""
-    if check_arch(arch) == 1:
+    if check_arch(arch, ARCHS) == 1:
         return ConvEncoderV1(input_shape, width)
     return ConvEncoder(input_shape, width, hidden)
 
@@ -106,6 +106,6 @@ def conv_decoder(
     arch: int = ARCH,
 ) -> nn.Module:
     """The ``conv`` decoder; ``arch=1`` is vaekit 0.1.0's (it takes no ``hidden``)."""
-    if check_arch(arch) == 1:
+    if check_arch(arch, ARCHS) == 1:
         return ConvDecoderV1(latent_dim, output_shape, width)
     return ConvDecoder(latent_dim, output_shape, width, hidden)
