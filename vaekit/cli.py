@@ -226,6 +226,14 @@ def train(
         bool | None,
         typer.Option(help="Draw the run's pictures into RUN/figures/ at the end \\[default: on]."),
     ] = None,
+    fit_prior: Annotated[
+        int | None,
+        typer.Option(
+            help="Fit a mixture of this many Gaussians to the training latents at the end; "
+            "`sample` draws from it (0: none, sample from p(z)) "
+            f"{_shown_default('fit_prior')}.",
+        ),
+    ] = None,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
@@ -263,6 +271,7 @@ def train(
             name=name,
             loggers=list(logger) if logger else None,
             figures=figures,
+            fit_prior=fit_prior,
         )
         for key, pairs, flag in (
             ("dataset_options", dataset_opt, "--dataset-opt"),
@@ -511,7 +520,16 @@ def sample_command(
         ),
     ] = None,
     prior: Annotated[
-        bool, typer.Option("--prior", help="Draw z from the model's prior (the default).")
+        bool,
+        typer.Option(
+            "--prior",
+            help="Draw z from the run's prior (the default): the mixture fitted to its "
+            "training latents when it has one (runs since vaekit 0.5), else p(z).",
+        ),
+    ] = False,
+    model_prior: Annotated[
+        bool,
+        typer.Option("--model-prior", help="Draw z from the model's p(z), not the fitted prior."),
     ] = False,
     cluster: Annotated[
         str | None,
@@ -555,6 +573,7 @@ def sample_command(
             check_png_output,
             check_save_target,
             default_model_dir,
+            prior_description,
             read_model_image,
             sample,
             save_samples,
@@ -587,8 +606,8 @@ def sample_command(
         else:
             if add:
                 raise UsageError("--add needs --from IMAGE (the image to edit)")
-            if prior and cluster:
-                raise UsageError("give either --prior or --cluster, not both")
+            if (prior or model_prior) and cluster:
+                raise UsageError("give either --prior/--model-prior or --cluster, not both")
             net = open_run(model or default_model_dir(cluster))
             result = sample(
                 net,
@@ -598,11 +617,12 @@ def sample_command(
                 seed=seed,
                 temperature=temperature,
                 pixels=pixels,
+                model_prior=model_prior,
             )
             for note in result.warnings:
                 err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
             write_grid(result.images, output, ncol=ncol)
-            source = f"cluster {cluster}" if cluster else "the prior"
+            source = f"cluster {cluster}" if cluster else prior_description(net, model_prior)
             if label:
                 source += f", class {label}"
             console.print(f"wrote [bold]{output}[/]: {n} samples from {source}")
@@ -733,15 +753,43 @@ def evaluate_command(
     max_images: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random subset of this many images.")
     ] = None,
+    generation: Annotated[
+        bool,
+        typer.Option(
+            "--generation/--no-generation",
+            help="Also judge what the model generates (a classifier trained on the run's "
+            "labelled images: on-label rates, shares, Fréchet distance, precision/recall, "
+            "PSNR/SSIM).",
+        ),
+    ] = True,
+    cluster: Annotated[
+        list[str] | None,
+        typer.Option(help="With --generation: also judge this cluster's draws (repeatable)."),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(help="With --generation: images drawn per set (prior, each cluster).")
+    ] = 1000,
+    judge_steps: Annotated[
+        int, typer.Option(help="With --generation: training steps of a new judge.")
+    ] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim and active units of a model."""
+    """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim, active units and what the
+    model generates."""
     with user_errors():
         from vaekit.data import HELD_OUT
+        from vaekit.errors import UsageError
         from vaekit.evaluate import evaluate
         from vaekit.progress import CountBar
 
+        if samples < 2:
+            raise UsageError(f"--samples must be >= 2, got {samples}")
+        if judge_steps < 1:
+            raise UsageError(f"--judge-steps must be >= 1, got {judge_steps}")
+        if cluster and not generation:
+            raise UsageError("--cluster is judged with --generation; drop --no-generation")
         progress = CountBar("evaluate", err_console, transient=True)
+        judge_bar = CountBar("train judge", err_console, transient=True)
 
         try:
             result = evaluate(
@@ -755,13 +803,21 @@ def evaluate_command(
                 accelerator=accelerator,
                 progress=None if as_json else progress,
                 max_images=max_images,
+                generation=generation,
+                clusters=cluster or (),
+                samples=samples,
+                judge_steps=judge_steps,
+                judge_progress=None if as_json else judge_bar,
             )
         finally:
             progress.stop()
+            judge_bar.stop()
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return
         _print_evaluation(result)
+        if result.generation is not None:
+            _print_generation(result.generation)
 
 
 def _print_evaluation(result: Any) -> None:
@@ -809,6 +865,32 @@ def _print_evaluation(result: Any) -> None:
         console.print(table)
 
 
+def _print_generation(found: Any) -> None:
+    """The generation section as rich tables (rows shared with the report)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from vaekit.generation import generation_rows
+
+    for title, header, rows in generation_rows(found):
+        table = Table(title=escape(title))
+        for i, column in enumerate(header):
+            table.add_column(escape(column), justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*(escape(_cell(v)) for v in row))
+        console.print(table)
+    for line in found.skipped:
+        err_console.print(f"[yellow]skipped:[/] {escape(line)}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 @app.command("report")
 def report_command(
     data: Annotated[
@@ -830,12 +912,29 @@ def report_command(
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
     accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    generation: Annotated[
+        bool,
+        typer.Option(
+            "--generation/--no-generation",
+            help="A generation section: sample grids beside the judge's figures.",
+        ),
+    ] = True,
+    cluster: Annotated[
+        list[str] | None,
+        typer.Option(help="With --generation: also show and judge this cluster (repeatable)."),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(help="With --generation: images drawn per set (prior, each cluster).")
+    ] = 1000,
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
         from vaekit.data import HELD_OUT
+        from vaekit.errors import UsageError
         from vaekit.report import build_report
 
+        if cluster and not generation:
+            raise UsageError("--cluster is judged with --generation; drop --no-generation")
         path, result = build_report(
             model,
             output,
@@ -845,6 +944,9 @@ def report_command(
             by_label=by_label,
             seed=seed,
             accelerator=accelerator,
+            generation=generation,
+            clusters=cluster or (),
+            samples=samples,
         )
         console.print(
             f"wrote [bold]{path}[/]: {result.n:,} {result.split} images, "

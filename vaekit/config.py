@@ -98,6 +98,9 @@ class TrainConfig:
     name: str | None = None
     loggers: list[str] = field(default_factory=list)  # besides metrics.jsonl/.csv: tensorboard
     figures: bool = True  # draw RUN/figures/ at the end
+    #: components of the prior fitted to the training latents at the end (0: none);
+    #: see vaekit.fitted_prior. Runs of vaekit 0.4 and older read as 0.
+    fit_prior: int = 10
 
     @classmethod
     def build(cls, **settings: Any) -> TrainConfig:
@@ -138,6 +141,8 @@ class TrainConfig:
             raise UsageError(f"--patience must be >= 1, got {self.patience}")
         if self.max_skipped_steps < 0 or self.max_rollbacks < 0:
             raise UsageError("--max-skipped-steps and --max-rollbacks must be >= 0")
+        if not 0 <= self.fit_prior <= 1000:
+            raise UsageError(f"--fit-prior must be 0 (none) to 1000, got {self.fit_prior}")
 
 
 @dataclass
@@ -228,8 +233,14 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
       and whose defaults have changed since are pinned to what that version built
       (:data:`PINNED_OPTIONS`).
     - vaekit 0.1 and 0.2: a ``cvae`` had no class-conditional prior (``class_prior=False``).
+    - vaekit 0.1 to 0.4 fitted no prior after training: ``fit_prior`` reads as 0, so a
+      resumed old run keeps sampling from its p(z).
     """
     version = str(data.get("vaekit_version", ""))
+    if version.startswith(("0.1.", "0.2.", "0.3.", "0.4.")):
+        train = data.get("train")
+        if isinstance(train, dict) and "fit_prior" not in train:
+            data = {**data, "train": {**train, "fit_prior": 0}}
     pins = next((p for prefix, p in PINNED_OPTIONS.items() if version.startswith(prefix)), None)
     if pins is None:
         return data

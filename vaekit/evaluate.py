@@ -100,6 +100,8 @@ class Evaluation:
     class_names: list[str] | None = None
     #: a class-conditional model: its bound is on log p(x|y), the class given
     conditional: bool = False
+    #: what the model generates (:mod:`vaekit.generation`), when asked for
+    generation: Any = None
 
     @property
     def active(self) -> list[int]:
@@ -111,6 +113,7 @@ class Evaluation:
         data = asdict(self)
         for key in ("sample_means", "sample_labels", "class_names"):
             data.pop(key)
+        data["generation"] = self.generation.to_dict() if self.generation is not None else None
         data["active_threshold"] = ACTIVE_THRESHOLD
         data["iwae"] = {str(k): v for k, v in self.iwae.items()}
         data["iwae_se"] = {str(k): v for k, v in self.iwae_se.items()}
@@ -431,14 +434,38 @@ def evaluate(
     accelerator: str = "cpu",
     progress: Progress | None = None,
     max_images: int | None = None,
+    generation: bool = False,
+    clusters: Sequence[str | Path] = (),
+    samples: int | None = None,
+    judge_steps: int | None = None,
+    judge_progress: Progress | None = None,
 ) -> Evaluation:
     """Evaluate the run in ``model_dir`` on ``split`` of ``data`` (None: the run's own
     data), read with the run's preprocessing and split; ``max_images``: a seeded random
     subset of that many (in data order). ``split``: a name (``None``: every image), or
     names to try in order, the first the data has images of (by default ``test``, else
-    ``val``: the embedded digits have no test split). See :func:`evaluate_model`."""
-    loaded, dataset, name, device = open_split(model_dir, data, split, accelerator)
-    return evaluate_model(
+    ``val``: the embedded digits have no test split). See :func:`evaluate_model`.
+
+    ``generation``: also measure what the model generates against the split's real
+    images (:func:`vaekit.generation.evaluate_generation`: ``samples`` draws from the
+    prior and from each of ``clusters``, judged by a classifier trained on the run's
+    labelled training images for ``judge_steps`` steps)."""
+    loaded, everything, dataset, name, device = _open(model_dir, data, split, accelerator)
+    if generation:
+        from vaekit.generation import SAMPLES, evaluate_generation
+        from vaekit.judge import JUDGE_STEPS
+
+        found = evaluate_generation(
+            loaded,
+            everything,
+            name,
+            clusters=clusters,
+            samples=SAMPLES if samples is None else samples,
+            seed=seed,
+            judge_steps=JUDGE_STEPS if judge_steps is None else judge_steps,
+            progress=judge_progress,
+        )
+    result = evaluate_model(
         loaded.model,
         subsample(dataset, max_images, seed),
         iwae_k=iwae_k,
@@ -450,6 +477,9 @@ def evaluate(
         split=name,
         run_dir=str(loaded.path),
     )
+    if generation:
+        result.generation = found
+    return result
 
 
 def open_split(
@@ -461,13 +491,24 @@ def open_split(
     """The run in ``model_dir`` loaded on ``accelerator``'s device, and the images of
     ``split`` (as :func:`evaluate` takes it) of ``data`` read the run's way; with the
     split's name (``all`` for every image) and the device."""
+    loaded, _, dataset, name, device = _open(model_dir, data, split, accelerator)
+    return loaded, dataset, name, device
+
+
+def _open(
+    model_dir: str | Path,
+    data: str | Path | ImageDataset | None,
+    split: str | Sequence[str] | None,
+    accelerator: str = "cpu",
+) -> tuple[LoadedRun, ImageDataset, ImageDataset, str, torch.device]:
+    """:func:`open_split`, with every image of the data too (second)."""
     from vaekit.runs import open_run
 
     device = _device(accelerator)
     loaded = open_run(model_dir, str(device))
     everything = loaded.load_data(data)
     name = everything.choose_split(split)
-    return loaded, everything.require_split(name), name or "all", device
+    return loaded, everything, everything.require_split(name), name or "all", device
 
 
 def subsample(data: ImageDataset, max_images: int | None, seed: int = 0) -> ImageDataset:

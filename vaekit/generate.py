@@ -229,9 +229,12 @@ def sample(
     seed: int = 0,
     temperature: float = 1.0,
     pixels: str = "mean",
+    model_prior: bool = False,
 ) -> Generated:
-    """Draw ``n`` images: z from the cluster r(z) when given, otherwise from the model's
-    prior (``prior.sample``); ``label`` conditions a class-conditional model on that class
+    """Draw ``n`` images: z from the cluster r(z) when given; otherwise from the run's
+    fitted prior (:mod:`vaekit.fitted_prior`) when it has one and ``model_prior`` is
+    False, else from the model's prior p(z) (``prior.sample``). ``label`` conditions a
+    class-conditional model on that class
     (a model without classes gets an error that points to clusters). Without ``label`` a
     class-conditional model decodes a cluster as the class its query names, and prior
     draws as the classes in turn. ``temperature``
@@ -242,6 +245,8 @@ def sample(
     check_temperature(temperature)
     check_images_memory(run, n, f"a grid of {n:,} samples", "lower -n")
     fitted = None if cluster is None else load_cluster(cluster)
+    if fitted is None and not model_prior and not run.num_classes:
+        fitted = drawn_prior(run)
     if label is None and fitted is not None and run.num_classes:
         label = cluster_class(run, fitted)
     labels = None
@@ -256,6 +261,24 @@ def sample(
     else:
         z = prior_sample(run, n, seed, temperature, labels)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
+
+
+def drawn_prior(run: LoadedRun) -> Cluster | None:
+    """The run's fitted prior when it has one (None: draws come from p(z))."""
+    from vaekit.fitted_prior import load_fitted_prior
+
+    return load_fitted_prior(run.path)
+
+
+def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
+    """What prior draws come from, in words (``sample`` prints it)."""
+    fitted = None if model_prior or run.num_classes else drawn_prior(run)
+    if fitted is not None:
+        return (
+            f"the fitted prior: {fitted.components} Gaussians fitted to the posteriors of "
+            f"{fitted.n:,} training images ({run.path / 'fitted_prior.json'})"
+        )
+    return f"the model's prior p(z) ({run.config.model.prior})"
 
 
 def cluster_class(run: LoadedRun, cluster: Cluster) -> str:

@@ -163,16 +163,22 @@ def evaluate_and_draw(
     seed: int = 0,
     accelerator: str = "cpu",
     progress: Any = None,
+    generation: bool = False,
+    clusters: Sequence[str | Path] = (),
+    samples: int = 1000,
+    judge_steps: int | None = None,
 ) -> tuple[Evaluation, list[Path]]:
     """Evaluate a run on ``split`` and draw every figure into ``RUN/figures/``; the
     traversals start from the posterior mean of the split's first image. ``split`` as
     :func:`vaekit.evaluate.evaluate` takes it: a name (None: every image), or names to
-    try in order (by default test, then val)."""
+    try in order (by default test, then val). ``generation``: also judge what the model
+    generates (:func:`vaekit.generation.evaluate_generation`) and save its grids as
+    ``figures/generated_*.png``."""
     import torch
 
-    from vaekit.evaluate import evaluate_model, open_split
+    from vaekit.evaluate import _open, evaluate_model
 
-    loaded, dataset, split, device = open_split(model_dir, data, split, accelerator)
+    loaded, everything, dataset, split, device = _open(model_dir, data, split, accelerator)
     model, run = loaded.model, loaded.run
     evaluation = evaluate_model(
         model,
@@ -191,7 +197,48 @@ def evaluate_and_draw(
     with torch.inference_mode():
         mean = model.posterior(x, y).mean[0]
     paths = write_run_figures(run, evaluation, model, mean, None if y is None else y[0])
+    if generation:
+        from vaekit.generation import evaluate_generation
+        from vaekit.judge import JUDGE_STEPS
+
+        evaluation.generation = evaluate_generation(
+            loaded,
+            everything,
+            split,
+            clusters=clusters,
+            samples=samples,
+            seed=seed,
+            judge_steps=JUDGE_STEPS if judge_steps is None else judge_steps,
+        )
+        paths += write_generation_grids(run, evaluation.generation)
     return evaluation, paths
+
+
+GENERATED = "generated_"
+
+
+def generated_grid_path(run: Run, name: str) -> Path:
+    """``figures/generated_<name>.png`` (the name made file-safe)."""
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return run.file(FIGURES_DIR) / f"{GENERATED}{slug}.png"
+
+
+def write_generation_grids(run: Run, found: Any) -> list[Path]:
+    """Save each judged set's grid (prior, reconstructions, clusters) into the figures
+    folder, old ones removed first (a cluster no longer asked for leaves no grid)."""
+    from vaekit.images import save_grid
+
+    folder = run.file(FIGURES_DIR)
+    for old in folder.glob(f"{GENERATED}*.png"):
+        old.unlink(missing_ok=True)
+    written = []
+    for name, images in found.grids.items():
+        path = generated_grid_path(run, name)
+        save_grid(images, path, ncol=8)
+        written.append(path)
+    return written
 
 
 # -- HTML --------------------------------------------------------------------------------
@@ -329,6 +376,8 @@ def render_html(
             ]
             parts.append(f"<h3>Per {html.escape(evaluation.group_kind)}</h3>")
             parts.append(_table(header, rows))
+    if evaluation is not None and evaluation.generation is not None:
+        parts.extend(generation_html(run, evaluation.generation))
     if metrics:
         parts.append("<h2>Training</h2>")
         keys = [
@@ -343,6 +392,48 @@ def render_html(
     parts.append(f"<pre>{html.escape(json.dumps(config, indent=2), quote=False)}</pre>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def generation_html(run: Run, found: Any) -> list[str]:
+    """The report's generation section: each grid beside its figures, then the tables."""
+    from vaekit.generation import generation_rows
+
+    parts = [
+        "<h2>Generation</h2>",
+        "<p>"
+        + html.escape(
+            "Judged by a classifier trained on the run's labelled training images "
+            "(vaekit's judge; docs/evaluation.md). Fréchet distance and precision/recall "
+            "are measured in its features against held-out real images: not FID."
+        )
+        + "</p>",
+    ]
+    scores = {s.name: s for s in found.sets}
+    rates = {o.source: o for o in found.on_label}
+    for name in found.grids:
+        path = generated_grid_path(run, name)
+        if not path.is_file():
+            continue
+        rows: list[list[Any]] = []
+        if name in scores:
+            s = scores[name]
+            rows += [["Fréchet distance", s.frechet], ["precision", s.precision]]
+            rows += [["recall", s.recall]]
+        if name in rates:
+            rows += [["on-label", rates[name].rate], ["ceiling (real)", rates[name].ceiling]]
+        if name == "reconstructions":
+            rows += [["PSNR (dB)", found.psnr], ["SSIM", found.ssim]]
+        parts.append(
+            "<div style='display:flex;gap:1.5em;align-items:flex-start'>"
+            + _img(Picture(path, name, f"{len(found.grids[name])} images", grid=True))
+            + (_table(["measure", "value"], rows) if rows else "")
+            + "</div>"
+        )
+    for title, header, rows in generation_rows(found):
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_table(header, rows))
+    parts.extend(f"<p class='note'>skipped: {html.escape(line)}</p>" for line in found.skipped)
+    return parts
 
 
 def run_pictures(run: Run) -> list[Picture]:
@@ -385,6 +476,8 @@ def run_pictures(run: Run) -> list[Picture]:
     pictures = [Picture(p, t, c, grid=p in grids) for p, t, c in known if p.is_file()]
     seen = {p.path.resolve() for p in pictures}
     for extra in sorted([*run.path.glob("*.png"), *folder.glob("*.png")]):
+        if extra.name.startswith(GENERATED):  # shown in the generation section
+            continue
         if extra.resolve() not in seen:
             pictures.append(Picture(extra, extra.stem.replace("_", " "), extra.name))
     return pictures
@@ -401,8 +494,13 @@ def build_report(
     seed: int = 0,
     accelerator: str = "cpu",
     progress: Any = None,
+    generation: bool = True,
+    clusters: Sequence[str | Path] = (),
+    samples: int = 1000,
+    judge_steps: int | None = None,
 ) -> tuple[Path, Evaluation]:
-    """Evaluate the run, redraw its figures and write the self-contained report to ``output``."""
+    """Evaluate the run, redraw its figures and write the self-contained report to
+    ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`)."""
     run = resolve_run(model_dir)
     evaluation, _ = evaluate_and_draw(
         run.path,
@@ -413,6 +511,10 @@ def build_report(
         seed=seed,
         accelerator=accelerator,
         progress=progress,
+        generation=generation,
+        clusters=clusters,
+        samples=samples,
+        judge_steps=judge_steps,
     )
     page = render_html(run, evaluation, run_pictures(run), run.read_config().to_dict())
     output = Path(output)

@@ -56,6 +56,7 @@ from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import batch_memory_format, choose_accelerator, resolve_accelerator_name
 from vaekit.distributed import DistContext
 from vaekit.errors import ContractError, DataError, UsageError, VaekitError
+from vaekit.files import file_sha256
 from vaekit.images import save_grid, to_uint8
 from vaekit.limits import check_model_memory
 from vaekit.model import (
@@ -849,7 +850,9 @@ def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
 
 
 def finish(session: Session) -> None:
-    """The grids of the trained model: prior samples and reconstructions."""
+    """The fitted prior (unconditional models, ``fit_prior`` > 0), then the grids of the
+    trained model: samples (from the fitted prior when there is one) and reconstructions."""
+    fitted = write_fitted_prior(session)
     write_grids(
         session.raw_model,
         session.run,
@@ -857,7 +860,40 @@ def finish(session: Session) -> None:
         session.accelerator.device,
         num_classes=session.num_classes,
         seed=session.config.seed,
+        fitted=fitted,
     )
+
+
+def write_fitted_prior(session: Session) -> Any:
+    """Fit the mixture :mod:`vaekit.fitted_prior` describes to the posteriors of the
+    training images under the saved weights, and write it into the run; None when the
+    config asks for none or the model is class-conditional."""
+    from safetensors.torch import load_file
+
+    from vaekit.fitted_prior import encode_batches, fit_prior, fitted_prior_path
+
+    components = session.config.fit_prior
+    path = fitted_prior_path(session.run.path)
+    if components <= 0 or session.num_classes:
+        path.unlink(missing_ok=True)  # a resumed run asked for none: no stale fit
+        return None
+    model = session.raw_model
+    if session.config.patience is not None:  # the saved weights are the best epoch's
+        model = copy.deepcopy(model)
+        model.load_state_dict(load_file(str(session.run.weights_path)))
+    mu, logvar = encode_batches(model, session.batches)
+    fitted = fit_prior(
+        mu,
+        logvar,
+        components=components,
+        seed=session.config.seed,
+        model={
+            "run_dir": str(session.run.path),
+            "weights_sha256": file_sha256(session.run.weights_path),
+        },
+    )
+    fitted.save(path)
+    return fitted
 
 
 @torch.no_grad()
@@ -869,14 +905,19 @@ def write_grids(
     num_classes: int = 0,
     seed: int = 0,
     n: int = 64,
+    fitted: Any = None,
 ) -> None:
-    """samples.png (draws from the model's prior) and reconstructions.png (originals above
-    their reconstructions); ``num_classes`` > 0 for a class-conditional model."""
+    """samples.png (draws from ``fitted``, a fitted prior, when given, else from the
+    model's prior) and reconstructions.png (originals above their reconstructions);
+    ``num_classes`` > 0 for a class-conditional model."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
-    z = sample_prior(model.prior, n, generator, y=y)
+    if fitted is not None:
+        z = torch.from_numpy(fitted.sample(n, seed)).to(device)
+    else:
+        z = sample_prior(model.prior, n, generator, y=y)
     save_grid(to_uint8(mean_image(model, z, y)), run.file(SAMPLES), ncol=8)
     k = min(8, len(data))
     x = torch.from_numpy(data.images[:k]).to(device).float() / 255.0

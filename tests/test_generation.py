@@ -1,0 +1,221 @@
+"""Generation measured: the judge, Fréchet distance, precision/recall, PSNR/SSIM, the
+fitted prior, and the generation section of evaluate and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import train_tiny
+from typer.testing import CliRunner
+
+from vaekit.cli import app
+from vaekit.data import ImageDataset
+from vaekit.fitted_prior import FITTED_PRIOR, load_fitted_prior
+from vaekit.generate import sample
+from vaekit.genmetrics import frechet_distance, precision_recall, psnr, ssim, total_variation
+from vaekit.judge import INFO, JUDGE_DIR, WEIGHTS, judge_for
+from vaekit.runs import open_run
+
+JUDGE_STEPS = "40"  # enough for the CLI's path; the judge's quality is measured elsewhere
+
+
+def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 8))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    # same covariance, mean shifted by d: the distance is |d|^2
+    distances = [frechet_distance(x, x + shift) for shift in (0.5, 1.0, 2.0)]
+    assert distances == pytest.approx([8 * 0.25, 8 * 1.0, 8 * 4.0], rel=1e-6)
+    # a scaled covariance: Tr(S1 + S2 - 2 (S1 S2)^1/2) = 8 (1 + 4 - 4) on N(0, I) vs N(0, 4I)
+    y = rng.standard_normal((20000, 8))
+    assert frechet_distance(y, 2 * rng.standard_normal((20000, 8))) == pytest.approx(8, rel=0.05)
+
+
+def test_frechet_distance_matches_the_textbook_formula_with_few_samples():
+    """Fewer samples than features (rank-deficient covariances) stays real and >= 0, and
+    equals the formula computed with scipy's general matrix square root."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((40, 16)), rng.standard_normal((60, 16)) + 0.3
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(ca @ cb).real
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * root)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-4)
+    small = frechet_distance(a[:5], b[:5])
+    assert np.isfinite(small) and small >= 0
+
+
+def test_precision_and_recall_drop_for_a_mode_dropping_generator():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=float)
+
+    def draw(n, modes):
+        return centres[rng.choice(modes, n)] + rng.standard_normal((n, 2))
+
+    real = draw(2000, [0, 1, 2, 3])
+    p_all, r_all = precision_recall(real, draw(2000, [0, 1, 2, 3]))
+    p_one, r_one = precision_recall(real, draw(2000, [0]))
+    assert p_all > 0.9 and r_all > 0.9
+    assert p_one > 0.9  # what it draws is real-looking
+    assert r_one < 0.35  # but it covers one mode of four
+    p_off, _ = precision_recall(real, draw(2000, [0]) + 100)  # off the data entirely
+    assert p_off == 0.0
+
+
+def test_psnr_ssim_and_total_variation():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 3, 16, 16), dtype=np.uint8)
+    assert psnr(images, images) == 100.0 and ssim(images, images) == pytest.approx(1.0)
+    noisy = np.clip(images + rng.normal(0, 20, images.shape), 0, 255).astype(np.uint8)
+    noisier = np.clip(images + rng.normal(0, 60, images.shape), 0, 255).astype(np.uint8)
+    assert 100 > psnr(images, noisy) > psnr(images, noisier)
+    assert 1 > ssim(images, noisy) > ssim(images, noisier)
+    digits = rng.integers(0, 256, (4, 1, 8, 8), dtype=np.uint8)  # window shrinks to 7
+    assert ssim(digits, digits) == pytest.approx(1.0)
+    assert total_variation([1, 1], [1, 1]) == 0 and total_variation([1, 0], [0, 1]) == 1
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from vaekit.plugins import reset_plugin_host
+
+    reset_plugin_host()
+    return train_tiny(tmp_path_factory.mktemp("gen"), epochs=3, latent_dim=4).run.path
+
+
+def test_the_judge_trains_once_and_is_reused(digits_run):
+    loaded = open_run(digits_run)
+    everything = loaded.load_data()
+    judge, trained = judge_for(digits_run, everything, "val", steps=150)
+    assert trained and (digits_run / JUDGE_DIR / WEIGHTS).is_file()
+    info = json.loads((digits_run / JUDGE_DIR / INFO).read_text())
+    assert info["class_names"] == [str(i) for i in range(10)]
+    assert info["heldout_split"] == "val" and info["heldout_images"] == 180
+    assert info["class_accuracy"] > 0.7 and set(info["class_recall"]) == set(info["class_names"])
+    again, trained_again = judge_for(digits_run, everything, "val", steps=150)
+    assert not trained_again
+    x = everything.images[:50]
+    assert (again.predict(x).labels == judge.predict(x).labels).all()
+    # other data (here: fewer images) or other settings: trained again
+    _, retrained = judge_for(digits_run, everything.subset(np.arange(900)), "val", steps=150)
+    assert retrained
+    _, retrained = judge_for(digits_run, everything, "val", steps=151)
+    assert retrained
+    # damaged weights: trained again, not a traceback
+    (digits_run / JUDGE_DIR / WEIGHTS).write_bytes(b"not safetensors")
+    _, retrained = judge_for(digits_run, everything, "val", steps=151)
+    assert retrained
+
+
+def test_training_fits_a_prior_and_sample_draws_from_it(digits_run, tmp_path):
+    fitted = load_fitted_prior(digits_run)
+    assert fitted is not None and fitted.components == 10 and fitted.query == "all"
+    assert fitted.n == 1617 and fitted.model["run_dir"] == str(digits_run)
+    loaded = open_run(digits_run)
+    drawn = sample(loaded, 500, seed=3)
+    # the draws are the fitted mixture's, not N(0, I)'s
+    assert np.allclose(drawn.z, fitted.sample(500, 3))
+    raw = sample(loaded, 500, seed=3, model_prior=True)
+    assert not np.allclose(raw.z, drawn.z)
+    assert abs(raw.z.mean()) < 0.2 and abs(raw.z.std() - 1) < 0.1
+    # --fit-prior 0 leaves it out, and sample falls back to p(z)
+    bare = train_tiny(tmp_path, epochs=1, fit_prior=0).run.path
+    assert not (bare / FITTED_PRIOR).exists()
+    out = CliRunner().invoke(
+        app, ["sample", "-m", str(bare), "-n", "4", "-o", str(tmp_path / "a.png")]
+    )
+    assert out.exit_code == 0 and "p(z)" in out.stdout
+    out = CliRunner().invoke(
+        app, ["sample", "-m", str(digits_run), "-n", "4", "-o", str(tmp_path / "b.png")]
+    )
+    assert out.exit_code == 0 and "fitted prior" in out.stdout
+    out = CliRunner().invoke(app, ["train", "--fit-prior", "-1", "--runs-dir", str(tmp_path)])
+    assert out.exit_code == 2 and "--fit-prior" in out.output
+
+
+def test_a_run_of_vaekit_0_4_keeps_sampling_from_p_z(digits_run, tmp_path):
+    """An old run has no fitted prior; resumed, it must not gain one (fit_prior reads 0)."""
+    from vaekit.config import upgrade
+
+    data = json.loads((digits_run / "config.json").read_text())
+    data["vaekit_version"] = "0.4.0"
+    data["train"].pop("fit_prior")
+    assert upgrade(data)["train"]["fit_prior"] == 0
+    data["vaekit_version"] = "0.5.0"
+    assert "fit_prior" not in upgrade(data)["train"]
+
+
+def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    out = runner.invoke(app, ["encode", "-m", str(digits_run), "-o", "latents.h5"])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["fit-cluster", "--label", "3"])
+    assert out.exit_code == 0, out.output
+    args = ["evaluate", "-m", str(digits_run), "--iwae-k", "1", "--samples", "300"]
+    out = runner.invoke(app, [*args, "--judge-steps", JUDGE_STEPS, "--cluster", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    found = json.loads(out.stdout)["generation"]
+    assert found["judge_trained"] and found["samples"] == 300 and found["heldout_split"] == "val"
+    sets = {s["name"]: s for s in found["sets"]}
+    assert set(sets) == {
+        "real training images",
+        "reconstructions",
+        "prior",
+        "model prior p(z)",
+        "cluster 3",
+    }
+    for s in sets.values():
+        assert s["frechet"] >= 0 and 0 <= s["precision"] <= 1 and 0 <= s["recall"] <= 1
+    (on_label,) = found["on_label"]
+    assert on_label["query"] == "3" and on_label["n"] == 300 and 0 <= on_label["rate"] <= 1
+    assert on_label["ceiling"] is not None and on_label["real_n"] > 0
+    shares = found["class_shares"]
+    assert len(shares["generated"]) == 10 and sum(shares["data"]) == pytest.approx(1)
+    assert 0 <= shares["distance"] <= 1
+    assert 0 < found["ssim"] <= 1 and found["psnr"] > 0
+    # the same seed gives the same figures; the judge is reused
+    again = json.loads(
+        runner.invoke(app, [*args, "--judge-steps", JUDGE_STEPS, "--cluster", "3", "--json"]).stdout
+    )
+    assert not again["generation"]["judge_trained"]
+    assert again["generation"]["sets"] == found["sets"]
+    # tables, and the switch that leaves it out
+    out = runner.invoke(app, [*args, "--judge-steps", JUDGE_STEPS])
+    assert out.exit_code == 0 and "not FID" in out.stdout and "class shares" in out.stdout
+    out = runner.invoke(app, [*args, "--no-generation", "--json"])
+    assert json.loads(out.stdout)["generation"] is None
+    out = runner.invoke(app, [*args, "--no-generation", "--cluster", "3"])
+    assert out.exit_code == 2 and "--cluster" in out.output
+
+
+def test_evaluate_without_labels_says_what_it_skipped(tmp_path):
+    """Data without labels: no judge, so only PSNR/SSIM, and the skip is said."""
+    from vaekit.evaluate import evaluate
+
+    run = train_tiny(tmp_path, epochs=1).run.path
+    everything = open_run(run).load_data()
+    bare = ImageDataset(everything.images, everything.ids, "arrays", "test", split=everything.split)
+    result = evaluate(run, bare, iwae_k=0, generation=True, samples=50)
+    found = result.generation
+    assert found.judge is None and not found.sets and not found.on_label
+    assert found.psnr > 0 and 0 < found.ssim <= 1
+    assert any("no class labels or attributes" in line for line in found.skipped)
+    assert not (run / JUDGE_DIR).exists()
+    assert result.to_dict()["generation"]["skipped"] == found.skipped
+
+
+def test_report_shows_generation_grids_beside_their_metrics(digits_run, tmp_path):
+    from vaekit.report import build_report
+
+    out, evaluation = build_report(
+        digits_run, tmp_path / "r.html", iwae_k=1, samples=100, judge_steps=int(JUDGE_STEPS)
+    )
+    page = out.read_text()
+    assert "Generation" in page and "Fréchet distance" in page and "not FID" in page
+    assert evaluation.generation is not None
+    assert page.count("data:image/png;base64") >= 3
+    assert (digits_run / "figures" / "generated_prior.png").is_file()

@@ -1,0 +1,414 @@
+"""What a model generates, measured: the generation section of ``vaekit evaluate`` and
+the report.
+
+A judge (:mod:`vaekit.judge`), trained on the run's real labelled training images, looks
+at generated images the way a person would ask of them:
+
+- **on-label rate**: of a cluster's draws (``fit-cluster --label smiling``), the share
+  the judge says satisfy the cluster's query; of a class-conditional model's draws for
+  each class, the share it calls that class. Beside it, the **ceiling**: the judge's
+  rate on held-out *real* images that satisfy the query (its recall there);
+- **shares**: how prior draws spread over the classes and attributes, against the
+  training data's (true labels), with the total variation distance;
+- **Fréchet distance and precision/recall** (:mod:`vaekit.genmetrics`) of prior draws, of
+  reconstructions and, as a floor, of real training images against held-out real
+  images, all in the judge's feature space. This is not FID: FID uses Inception
+  features, which cannot be fetched offline and mean little on 28×28 greyscale;
+- **PSNR and SSIM** of reconstructions (the posterior mean decoded to its mean image).
+
+Without labels no judge can be trained: only PSNR/SSIM are measured, and ``skipped``
+says what was left out and why. Draws are seeded: the same run, data and seed give the
+same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaekit.errors import UsageError
+from vaekit.genmetrics import frechet_distance, precision_recall, psnr, ssim, total_variation
+from vaekit.judge import JUDGE_STEPS, Judge, JudgeOutput, has_labels, judge_for
+
+#: Generated images per set (prior, each cluster): the default of ``--samples``.
+SAMPLES = 1000
+#: Images of each set kept for the report's grids.
+GRID_IMAGES = 64
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SetScore:
+    """A set of images against held-out real images, in the judge's feature space."""
+
+    name: str
+    n: int
+    frechet: float
+    precision: float
+    recall: float
+
+
+@dataclass
+class OnLabel:
+    """Draws meant to carry a label, and how many the judge says do."""
+
+    source: str  # "cluster smiling", "class sneaker"
+    query: str
+    n: int
+    rate: float
+    #: the judge's rate on held-out real images that satisfy the query (None: none there)
+    ceiling: float | None
+    real_n: int
+
+
+@dataclass
+class Shares:
+    """How prior draws spread over the classes (a distribution) or attributes (a share
+    each), as the judge sees them, against the training data's true labels."""
+
+    kind: str  # "class" or "attribute"
+    names: list[str]
+    generated: list[float]
+    data: list[float]
+    #: the judge's shares on held-out real images (what a perfect model would score)
+    real_judged: list[float]
+    #: classes: total variation distance of the two distributions; attributes: the
+    #: largest |generated − data| over the attributes
+    distance: float
+
+
+@dataclass
+class GenerationEvaluation:
+    """What :func:`evaluate_generation` measured."""
+
+    samples: int
+    seed: int
+    heldout_split: str
+    heldout_n: int
+    judge: dict[str, Any] | None = None
+    judge_trained: bool = False
+    sets: list[SetScore] = field(default_factory=list)
+    on_label: list[OnLabel] = field(default_factory=list)
+    class_shares: Shares | None = None
+    attribute_shares: Shares | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    skipped: list[str] = field(default_factory=list)
+    #: name -> up to GRID_IMAGES uint8 images, for the report (not in JSON)
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (the grids are left out)."""
+        data = asdict(self)
+        data.pop("grids")
+        return data
+
+    def set_score(self, name: str) -> SetScore | None:
+        """The score of the set called ``name`` (``prior``, ``reconstructions``, …)."""
+        return next((s for s in self.sets if s.name == name), None)
+
+
+def _seeded_rows(n: int, keep: int, seed: int) -> np.ndarray:
+    if keep >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
+
+
+def _score(name: str, real: np.ndarray, features: np.ndarray) -> SetScore:
+    precision, recall = precision_recall(real, features)
+    return SetScore(name, len(features), frechet_distance(real, features), precision, recall)
+
+
+def _query_mask(query: Any, out: JudgeOutput, info: Any) -> np.ndarray:
+    return query.mask_arrays(
+        len(out.features), out.labels, info.class_names, out.attributes, info.attribute_names
+    )
+
+
+def query_ceiling(judge: Judge, query: Any, real: Any, real_out: JudgeOutput) -> tuple[Any, int]:
+    """The judge's rate on the real images (ImageDataset ``real``, judged ``real_out``)
+    that truly satisfy ``query``: the best on-label rate a generator could score."""
+    from vaekit.errors import DataError
+
+    try:
+        truth = query.mask_arrays(
+            len(real),
+            real.labels,
+            real.class_names,
+            real.attributes,
+            real.attribute_names,
+        )
+    except DataError:
+        return None, 0
+    if not truth.any():
+        return None, 0
+    judged = _query_mask(query, real_out, judge.info)
+    return float(judged[truth].mean()), int(truth.sum())
+
+
+def on_label_rate(
+    judge: Judge,
+    images: np.ndarray,
+    query_text: str,
+    source: str,
+    real: Any = None,
+    real_out: JudgeOutput | None = None,
+) -> OnLabel:
+    """The share of ``images`` the judge says satisfy ``query_text`` (a label query,
+    ``smiling and not eyeglasses``), with the ceiling on ``real`` images when given."""
+    from vaekit.query import parse_query
+
+    query = parse_query(query_text)
+    out = judge.predict(images)
+    rate = float(_query_mask(query, out, judge.info).mean()) if len(images) else 0.0
+    ceiling, real_n = (None, 0)
+    if real is not None and real_out is not None:
+        ceiling, real_n = query_ceiling(judge, query, real, real_out)
+    return OnLabel(source, query.text, len(images), rate, ceiling, real_n)
+
+
+def _shares(judge: Judge, out: JudgeOutput, train: Any, real_out: JudgeOutput) -> list[Shares]:
+    info, found = judge.info, []
+    if info.class_names and out.labels is not None and train.labels is not None:
+        k = len(info.class_names)
+
+        def spread(ids: np.ndarray) -> np.ndarray:
+            counts = np.bincount(ids[ids >= 0], minlength=k).astype(np.float64)
+            return counts / max(counts.sum(), 1.0)
+
+        generated, data = spread(out.labels), spread(train.labels)
+        found.append(
+            Shares(
+                "class",
+                list(info.class_names),
+                generated.tolist(),
+                data.tolist(),
+                spread(real_out.labels).tolist() if real_out.labels is not None else [],
+                total_variation(generated, data),
+            )
+        )
+    if info.attribute_names and out.attributes is not None and train.attributes is not None:
+        generated = out.attributes.mean(0)
+        data = train.attributes.astype(np.float64).mean(0)
+        real = real_out.attributes.mean(0) if real_out.attributes is not None else []
+        found.append(
+            Shares(
+                "attribute",
+                list(info.attribute_names),
+                generated.tolist(),
+                data.tolist(),
+                list(map(float, real)),
+                float(np.abs(generated - data).max()),
+            )
+        )
+    return found
+
+
+def evaluate_generation(
+    loaded: Any,
+    everything: Any,
+    heldout_split: str,
+    *,
+    clusters: Sequence[str | Path] = (),
+    samples: int = SAMPLES,
+    seed: int = 0,
+    judge_steps: int = JUDGE_STEPS,
+    progress: Progress | None = None,
+) -> GenerationEvaluation:
+    """Measure what the loaded run generates (see the module docstring). ``everything``:
+    the run's data, every split (``loaded.load_data``); ``heldout_split``: the real
+    images generated ones are compared with (``all``: every image)."""
+    from vaekit.generate import (
+        check_images_memory,
+        decode,
+        drawn_prior,
+        encode_images,
+        load_cluster,
+        sample,
+    )
+
+    if samples < 2:
+        raise UsageError(f"--samples must be >= 2, got {samples}")
+    check_images_memory(loaded, samples, f"{samples:,} samples to judge", "lower --samples")
+    heldout = everything if heldout_split == "all" else everything.select_split(heldout_split)
+    real = heldout.subset(_seeded_rows(len(heldout), samples, seed))
+    result = GenerationEvaluation(samples, seed, heldout_split, len(real))
+    # reconstructions: the posterior mean, decoded to the likelihood's mean image
+    labels = real.labels if loaded.num_classes else None
+    mu, _ = encode_images(loaded, real.images, labels)
+    recon = decode(loaded, mu, labels)
+    result.psnr, result.ssim = psnr(real.images, recon), ssim(real.images, recon)
+    prior = sample(loaded, samples, seed=seed)
+    result.grids = {"prior": prior.images[:GRID_IMAGES], "reconstructions": recon[:GRID_IMAGES]}
+    raw = None  # p(z) itself, beside a fitted prior: what the fit changed
+    if not loaded.num_classes and drawn_prior(loaded) is not None:
+        raw = sample(loaded, samples, seed=seed, model_prior=True)
+        result.grids["model prior p(z)"] = raw.images[:GRID_IMAGES]
+    if not has_labels(everything):
+        result.skipped.append(
+            f"dataset '{everything.source}' has no class labels or attributes, so no judge "
+            "could be trained: on-label rates, shares, Fréchet distance and precision/recall "
+            "were skipped (PSNR/SSIM need no labels)"
+        )
+        if clusters:
+            result.skipped.append("clusters were not judged: " + ", ".join(map(str, clusters)))
+        return result
+    judge, trained = judge_for(
+        loaded.path,
+        everything,
+        heldout_split,
+        steps=judge_steps,
+        seed=seed,
+        device=loaded.device,
+        progress=progress,
+    )
+    result.judge, result.judge_trained = asdict(judge.info), trained
+    if len(real) < 2:
+        result.skipped.append(f"split '{heldout_split}' has under 2 images: nothing to compare")
+        return result
+    real_out = judge.predict(real.images)
+    train = everything.select_split("train") if everything.split is not None else everything
+    train_sample = train.subset(_seeded_rows(len(train), samples, seed + 1))
+    prior_out = judge.predict(prior.images)
+    result.sets = [
+        _score(
+            "real training images", real_out.features, judge.predict(train_sample.images).features
+        ),
+        _score("reconstructions", real_out.features, judge.predict(recon).features),
+        _score("prior", real_out.features, prior_out.features),
+    ]
+    if raw is not None:
+        result.sets.append(
+            _score("model prior p(z)", real_out.features, judge.predict(raw.images).features)
+        )
+    shares = _shares(judge, prior_out, train, real_out)
+    result.class_shares = next((s for s in shares if s.kind == "class"), None)
+    result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
+    if loaded.num_classes and prior.labels is not None:
+        for c, name in enumerate(loaded.class_names):
+            rows = prior.labels == c
+            result.on_label.append(
+                on_label_rate(judge, prior.images[rows], name, f"class {name}", real, real_out)
+            )
+    for spec in clusters:
+        cluster = load_cluster(spec)
+        drawn = sample(loaded, samples, cluster=cluster, seed=seed)
+        result.grids[f"cluster {cluster.query}"] = drawn.images[:GRID_IMAGES]
+        result.on_label.append(
+            on_label_rate(
+                judge, drawn.images, cluster.query, f"cluster {cluster.query}", real, real_out
+            )
+        )
+        result.sets.append(
+            _score(
+                f"cluster {cluster.query}", real_out.features, judge.predict(drawn.images).features
+            )
+        )
+    return result
+
+
+def generation(
+    model_dir: str | Path = "runs/latest",
+    data: Any = None,
+    *,
+    split: str | Sequence[str] | None = None,
+    clusters: Sequence[str | Path] = (),
+    samples: int = SAMPLES,
+    seed: int = 0,
+    judge_steps: int = JUDGE_STEPS,
+    accelerator: str = "cpu",
+    progress: Progress | None = None,
+) -> GenerationEvaluation:
+    """:func:`evaluate_generation` for the run in ``model_dir`` on ``data`` (None: the
+    run's own), against held-out ``split`` (default: test, else val)."""
+    from vaekit.data import HELD_OUT
+    from vaekit.evaluate import _open
+
+    loaded, everything, _, name, _ = _open(model_dir, data, split or HELD_OUT, accelerator)
+    return evaluate_generation(
+        loaded,
+        everything,
+        name,
+        clusters=clusters,
+        samples=samples,
+        seed=seed,
+        judge_steps=judge_steps,
+        progress=progress,
+    )
+
+
+Table = tuple[str, list[str], list[list[Any]]]
+
+
+def generation_rows(found: GenerationEvaluation) -> list[Table]:
+    """The generation section as (title, header, rows) tables, shared by the CLI and the
+    report."""
+    tables: list[Table] = [
+        (
+            "reconstructions of held-out images",
+            ["measure", "value"],
+            [["PSNR (dB)", found.psnr], ["SSIM", found.ssim]],
+        )
+    ]
+    if found.judge is not None:
+        judge = found.judge
+        accuracy = []
+        if judge.get("class_accuracy") is not None:
+            accuracy.append(["class accuracy", judge["class_accuracy"]])
+        for name, value in (judge.get("attribute_accuracy") or {}).items():
+            accuracy.append([f"{name} accuracy", value])
+        state = "trained now" if found.judge_trained else "reused"
+        tables.append(
+            (
+                f"the judge ({state}; {judge['train_images']:,} training images) on "
+                f"{judge['heldout_images']:,} held-out real images",
+                ["measure", "value"],
+                accuracy,
+            )
+        )
+    if found.sets:
+        tables.append(
+            (
+                f"against {found.heldout_n:,} held-out real images ({found.heldout_split}), "
+                "in the judge's features (not FID)",
+                ["set", "images", "Fréchet distance", "precision", "recall"],
+                [[s.name, s.n, s.frechet, s.precision, s.recall] for s in found.sets],
+            )
+        )
+    if found.on_label:
+        tables.append(
+            (
+                "on-label rate: draws the judge says carry their label, beside its rate on "
+                "real images of that label (the ceiling)",
+                ["draws", "query", "n", "on-label", "ceiling (real)", "real images"],
+                [[o.source, o.query, o.n, o.rate, o.ceiling, o.real_n] for o in found.on_label],
+            )
+        )
+    for shares in (found.class_shares, found.attribute_shares):
+        if shares is None:
+            continue
+        measure = "total variation distance" if shares.kind == "class" else "largest |prior − data|"
+        rows = [
+            [name, g, d, r]
+            for name, g, d, r in zip(
+                shares.names,
+                shares.generated,
+                shares.data,
+                shares.real_judged or [None] * len(shares.names),
+                strict=True,
+            )
+        ]
+        rows.append([measure, shares.distance, None, None])
+        tables.append(
+            (
+                f"{shares.kind} shares of prior draws (judged) against the training data's",
+                [shares.kind, "prior draws", "data", "real, judged"],
+                rows,
+            )
+        )
+    return tables
