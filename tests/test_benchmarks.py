@@ -57,3 +57,10 @@ def test_gpu_throughput_quick_runs_every_arm_on_cpu():
 def test_cli_startup_times_the_installed_command():
     out = run_benchmark("cli_startup.py", "--runs", "1", "--tree", str(REPO), timeout=120)
     assert "vaekit --help: 1 runs each" in out and "wall median" in out
+
+
+def test_frechet_reference_agrees_with_vaekit_on_gaussian_features():
+    out = run_benchmark("frechet_reference.py", "--quick", "--samples", "300", timeout=120)
+    assert out.count("reference") == 4, out
+    worst = float(out.rsplit("largest relative difference: ", 1)[1])
+    assert worst < 1e-6, out

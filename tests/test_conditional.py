@@ -207,6 +207,8 @@ def test_a_prior_without_temperature_is_refused_by_name(tmp_path):
     with pytest.raises(UsageError, match="prior 'mixture' does not support --temperature"):
         sample(run, 4, temperature=0.5)
     assert sample(run, 4, temperature=1.0).images.shape == (4, 1, 8, 8)
+    # a plugin's prior is the user's choice: no fitted prior by default, its own p(z) draws
+    assert not (run.path / "fitted_prior.json").exists()
 
 
 def test_a_cvae_walks_and_decodes_clusters_within_one_class(tmp_path, monkeypatch):

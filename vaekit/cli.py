@@ -230,8 +230,8 @@ def train(
         int | None,
         typer.Option(
             help="Fit a mixture of this many Gaussians to the training latents at the end; "
-            "`sample` draws from it (0: none, sample from p(z)) "
-            f"{_shown_default('fit_prior')}.",
+            "`sample` draws from it (0: none, sample from p(z)) \\[default: 10 with the "
+            "normal prior, 0 with any other].",
         ),
     ] = None,
 ) -> None:
@@ -484,6 +484,14 @@ def fit_cluster_command(
         Path | None,
         typer.Option("--output", "-o", help="Cluster file (default: clusters/<query>.json)."),
     ] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge",
+            help="Then say how many of its draws the run's judge (a classifier trained on "
+            "the labelled images) finds on-label.",
+        ),
+    ] = False,
 ) -> None:
     """Fit a Gaussian (or mixture) to the latents of a labelled subset; write a cluster file."""
     with user_errors():
@@ -506,6 +514,19 @@ def fit_cluster_command(
             f"fitted [bold]{cluster.query}[/]: {cluster.n:,} rows{fitted}, {mixture}"
             f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims -> [bold]{path}[/]"
         )
+        if judge:
+            from vaekit.generation import judge_cluster
+            from vaekit.progress import CountBar
+
+            bar = CountBar("train judge", err_console, transient=True)
+            try:
+                rate = judge_cluster(cluster, progress=bar)
+            finally:
+                bar.stop()
+            ceiling = (
+                "" if rate.ceiling is None else f" (real '{rate.query}' images: {rate.ceiling:.1%})"
+            )
+            console.print(f"judge: {rate.rate:.1%} of {rate.n:,} draws are '{rate.query}'{ceiling}")
 
 
 @app.command("sample")

@@ -98,9 +98,10 @@ class TrainConfig:
     name: str | None = None
     loggers: list[str] = field(default_factory=list)  # besides metrics.jsonl/.csv: tensorboard
     figures: bool = True  # draw RUN/figures/ at the end
-    #: components of the prior fitted to the training latents at the end (0: none);
-    #: see vaekit.fitted_prior. Runs of vaekit 0.4 and older read as 0.
-    fit_prior: int = 10
+    #: components of the prior fitted to the training latents at the end (0: none;
+    #: None: 10 with the fixed ``normal`` prior, 0 with any other, whose own p(z) the
+    #: user chose); see vaekit.fitted_prior. Runs of vaekit 0.4 and older read as 0.
+    fit_prior: int | None = None
 
     @classmethod
     def build(cls, **settings: Any) -> TrainConfig:
@@ -122,6 +123,13 @@ class TrainConfig:
         del data["model"]
         return data
 
+    @property
+    def fit_prior_components(self) -> int:
+        """``fit_prior`` resolved: 10 for the ``normal`` prior when unset, else 0."""
+        if self.fit_prior is not None:
+            return self.fit_prior
+        return 10 if self.model.prior == "normal" else 0
+
     def validate(self) -> None:
         """Fail early, before any data is read, on bad numbers."""
         for name, value in (
@@ -141,7 +149,7 @@ class TrainConfig:
             raise UsageError(f"--patience must be >= 1, got {self.patience}")
         if self.max_skipped_steps < 0 or self.max_rollbacks < 0:
             raise UsageError("--max-skipped-steps and --max-rollbacks must be >= 0")
-        if not 0 <= self.fit_prior <= 1000:
+        if self.fit_prior is not None and not 0 <= self.fit_prior <= 1000:
             raise UsageError(f"--fit-prior must be 0 (none) to 1000, got {self.fit_prior}")
 
 

@@ -11,8 +11,9 @@ training latents wore eyeglasses 0.22 and smiled 0.52, with a Fréchet distance 
 judge's features 30× smaller. This is the "ex-post density estimation" of Ghosh et al.
 (2020, "From variational to deterministic autoencoders").
 
-``vaekit train`` fits it at the end of training (``--fit-prior K``, default 10
-components; 0 leaves it out) for unconditional models and writes
+``vaekit train`` fits it at the end of training (``--fit-prior K``; by default 10
+components with the fixed ``normal`` prior, and none with a learned or plugin prior,
+whose own p(z) the user chose) for unconditional models and writes
 ``RUN/fitted_prior.json``, a cluster file (docs/formats.md) with the query ``all``.
 ``vaekit sample`` draws from it when the run has one, and from the model's p(z) when it
 does not (runs of vaekit 0.4 and older, ``--fit-prior 0``, class-conditional models) or
@@ -57,15 +58,18 @@ def fit_prior(
     seed: int = 0,
     max_rows: int = MAX_ROWS,
     model: dict[str, Any] | None = None,
-) -> Cluster:
+) -> Cluster | None:
     """A ``components``-Gaussian mixture (full covariances, each with the mean posterior
     variance of its rows added) fitted to training posteriors ``mu``/``logvar`` (N, D);
-    at most ``max_rows`` of them, a seeded sample."""
+    at most ``max_rows`` of them, a seeded sample. Fewer than ``2 * components`` rows
+    get fewer components; fewer than 2 rows get None (nothing to fit)."""
     n = len(mu)
     rows = np.arange(n)
     if n > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-    k = max(1, min(components, len(rows) // 2))
+    k = min(components, len(rows) // 2)
+    if k < 1:
+        return None
     weights, means, covariances = fit_mixture(mu[rows], logvar[rows], k, "full", seed)
     return Cluster(
         query="all",

@@ -412,3 +412,51 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             )
         )
     return tables
+
+
+def judge_cluster(
+    cluster: str | Path | Any,
+    model_dir: str | Path | None = None,
+    *,
+    samples: int = 500,
+    seed: int = 0,
+    judge_steps: int = JUDGE_STEPS,
+    accelerator: str = "cpu",
+    progress: Progress | None = None,
+) -> OnLabel:
+    """The judge's on-label rate of ``samples`` draws from a fitted cluster, with its
+    ceiling on held-out real images (``fit-cluster --judge``). The model is the run that
+    encoded the cluster's latents unless ``model_dir`` says otherwise; the run's judge is
+    trained on first use and reused after."""
+    from vaekit.data import HELD_OUT
+    from vaekit.errors import DataError
+    from vaekit.evaluate import _open
+    from vaekit.generate import default_model_dir, load_cluster, sample
+
+    fitted = load_cluster(cluster)
+    if samples < 1:
+        raise UsageError(f"--judge-samples must be >= 1, got {samples}")
+    if model_dir is None:
+        recorded = fitted.model.get("run_dir")
+        model_dir = recorded if recorded and Path(recorded, "model.safetensors").is_file() else None
+    loaded, everything, heldout, name, _ = _open(
+        model_dir or default_model_dir(), None, HELD_OUT, accelerator
+    )
+    if not has_labels(everything):
+        raise DataError(
+            f"the run's data ('{everything.location}') has no labels to train a judge on"
+        )
+    judge, _ = judge_for(
+        loaded.path,
+        everything,
+        name,
+        steps=judge_steps,
+        seed=seed,
+        device=loaded.device,
+        progress=progress,
+    )
+    drawn = sample(loaded, samples, cluster=fitted, seed=seed)
+    real_out = judge.predict(heldout.images)
+    return on_label_rate(
+        judge, drawn.images, fitted.query, f"cluster {fitted.query}", heldout, real_out
+    )

@@ -872,7 +872,7 @@ def write_fitted_prior(session: Session) -> Any:
 
     from vaekit.fitted_prior import encode_batches, fit_prior, fitted_prior_path
 
-    components = session.config.fit_prior
+    components = session.config.fit_prior_components
     path = fitted_prior_path(session.run.path)
     if components <= 0 or session.num_classes:
         path.unlink(missing_ok=True)  # a resumed run asked for none: no stale fit
@@ -892,6 +892,9 @@ def write_fitted_prior(session: Session) -> Any:
             "weights_sha256": file_sha256(session.run.weights_path),
         },
     )
+    if fitted is None:  # too few training images to fit anything
+        path.unlink(missing_ok=True)
+        return None
     fitted.save(path)
     return fitted
 
