@@ -71,7 +71,7 @@ def world(tmp_path_factory) -> World:
     run = train_tiny(root, epochs=1).run.path
     store = encode_dataset(None, root / "latents.h5", model_dir=run)
     cluster = root / "three.json"
-    fit_cluster(store, "3", output=cluster)
+    fit_cluster(store, "3", output=cluster, components=1, gate=0)  # one Gaussian's file layout
     return {"root": root, "run": run, "store": store, "cluster": cluster}
 
 

@@ -153,7 +153,7 @@ def test_the_formula_is_the_covariance_of_the_aggregate_posterior():
 @pytest.mark.parametrize("kind", COVARIANCE_TYPES)
 def test_fit_cluster_every_covariance_type(store, kind):
     path, ref = store
-    cluster = fit_cluster(path, "smiling", covariance=kind)
+    cluster = fit_cluster(path, "smiling", covariance=kind, components=1, gate=0)
     rows = ref["attrs"][:, 0]
     want_mean, _ = aggregate(ref["mu"][rows], ref["logvar"][rows])
     want = Moments(D)
@@ -254,7 +254,7 @@ def test_json_round_trip(store, tmp_path, kind, components):
 
 def test_sampling_matches_the_fit_and_temperature_scales_it(store):
     path, _ = store
-    cluster = fit_cluster(path, "smiling")
+    cluster = fit_cluster(path, "smiling", components=1, gate=0)
     z = cluster.sample(50_000, seed=0)
     assert z.dtype == np.float32 and z.shape == (50_000, D)
     np.testing.assert_allclose(z.mean(0), cluster.mean, atol=0.05)
@@ -361,3 +361,55 @@ def test_cli_exit_codes(store, tmp_path, monkeypatch):
     Path("notes.json").write_text("{}")
     result = runner.invoke(app, [*base, "--label", "smiling", "-o", "notes.json"])
     assert result.exit_code == 2 and Path("notes.json").read_text() == "{}"
+
+
+def test_the_default_fit_is_a_gated_mixture_whose_draws_pass_the_gate(store, tmp_path):
+    """Since 0.5: up to 5 components (as the subset allows) and a linear probe that every
+    draw must pass; the file is version 2 and reads back the same."""
+    path, ref = store
+    cluster = fit_cluster(path, "smiling", output=tmp_path / "s.json")
+    assert cluster.components == 5 and cluster.gate is not None
+    assert cluster.gate["threshold"] == 0.9 and cluster.gate["accuracy"] > 0.95
+    again = Cluster.load(tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_text())["format_version"] == 2
+    assert again.gate["coef"] == pytest.approx(cluster.gate["coef"])
+    z = again.sample(2000, seed=1)
+    assert z.shape == (2000, D) and (again.gate_probability(z) >= 0.9).all()
+    np.testing.assert_array_equal(z, again.sample(2000, seed=1))  # seeded
+    # the probe points the right way: smiling rows score high, the others low
+    p = cluster.gate_probability(ref["mu"])
+    assert (p[ref["attrs"][:, 0]] > 0.5).mean() > 0.95 and (
+        p[~ref["attrs"][:, 0]] < 0.5
+    ).mean() > 0.95
+    # no gate, one Gaussian: the version-1 layout older vaekit reads
+    plain = fit_cluster(path, "smiling", components=1, gate=0, output=tmp_path / "p.json")
+    assert plain.gate is None and plain.components == 1
+    assert json.loads((tmp_path / "p.json").read_text())["format_version"] == 1
+    # a small subset gets fewer components: 7 rows hold one full-covariance Gaussian in 5 dims
+    small = tmp_path / "small.h5"
+    make_store(small, smiling=7)
+    assert fit_cluster(small, "smiling").components == 1
+    # a query every row matches has nothing to tell it from: no gate
+    everyone = tmp_path / "all.h5"
+    make_store(everyone, smiling=600)
+    assert fit_cluster(everyone, "smiling").gate is None
+
+
+def test_gate_errors(store, tmp_path):
+    path, _ = store
+    cluster = fit_cluster(path, "smiling", output=tmp_path / "s.json")
+    with pytest.raises(UsageError, match="--gate must be in"):
+        fit_cluster(path, "smiling", gate=1.0)
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["gate"]["coef"] = [1.0, 2.0]
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="has a gate of shape"):
+        Cluster.load(tmp_path / "bad.json")
+    # a gate that no draw can pass: an error naming the fix, not an endless loop
+    cluster.gate = {**cluster.gate, "coef": [0.0] * D, "intercept": -50.0}
+    with pytest.raises(DataError, match="too few draws pass its gate.*--gate 0"):
+        cluster.sample(10)
+    out = runner.invoke(
+        app, ["fit-cluster", "--latents", str(path), "-l", "smiling", "--gate", "2"]
+    )
+    assert out.exit_code == 2 and "--gate" in out.output

@@ -44,7 +44,7 @@ def pipeline(tmp_path_factory) -> dict:
     run = train_tiny(root, epochs=1).run.path
     store = encode_dataset(None, root / "latents.h5", model_dir=run)
     cluster = root / "three.json"
-    fit_cluster(store, "3", output=cluster)
+    fit_cluster(store, "3", output=cluster, components=1, gate=0)
     return {"root": root, "run": run, "store": store, "cluster": cluster}
 
 

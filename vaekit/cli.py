@@ -472,7 +472,20 @@ def fit_cluster_command(
     covariance: Annotated[
         str, typer.Option(help="full, diag, shrunk (Ledoit-Wolf) or spherical.")
     ] = "full",
-    components: Annotated[int, typer.Option(help="Gaussians in the mixture (1: one).")] = 1,
+    components: Annotated[
+        int | None,
+        typer.Option(
+            help="Gaussians in the mixture (1: one) \\[default: up to 5, as many as the "
+            "subset's size allows]."
+        ),
+    ] = None,
+    gate: Annotated[
+        float,
+        typer.Option(
+            help="Keep only draws a linear probe on the latents gives at least this "
+            "probability of carrying the label (0: no gate)."
+        ),
+    ] = 0.9,
     max_rows: Annotated[
         int | None, typer.Option(help="Fit a seeded random sample of this many rows.")
     ] = None,
@@ -507,12 +520,20 @@ def fit_cluster_command(
             seed=seed,
             split=split,
             output=path,
+            gate=gate,
         )
         fitted = "" if cluster.fitted_rows == cluster.n else f" (fitted on {cluster.fitted_rows:,})"
         mixture = f"{cluster.components} × " if cluster.components > 1 else ""
+        gated = ""
+        if cluster.gate is not None:  # on the same line: scripts read one line per fit
+            gated = (
+                f", gated at p ≥ {cluster.gate['threshold']:.2g} by a linear probe "
+                f"({cluster.gate['accuracy']:.1%} right on the rows)"
+            )
         console.print(
             f"fitted [bold]{cluster.query}[/]: {cluster.n:,} rows{fitted}, {mixture}"
-            f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims -> [bold]{path}[/]"
+            f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims{gated} "
+            f"-> [bold]{path}[/]"
         )
         if judge:
             from vaekit.generation import judge_cluster

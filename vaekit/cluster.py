@@ -27,6 +27,16 @@ of K Gaussians (``components > 1``) is fitted with sklearn's GaussianMixture
 on the subset's means (or a seeded sample of ``max_rows`` of them); each
 component then gets its responsibility-weighted mean posterior variance
 added: Cov_k += diag(sum_i r_ik sigma_i^2 / sum_i r_ik).
+
+By default (since vaekit 0.5) ``fit-cluster`` fits a mixture of up to
+:data:`AUTO_COMPONENTS` Gaussians (as many as the subset's size allows) and a
+**gate**: a linear probe (logistic regression on the posterior means) that tells
+the subset's latents from the other rows'. Sampling keeps only draws the probe
+gives at least ``threshold`` probability of belonging to the subset (rejection
+sampling of r(z) restricted to the subset's side of the probe). A single Gaussian
+spreads over regions that other labels occupy; measured with vaekit's judge on
+the synthetic faces after 30 epochs, the smiling cluster's draws went from 0.90
+(one Gaussian) to 0.99 smiling (docs/benchmarks.md, "Generation").
 """
 
 from __future__ import annotations
@@ -44,7 +54,16 @@ from vaekit.errors import DataError, UsageError
 
 COVARIANCE_TYPES = ("full", "diag", "shrunk", "spherical")
 FORMAT = "vaekit-cluster"
-FORMAT_VERSION = 1
+#: 2: a cluster with a gate (older vaekit refuses it); files without one are written as 1
+FORMAT_VERSION = 2
+#: Mixture components of a fit that names none (fewer when the subset is small).
+AUTO_COMPONENTS = 5
+#: Rows an automatic mixture (and the gate's probe) is fitted on at most: a seeded sample.
+AUTO_MAX_ROWS = 100_000
+#: The gate's default threshold: draws the probe gives under this are redrawn.
+GATE = 0.9
+#: Rejection rounds before a gate that (almost) nothing passes is an error.
+GATE_ROUNDS = 100
 CLUSTERS_DIR = Path("clusters")
 
 
@@ -70,6 +89,9 @@ class Cluster:
     model: dict[str, Any] = field(default_factory=dict)  # run_dir, weights_sha256, config
     created: str = ""
     vaekit_version: str = __version__
+    #: the linear probe draws must pass: {"coef": (D,), "intercept", "threshold",
+    #: "accuracy"}; None: every draw is kept
+    gate: dict[str, Any] | None = None
 
     @property
     def latent_dim(self) -> int:
@@ -108,6 +130,35 @@ class Cluster:
             raise UsageError(f"number of samples must be >= 0, got {n}")
         check_temperature(temperature)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if self.gate is None or not self.gate["threshold"] > 0:
+            return self._draw(n, rng, temperature)
+        kept, have, drawn = [], 0, 0
+        for _ in range(GATE_ROUNDS):
+            if have >= n:
+                break
+            rate = max(have / drawn, 0.01) if drawn else 1.0  # acceptance so far
+            batch = min(max(64, int(1.2 * (n - have) / rate)), 1_000_000)
+            z = self._draw(batch, rng, temperature)
+            drawn += batch
+            z = z[self.gate_probability(z) >= self.gate["threshold"]]
+            kept.append(z)
+            have += len(z)
+        if have < n:
+            raise DataError(
+                f"cluster '{self.query}': too few draws pass its gate ({have} of {n} after "
+                f"{GATE_ROUNDS} rounds); fit it again with `--gate 0` (no gate) or a lower --gate"
+            )
+        return np.concatenate(kept)[:n]
+
+    def gate_probability(self, z: np.ndarray) -> np.ndarray:
+        """(N,) the gate's probe: the probability that latents ``z`` belong to the subset."""
+        assert self.gate is not None
+        logits = np.asarray(z, dtype=np.float64) @ np.asarray(self.gate["coef"]) + float(
+            self.gate["intercept"]
+        )
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
+
+    def _draw(self, n: int, rng: np.random.Generator, temperature: float) -> np.ndarray:
         component = rng.choice(self.components, size=n, p=self.weights / self.weights.sum())
         eps = rng.standard_normal((n, self.latent_dim))
         z = np.empty((n, self.latent_dim))
@@ -122,7 +173,7 @@ class Cluster:
         """A JSON-ready dict (layout in docs/formats.md); :meth:`from_dict` reads it back."""
         data: dict[str, Any] = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.gate is not None else 1,
             "query": self.query,
             "terms": list(self.terms),
             "split": self.split,
@@ -148,6 +199,8 @@ class Cluster:
             created=self.created,
             vaekit_version=self.vaekit_version,
         )
+        if self.gate is not None:
+            data["gate"] = self.gate
         return data
 
     @classmethod
@@ -181,6 +234,7 @@ class Cluster:
                 means = np.asarray(data["mean"], dtype=np.float64).reshape(1, d)
                 covs = _expand(data["covariance"], kind, d)[None]
             check_gaussians(weights, means, covs, source)
+            gate = _read_gate(data.get("gate"), d, source)
             return cls(
                 query=data["query"],
                 covariance_type=kind,
@@ -196,6 +250,7 @@ class Cluster:
                 model=dict(data.get("model") or {}),
                 created=data.get("created", ""),
                 vaekit_version=data.get("vaekit_version", ""),
+                gate=gate,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"'{source}' is a damaged cluster file ({exc!r})") from None
@@ -221,6 +276,50 @@ class Cluster:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
         return cls.from_dict(data, str(path))
+
+
+def _read_gate(value: Any, d: int, source: str) -> dict[str, Any] | None:
+    """A cluster file's gate, checked: D finite coefficients, a finite intercept and a
+    threshold in [0, 1)."""
+    if value is None:
+        return None
+    fix = "fit it again with `vaekit fit-cluster`"
+    if not isinstance(value, dict):
+        raise DataError(f"'{source}' has a gate that is not an object; {fix}")
+    coef = np.asarray(value["coef"], dtype=np.float64)
+    intercept = float(value["intercept"])
+    threshold = float(value["threshold"])
+    if coef.shape != (d,) or not np.all(np.isfinite(coef)) or not np.isfinite(intercept):
+        raise DataError(f"'{source}' has a gate of shape {coef.shape} or not finite; {fix}")
+    if not 0 <= threshold < 1:
+        raise DataError(f"'{source}' has a gate threshold {threshold}, not in [0, 1); {fix}")
+    return {**value, "coef": coef.tolist(), "intercept": intercept, "threshold": threshold}
+
+
+def fit_gate(
+    inside: np.ndarray, outside: np.ndarray, threshold: float = GATE, seed: int = 0
+) -> dict[str, Any] | None:
+    """A linear probe (logistic regression) telling latent means ``inside`` a subset from
+    those ``outside`` it, as a cluster's gate; None when either side is empty.
+
+    The gate's ``threshold`` is ``threshold`` or, when the probe is less sure of the
+    subset's own rows, the probability that 80% of them reach (``requested`` keeps the
+    value asked for): a gate never shuts out the regions most real members occupy."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not len(inside) or not len(outside):
+        return None
+    x = np.concatenate([inside, outside]).astype(np.float64)
+    y = np.concatenate([np.ones(len(inside)), np.zeros(len(outside))])
+    probe = LogisticRegression(max_iter=2000, random_state=seed).fit(x, y)
+    own = probe.predict_proba(inside.astype(np.float64))[:, 1]
+    return {
+        "coef": probe.coef_[0].tolist(),
+        "intercept": float(probe.intercept_[0]),
+        "threshold": float(min(threshold, np.quantile(own, 0.2))),
+        "requested": float(threshold),
+        "accuracy": float(probe.score(x, y)),
+    }
 
 
 def check_gaussians(
@@ -517,12 +616,13 @@ def fit_cluster(
     latents: str | Path,
     labels: list[str] | str,
     covariance: str = "full",
-    components: int = 1,
+    components: int | None = None,
     max_rows: int | None = None,
     seed: int = 0,
     split: str | None = None,
     output: str | Path | None = None,
     chunk_size: int = 65536,
+    gate: float = GATE,
 ) -> Cluster:
     """Fit r(z) to the aggregate posterior of the rows of ``latents`` that match ``labels``.
 
@@ -531,7 +631,11 @@ def fit_cluster(
     ``diag``, ``shrunk`` (Ledoit-Wolf) or ``spherical``. ``components`` > 1 fits a
     Gaussian mixture on the subset, or on a seeded sample of ``max_rows`` of it;
     one component is fitted by streaming the store (``max_rows`` then samples rows
-    too, if given). ``split``: only rows of ``train``, ``val`` or ``test``. The
+    too, if given). ``components=None`` (the default) fits up to
+    :data:`AUTO_COMPONENTS`, as many as the subset's size allows, on at most
+    :data:`AUTO_MAX_ROWS` rows unless ``max_rows`` says otherwise. ``gate`` > 0 adds a
+    linear probe that draws must pass with that probability (see the module docstring;
+    0: none). ``split``: only rows of ``train``, ``val`` or ``test``. The
     cluster is written to ``output`` when given (see :func:`default_cluster_path`).
 
     Raises :class:`~vaekit.errors.DataError` for an unknown label (listing the
@@ -545,14 +649,20 @@ def fit_cluster(
         raise UsageError("give at least one --label (e.g. --label smiling)")
     if covariance not in COVARIANCE_TYPES:
         raise UsageError(_unknown_covariance(covariance))
-    if components < 1:
+    if components is not None and components < 1:
         raise UsageError(f"--components must be >= 1, got {components}")
+    if not 0 <= gate < 1:
+        raise UsageError(f"--gate must be in [0, 1) (0: no gate), got {gate}")
     if max_rows is not None and max_rows < 1:
         raise UsageError(f"--max-rows must be >= 1, got {max_rows}")
     query = parse_query(terms)
     with LatentStore.open(latents) as store:
         rows = store.select(terms, split=split)
         d = store.latent_dim
+        if components is None:  # as many as the subset allows, up to AUTO_COMPONENTS
+            components = max(1, min(AUTO_COMPONENTS, len(rows) // min_rows(covariance, d)))
+            if components > 1 and max_rows is None:
+                max_rows = AUTO_MAX_ROWS
         _check_size(len(rows), covariance, d, components, query.text)
         fitted = rows
         if max_rows is not None and len(rows) > max_rows:
@@ -567,6 +677,17 @@ def fit_cluster(
         else:
             mu, logvar = store.read(fitted)
             weights, means, covs = fit_mixture(mu, logvar, components, covariance, seed)
+        probe = None
+        if gate > 0:
+            outside = np.setdiff1d(store.select([], split=split), rows)
+            rng = np.random.default_rng(seed)
+
+            def some(index: np.ndarray) -> np.ndarray:
+                if len(index) > AUTO_MAX_ROWS:
+                    index = np.sort(rng.choice(index, size=AUTO_MAX_ROWS, replace=False))
+                return store.read(index)[0] if len(index) else np.zeros((0, d))
+
+            probe = fit_gate(some(rows), some(outside), gate, seed)
         attrs = store.attrs
         cluster = Cluster(
             query=query.text,
@@ -586,6 +707,7 @@ def fit_cluster(
                 "config": store.model_config,
             },
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            gate=probe,
         )
     if not (np.all(np.isfinite(cluster.covariances)) and np.all(np.isfinite(cluster.means))):
         raise DataError(

@@ -51,6 +51,8 @@ class SetScore:
     frechet: float
     precision: float
     recall: float
+    #: the real images it is compared with
+    against: str = "held-out real images"
 
 
 @dataclass
@@ -80,6 +82,9 @@ class Shares:
     #: classes: total variation distance of the two distributions; attributes: the
     #: largest |generated − data| over the attributes
     distance: float
+    #: the same distance for the judged real images: the floor set by the judge's errors
+    #: and the sample size (a perfect generator scores about this)
+    real_distance: float | None = None
 
 
 @dataclass
@@ -128,6 +133,19 @@ def _query_mask(query: Any, out: JudgeOutput, info: Any) -> np.ndarray:
     return query.mask_arrays(
         len(out.features), out.labels, info.class_names, out.attributes, info.attribute_names
     )
+
+
+def _truth(query_text: str, real: Any) -> np.ndarray | None:
+    """Which ``real`` images truly satisfy the query (None: it names no label they have)."""
+    from vaekit.errors import DataError
+    from vaekit.query import parse_query
+
+    try:
+        return parse_query(query_text).mask_arrays(
+            len(real), real.labels, real.class_names, real.attributes, real.attribute_names
+        )
+    except DataError:
+        return None
 
 
 def query_ceiling(judge: Judge, query: Any, real: Any, real_out: JudgeOutput) -> tuple[Any, int]:
@@ -182,14 +200,16 @@ def _shares(judge: Judge, out: JudgeOutput, train: Any, real_out: JudgeOutput) -
             return counts / max(counts.sum(), 1.0)
 
         generated, data = spread(out.labels), spread(train.labels)
+        real = spread(real_out.labels) if real_out.labels is not None else None
         found.append(
             Shares(
                 "class",
                 list(info.class_names),
                 generated.tolist(),
                 data.tolist(),
-                spread(real_out.labels).tolist() if real_out.labels is not None else [],
+                [] if real is None else real.tolist(),
                 total_variation(generated, data),
+                None if real is None else total_variation(real, data),
             )
         )
     if info.attribute_names and out.attributes is not None and train.attributes is not None:
@@ -204,6 +224,7 @@ def _shares(judge: Judge, out: JudgeOutput, train: Any, real_out: JudgeOutput) -
                 data.tolist(),
                 list(map(float, real)),
                 float(np.abs(generated - data).max()),
+                float(np.abs(np.asarray(real) - data).max()) if len(real) else None,
             )
         )
     return found
@@ -299,16 +320,21 @@ def evaluate_generation(
         cluster = load_cluster(spec)
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)
         result.grids[f"cluster {cluster.query}"] = drawn.images[:GRID_IMAGES]
-        result.on_label.append(
-            on_label_rate(
-                judge, drawn.images, cluster.query, f"cluster {cluster.query}", real, real_out
-            )
+        rate = on_label_rate(
+            judge, drawn.images, cluster.query, f"cluster {cluster.query}", real, real_out
         )
-        result.sets.append(
-            _score(
-                f"cluster {cluster.query}", real_out.features, judge.predict(drawn.images).features
-            )
+        result.on_label.append(rate)
+        # against the real images of its label (all real images when they are too few)
+        truth = _truth(cluster.query, real)
+        of_label = truth is not None and int(truth.sum()) >= 2
+        score = _score(
+            f"cluster {cluster.query}",
+            real_out.features[truth] if of_label else real_out.features,
+            judge.predict(drawn.images).features,
         )
+        if of_label:
+            score.against = f"real '{rate.query}' images"
+        result.sets.append(score)
     return result
 
 
@@ -376,8 +402,8 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             (
                 f"against {found.heldout_n:,} held-out real images ({found.heldout_split}), "
                 "in the judge's features (not FID)",
-                ["set", "images", "Fréchet distance", "precision", "recall"],
-                [[s.name, s.n, s.frechet, s.precision, s.recall] for s in found.sets],
+                ["set", "images", "Fréchet distance", "precision", "recall", "against"],
+                [[s.name, s.n, s.frechet, s.precision, s.recall, s.against] for s in found.sets],
             )
         )
     if found.on_label:
@@ -403,7 +429,7 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
                 strict=True,
             )
         ]
-        rows.append([measure, shares.distance, None, None])
+        rows.append([measure, shares.distance, None, shares.real_distance])
         tables.append(
             (
                 f"{shares.kind} shares of prior draws (judged) against the training data's",
