@@ -13,7 +13,7 @@ scipy's general ``sqrtm(Σ₁ Σ₂)``, an ε·I offset when that is singular, t
 their relative difference and the time each took.
 
 Measured on the synthetic faces (4,000 at 32×32, 30 epochs, 1,000 draws; numbers in
-docs/benchmarks.md, "Generation"): the two agree to 4e-8 relative or better.
+docs/benchmarks.md, "Generation"): the two agree to 7e-8 relative or better.
 """
 
 from __future__ import annotations

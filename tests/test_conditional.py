@@ -88,10 +88,10 @@ def test_a_cvae_learns_its_class_prior_and_samples_a_label_from_it(tmp_path):
     assert isinstance(prior, ClassConditionalPrior)
     assert prior.offsets.abs().max() > 0.05  # the KL trained it (it starts at zero)
     assert (prior.log_scales.abs().max()) > 0.05
-    out = sample(run, 4000, label="3", seed=0)
+    out = sample(run, 4000, label="3", seed=0, model_prior=True)  # p(z|3), not the fit
     np.testing.assert_allclose(out.z.mean(0), prior.offsets[3].detach().numpy(), atol=0.1)
     np.testing.assert_allclose(out.z.std(0), prior.log_scales[3].exp().detach().numpy(), rtol=0.1)
-    other = sample(run, 4000, label="5", seed=0)
+    other = sample(run, 4000, label="5", seed=0, model_prior=True)
     assert not np.allclose(out.z, other.z)  # each class its own region of z
     # the CLI's sample --label draws through it too
     result = CliRunner().invoke(

@@ -112,7 +112,7 @@ def test_the_judge_trains_once_and_is_reused(digits_run):
 
 def test_training_fits_a_prior_and_sample_draws_from_it(digits_run, tmp_path):
     fitted = load_fitted_prior(digits_run)
-    assert fitted is not None and fitted.components == 10 and fitted.query == "all"
+    assert fitted is not None and fitted.components == 25 and fitted.query == "all"
     assert fitted.n == 1617 and fitted.model["run_dir"] == str(digits_run)
     loaded = open_run(digits_run)
     drawn = sample(loaded, 500, seed=3)
@@ -176,6 +176,8 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     shares = found["class_shares"]
     assert len(shares["generated"]) == 10 and sum(shares["data"]) == pytest.approx(1)
     assert 0 <= shares["distance"] <= 1
+    # the model's own p(z) beside the fitted prior: the before and after on every run
+    assert len(shares["model_prior"]) == 10 and 0 <= shares["model_prior_distance"] <= 1
     assert 0 < found["ssim"] <= 1 and found["psnr"] > 0
     # the same seed gives the same figures; the judge is reused
     again = json.loads(
@@ -219,3 +221,50 @@ def test_report_shows_generation_grids_beside_their_metrics(digits_run, tmp_path
     assert evaluation.generation is not None
     assert page.count("data:image/png;base64") >= 3
     assert (digits_run / "figures" / "generated_prior.png").is_file()
+
+
+def test_the_cli_defaults_are_the_library_s():
+    """The CLI spells the judge's step count out (importing vaekit.judge would import torch
+    at start-up); it must not drift from the library's."""
+    import inspect
+
+    from vaekit.cli import evaluate_command
+    from vaekit.generation import SAMPLES
+    from vaekit.judge import JUDGE_STEPS
+
+    params = inspect.signature(evaluate_command).parameters
+    assert params["judge_steps"].default == JUDGE_STEPS
+    assert params["samples"].default == SAMPLES
+
+
+def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_path):
+    from vaekit.fitted_prior import load_class_priors
+
+    run_dir = train_tiny(tmp_path, epochs=2, kind="cvae").run.path
+    loaded = open_run(run_dir)
+    fits = load_class_priors(run_dir, loaded.num_classes)
+    assert sorted(fits) == list(range(10)) and not (run_dir / FITTED_PRIOR).exists()
+    assert fits[3].query == "3" and fits[3].components == 5 and fits[3].n > 100
+    drawn = sample(loaded, 40, label="3", seed=2)
+    assert np.allclose(drawn.z, fits[3].sample(40, np.random.default_rng(2 + 3)))
+    # the classes in turn: each row from its own class's fit
+    mixed = sample(loaded, 20, seed=0)
+    assert (mixed.labels == np.arange(20) % 10).all()
+    assert np.allclose(mixed.z[mixed.labels == 7], fits[7].sample(2, np.random.default_rng(7)))
+    own = sample(loaded, 40, label="3", seed=2, model_prior=True)
+    assert not np.allclose(own.z, drawn.z)
+    # the generation section judges both, class by class
+    from vaekit.evaluate import evaluate
+
+    found = evaluate(run_dir, iwae_k=0, generation=True, samples=100, judge_steps=30).generation
+    sources = [o.source for o in found.on_label]
+    assert "class 3" in sources and "class 3, p(z|y)" in sources and len(sources) == 20
+    assert found.set_score("model prior p(z)") is not None
+    out = CliRunner().invoke(
+        app,
+        ["sample", "-m", str(run_dir), "--label", "3", "-n", "4", "-o", str(tmp_path / "g.png")],
+    )
+    assert out.exit_code == 0 and "fitted class priors" in out.stdout
+    # --fit-prior 0: no fits, draws from p(z|y)
+    bare = train_tiny(tmp_path, epochs=1, kind="cvae", name="bare", fit_prior=0).run.path
+    assert not load_class_priors(bare, 10)

@@ -160,7 +160,8 @@ def test_report_on_a_run_without_figures(tmp_path):
     assert out.exit_code == 0, out.output
     assert (run.path / "figures" / "traversals.png").is_file()
     page = Path(tmp_path / "r.html").read_text()
-    assert page.count("<img ") == 8  # 6 pictures + the judged prior and reconstructions grids
+    # 6 pictures + the judged grids: fitted class priors, p(z|y), reconstructions
+    assert page.count("<img ") == 9
     assert "cvae with mlp encoder" in page  # the run's own kind
     # a conditional model's draws are judged per class
     assert "class 7" in page and "on-label" in page

@@ -230,7 +230,7 @@ def train(
         int | None,
         typer.Option(
             help="Fit a mixture of this many Gaussians to the training latents at the end; "
-            "`sample` draws from it (0: none, sample from p(z)) \\[default: 10 with the "
+            "`sample` draws from it (0: none, sample from p(z)) \\[default: 25 with the "
             "normal prior, 0 with any other].",
         ),
     ] = None,
@@ -813,7 +813,7 @@ def evaluate_command(
     ] = 1000,
     judge_steps: Annotated[
         int, typer.Option(help="With --generation: training steps of a new judge.")
-    ] = 1000,
+    ] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim, active units and what the

@@ -99,7 +99,7 @@ class TrainConfig:
     loggers: list[str] = field(default_factory=list)  # besides metrics.jsonl/.csv: tensorboard
     figures: bool = True  # draw RUN/figures/ at the end
     #: components of the prior fitted to the training latents at the end (0: none;
-    #: None: 10 with the fixed ``normal`` prior, 0 with any other, whose own p(z) the
+    #: None: 25 with the fixed ``normal`` prior, 0 with any other, whose own p(z) the
     #: user chose); see vaekit.fitted_prior. Runs of vaekit 0.4 and older read as 0.
     fit_prior: int | None = None
 
@@ -125,10 +125,10 @@ class TrainConfig:
 
     @property
     def fit_prior_components(self) -> int:
-        """``fit_prior`` resolved: 10 for the ``normal`` prior when unset, else 0."""
+        """``fit_prior`` resolved: 25 for the ``normal`` prior when unset, else 0."""
         if self.fit_prior is not None:
             return self.fit_prior
-        return 10 if self.model.prior == "normal" else 0
+        return 25 if self.model.prior == "normal" else 0
 
     def validate(self) -> None:
         """Fail early, before any data is read, on bad numbers."""

@@ -260,7 +260,24 @@ def sample(
         z = fitted.sample(n, np.random.default_rng(seed), temperature)
     else:
         z = prior_sample(run, n, seed, temperature, labels)
+        if labels is not None and not model_prior:
+            z = _from_class_priors(run, z, labels, seed, temperature)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
+
+
+def _from_class_priors(
+    run: LoadedRun, z: np.ndarray, labels: np.ndarray, seed: int, temperature: float
+) -> np.ndarray:
+    """``z`` with the rows of each class that has a fitted class prior redrawn from it
+    (seeded per class); classes without one keep their p(z|y) draws."""
+    from vaekit.fitted_prior import load_class_priors
+
+    z = z.copy()
+    for c, fit in load_class_priors(run.path, run.num_classes).items():
+        rows = labels == c
+        if rows.any():
+            z[rows] = fit.sample(int(rows.sum()), np.random.default_rng(seed + c), temperature)
+    return z
 
 
 def drawn_prior(run: LoadedRun) -> Cluster | None:
@@ -270,9 +287,30 @@ def drawn_prior(run: LoadedRun) -> Cluster | None:
     return load_fitted_prior(run.path)
 
 
+def has_fitted_prior(run: LoadedRun) -> bool:
+    """Whether prior draws of this run come from a fit (its own, or one per class)."""
+    from vaekit.fitted_prior import load_class_priors
+
+    if run.num_classes:
+        return bool(load_class_priors(run.path, run.num_classes))
+    return drawn_prior(run) is not None
+
+
 def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     """What prior draws come from, in words (``sample`` prints it)."""
-    fitted = None if model_prior or run.num_classes else drawn_prior(run)
+    from vaekit.fitted_prior import CLASS_PRIORS, load_class_priors
+
+    if not model_prior and run.num_classes:
+        fits = load_class_priors(run.path, run.num_classes)
+        if fits:
+            k = max(f.components for f in fits.values())
+            return (
+                f"the fitted class priors: up to {k} Gaussians per class fitted to q(z|x, y) "
+                f"of {sum(f.n for f in fits.values()):,} training images "
+                f"({run.path / CLASS_PRIORS})"
+            )
+        return f"the model's prior p(z|y) ({run.config.model.prior}, per class)"
+    fitted = None if model_prior else drawn_prior(run)
     if fitted is not None:
         return (
             f"the fitted prior: {fitted.components} Gaussians fitted to the posteriors of "

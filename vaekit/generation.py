@@ -85,6 +85,10 @@ class Shares:
     #: the same distance for the judged real images: the floor set by the judge's errors
     #: and the sample size (a perfect generator scores about this)
     real_distance: float | None = None
+    #: the shares of the model's own p(z) draws and their distance, when the run has a
+    #: fitted prior (what the fit changed)
+    model_prior: list[float] | None = None
+    model_prior_distance: float | None = None
 
 
 @dataclass
@@ -190,41 +194,55 @@ def on_label_rate(
     return OnLabel(source, query.text, len(images), rate, ceiling, real_n)
 
 
-def _shares(judge: Judge, out: JudgeOutput, train: Any, real_out: JudgeOutput) -> list[Shares]:
+def _shares(
+    judge: Judge,
+    out: JudgeOutput,
+    train: Any,
+    real_out: JudgeOutput,
+    raw_out: JudgeOutput | None = None,
+) -> list[Shares]:
+    """Class and attribute shares of the prior draws ``out`` (and of the model's own
+    p(z) draws ``raw_out``, when the run has a fitted prior) against the data's."""
     info, found = judge.info, []
+
+    def tv(a: np.ndarray, b: np.ndarray) -> float:
+        return total_variation(a, b)
+
+    def largest(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(np.asarray(a) - b).max())
+
+    kinds = []
     if info.class_names and out.labels is not None and train.labels is not None:
         k = len(info.class_names)
 
-        def spread(ids: np.ndarray) -> np.ndarray:
-            counts = np.bincount(ids[ids >= 0], minlength=k).astype(np.float64)
+        def spread(o: JudgeOutput | None) -> np.ndarray | None:
+            if o is None or o.labels is None:
+                return None
+            counts = np.bincount(o.labels[o.labels >= 0], minlength=k).astype(np.float64)
             return counts / max(counts.sum(), 1.0)
 
-        generated, data = spread(out.labels), spread(train.labels)
-        real = spread(real_out.labels) if real_out.labels is not None else None
+        data = np.bincount(train.labels[train.labels >= 0], minlength=k).astype(np.float64)
+        kinds.append(("class", info.class_names, spread, data / max(data.sum(), 1.0), tv))
+    if info.attribute_names and out.attributes is not None and train.attributes is not None:
+
+        def means(o: JudgeOutput | None) -> np.ndarray | None:
+            return None if o is None or o.attributes is None else o.attributes.mean(0)
+
+        data = train.attributes.astype(np.float64).mean(0)
+        kinds.append(("attribute", info.attribute_names, means, data, largest))
+    for kind, names, shares_of, data, distance in kinds:
+        generated, real, raw = shares_of(out), shares_of(real_out), shares_of(raw_out)
         found.append(
             Shares(
-                "class",
-                list(info.class_names),
+                kind,
+                list(names),
                 generated.tolist(),
                 data.tolist(),
                 [] if real is None else real.tolist(),
-                total_variation(generated, data),
-                None if real is None else total_variation(real, data),
-            )
-        )
-    if info.attribute_names and out.attributes is not None and train.attributes is not None:
-        generated = out.attributes.mean(0)
-        data = train.attributes.astype(np.float64).mean(0)
-        real = real_out.attributes.mean(0) if real_out.attributes is not None else []
-        found.append(
-            Shares(
-                "attribute",
-                list(info.attribute_names),
-                generated.tolist(),
-                data.tolist(),
-                list(map(float, real)),
-                float(np.abs(generated - data).max()),
-                float(np.abs(np.asarray(real) - data).max()) if len(real) else None,
+                distance(generated, data),
+                None if real is None else distance(real, data),
+                None if raw is None else raw.tolist(),
+                None if raw is None else distance(raw, data),
             )
         )
     return found
@@ -247,8 +265,8 @@ def evaluate_generation(
     from vaekit.generate import (
         check_images_memory,
         decode,
-        drawn_prior,
         encode_images,
+        has_fitted_prior,
         load_cluster,
         sample,
     )
@@ -267,7 +285,7 @@ def evaluate_generation(
     prior = sample(loaded, samples, seed=seed)
     result.grids = {"prior": prior.images[:GRID_IMAGES], "reconstructions": recon[:GRID_IMAGES]}
     raw = None  # p(z) itself, beside a fitted prior: what the fit changed
-    if not loaded.num_classes and drawn_prior(loaded) is not None:
+    if has_fitted_prior(loaded):
         raw = sample(loaded, samples, seed=seed, model_prior=True)
         result.grids["model prior p(z)"] = raw.images[:GRID_IMAGES]
     if not has_labels(everything):
@@ -296,6 +314,7 @@ def evaluate_generation(
     train = everything.select_split("train") if everything.split is not None else everything
     train_sample = train.subset(_seeded_rows(len(train), samples, seed + 1))
     prior_out = judge.predict(prior.images)
+    raw_out = None if raw is None else judge.predict(raw.images)
     result.sets = [
         _score(
             "real training images", real_out.features, judge.predict(train_sample.images).features
@@ -303,11 +322,9 @@ def evaluate_generation(
         _score("reconstructions", real_out.features, judge.predict(recon).features),
         _score("prior", real_out.features, prior_out.features),
     ]
-    if raw is not None:
-        result.sets.append(
-            _score("model prior p(z)", real_out.features, judge.predict(raw.images).features)
-        )
-    shares = _shares(judge, prior_out, train, real_out)
+    if raw_out is not None:
+        result.sets.append(_score("model prior p(z)", real_out.features, raw_out.features))
+    shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
     result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
     if loaded.num_classes and prior.labels is not None:
@@ -316,6 +333,14 @@ def evaluate_generation(
             result.on_label.append(
                 on_label_rate(judge, prior.images[rows], name, f"class {name}", real, real_out)
             )
+        if raw is not None and raw.labels is not None:  # the model's own p(z|y), beside
+            for c, name in enumerate(loaded.class_names):
+                rows = raw.labels == c
+                result.on_label.append(
+                    on_label_rate(
+                        judge, raw.images[rows], name, f"class {name}, p(z|y)", real, real_out
+                    )
+                )
     for spec in clusters:
         cluster = load_cluster(spec)
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)
@@ -419,21 +444,28 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
         if shares is None:
             continue
         measure = "total variation distance" if shares.kind == "class" else "largest |prior − data|"
+        blank = [None] * len(shares.names)
+        raw = shares.model_prior
         rows = [
-            [name, g, d, r]
-            for name, g, d, r in zip(
+            [name, g, d, r] + ([] if raw is None else [p])
+            for name, g, d, r, p in zip(
                 shares.names,
                 shares.generated,
                 shares.data,
-                shares.real_judged or [None] * len(shares.names),
+                shares.real_judged or blank,
+                raw or blank,
                 strict=True,
             )
         ]
-        rows.append([measure, shares.distance, None, shares.real_distance])
+        rows.append(
+            [measure, shares.distance, None, shares.real_distance]
+            + ([] if raw is None else [shares.model_prior_distance])
+        )
+        header = [shares.kind, "prior draws", "data", "real, judged"]
         tables.append(
             (
                 f"{shares.kind} shares of prior draws (judged) against the training data's",
-                [shares.kind, "prior draws", "data", "real, judged"],
+                header + ([] if raw is None else ["p(z) draws"]),
                 rows,
             )
         )

@@ -37,7 +37,7 @@ INFO = "judge.json"
 JUDGE_VERSION = 1
 FEATURES = 128
 #: Optimiser steps of a judge's training (batch 128).
-JUDGE_STEPS = 1000
+JUDGE_STEPS = 2000
 BATCH = 128
 PREDICT_BATCH = 512
 

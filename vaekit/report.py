@@ -425,7 +425,7 @@ def generation_html(run: Run, found: Any) -> list[str]:
             rows += [["PSNR (dB)", found.psnr], ["SSIM", found.ssim]]
         parts.append(
             "<div style='display:flex;gap:1.5em;align-items:flex-start'>"
-            + _img(Picture(path, name, f"{len(found.grids[name])} images", grid=True))
+            + _img(Picture(path, name, _grid_caption(name, len(found.grids[name])), grid=True))
             + (_table(["measure", "value"], rows) if rows else "")
             + "</div>"
         )
@@ -434,6 +434,15 @@ def generation_html(run: Run, found: Any) -> list[str]:
         parts.append(_table(header, rows))
     parts.extend(f"<p class='note'>skipped: {html.escape(line)}</p>" for line in found.skipped)
     return parts
+
+
+def _grid_caption(name: str, n: int) -> str:
+    what = {
+        "prior": "what `vaekit sample` draws: the run's fitted prior when it has one, else p(z)",
+        "model prior p(z)": "draws from the model's own prior p(z) (p(z|y) per class)",
+        "reconstructions": "held-out images reconstructed from their posterior means",
+    }
+    return f"{what.get(name, 'draws from the ' + name)}; the first {n} of the judged set."
 
 
 def run_pictures(run: Run) -> list[Picture]:

@@ -866,34 +866,43 @@ def finish(session: Session) -> None:
 
 def write_fitted_prior(session: Session) -> Any:
     """Fit the mixture :mod:`vaekit.fitted_prior` describes to the posteriors of the
-    training images under the saved weights, and write it into the run; None when the
-    config asks for none or the model is class-conditional."""
+    training images under the saved weights, and write it into the run: one (a Cluster)
+    for an unconditional model, one per class (a dict by class id) for a conditional
+    one; None when the config asks for none."""
     from safetensors.torch import load_file
 
-    from vaekit.fitted_prior import encode_batches, fit_prior, fitted_prior_path
+    from vaekit import fitted_prior as fp
 
     components = session.config.fit_prior_components
-    path = fitted_prior_path(session.run.path)
-    if components <= 0 or session.num_classes:
-        path.unlink(missing_ok=True)  # a resumed run asked for none: no stale fit
+    run = session.run
+    path = fp.fitted_prior_path(run.path)
+    path.unlink(missing_ok=True)  # a resumed run that asks for none keeps no stale fit
+    fp.remove_class_priors(run.path)
+    if components <= 0:
         return None
     model = session.raw_model
     if session.config.patience is not None:  # the saved weights are the best epoch's
         model = copy.deepcopy(model)
-        model.load_state_dict(load_file(str(session.run.weights_path)))
-    mu, logvar = encode_batches(model, session.batches)
-    fitted = fit_prior(
-        mu,
-        logvar,
-        components=components,
-        seed=session.config.seed,
-        model={
-            "run_dir": str(session.run.path),
-            "weights_sha256": file_sha256(session.run.weights_path),
-        },
-    )
+        model.load_state_dict(load_file(str(run.weights_path)))
+    mu, logvar, labels = fp.encode_batches(model, session.batches, session.num_classes)
+    recorded = {"run_dir": str(run.path), "weights_sha256": file_sha256(run.weights_path)}
+    seed = session.config.seed
+    if session.num_classes:
+        if labels is None:
+            return None
+        fits = fp.fit_class_priors(
+            mu,
+            logvar,
+            labels,
+            session.run_config.class_names or [str(c) for c in range(session.num_classes)],
+            components=min(components, fp.CLASS_COMPONENTS),
+            seed=seed,
+            model=recorded,
+        )
+        fp.save_class_priors(run.path, fits)
+        return fits or None
+    fitted = fp.fit_prior(mu, logvar, components=components, seed=seed, model=recorded)
     if fitted is None:  # too few training images to fit anything
-        path.unlink(missing_ok=True)
         return None
     fitted.save(path)
     return fitted
@@ -917,7 +926,16 @@ def write_grids(
     generator = torch.Generator(device=device).manual_seed(seed)
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
-    if fitted is not None:
+    if isinstance(fitted, dict):  # one fit per class: each row drawn from its class's
+        z = sample_prior(model.prior, n, generator, y=y)
+        ids = (torch.arange(n) % max(num_classes, 1)).numpy()
+        for c, fit in fitted.items():
+            rows = ids == c
+            if rows.any():
+                z[torch.from_numpy(rows)] = torch.from_numpy(
+                    fit.sample(int(rows.sum()), seed + c)
+                ).to(device)
+    elif fitted is not None:
         z = torch.from_numpy(fitted.sample(n, seed)).to(device)
     else:
         z = sample_prior(model.prior, n, generator, y=y)
