@@ -413,3 +413,12 @@ def test_gate_errors(store, tmp_path):
         app, ["fit-cluster", "--latents", str(path), "-l", "smiling", "--gate", "2"]
     )
     assert out.exit_code == 2 and "--gate" in out.output
+
+
+def test_a_gated_cluster_draws_none_and_auto_components_honour_max_rows(store):
+    path, _ = store
+    cluster = fit_cluster(path, "smiling")
+    assert cluster.sample(0).shape == (0, D)
+    # 30 fitted rows hold 5 full-covariance components in 5 dims: the count follows --max-rows
+    assert fit_cluster(path, "smiling", max_rows=30).components == 5
+    assert fit_cluster(path, "smiling", max_rows=12).components == 2

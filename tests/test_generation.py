@@ -268,3 +268,55 @@ def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_p
     # --fit-prior 0: no fits, draws from p(z|y)
     bare = train_tiny(tmp_path, epochs=1, kind="cvae", name="bare", fit_prior=0).run.path
     assert not load_class_priors(bare, 10)
+
+
+def test_a_fit_made_with_other_weights_is_not_used(digits_run, tmp_path):
+    """A resumed run that stopped before its end has new weights and an old fit: its
+    draws then come from p(z), and sample says so."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_run, copy)
+    data = json.loads((copy / FITTED_PRIOR).read_text())
+    data["model"]["weights_sha256"] = "0" * 64
+    (copy / FITTED_PRIOR).write_text(json.dumps(data))
+    loaded = open_run(copy)
+    drawn = sample(loaded, 50, seed=1)
+    assert np.allclose(drawn.z, sample(loaded, 50, seed=1, model_prior=True).z)
+    out = CliRunner().invoke(
+        app, ["sample", "-m", str(copy), "-n", "4", "-o", str(tmp_path / "g.png")]
+    )
+    assert out.exit_code == 0 and "p(z)" in out.stdout
+
+
+def test_an_unwritable_run_is_judged_and_told(digits_run, tmp_path, monkeypatch):
+    """Root ignores file modes, so the failed write is simulated."""
+    import shutil
+
+    import vaekit.judge as judge_module
+    from vaekit.evaluate import evaluate
+
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_run, copy)
+    shutil.rmtree(copy / JUDGE_DIR, ignore_errors=True)
+
+    def refuse(judge, run_dir):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(judge_module, "save_judge", refuse)
+    found = evaluate(copy, iwae_k=0, generation=True, samples=50, judge_steps=20).generation
+    assert found.judge is not None and found.sets
+    assert any("could not be saved" in line for line in found.skipped)
+
+
+def test_the_judge_does_not_follow_the_draws_seed(digits_run):
+    from vaekit.evaluate import evaluate
+
+    a = evaluate(digits_run, iwae_k=0, generation=True, samples=60, judge_steps=25, seed=1)
+    b = evaluate(digits_run, iwae_k=0, generation=True, samples=60, judge_steps=25, seed=2)
+    assert a.generation.judge["key"] == b.generation.judge["key"]
+    assert not b.generation.judge_trained
+    # the floor is left out (and said) when the compared split is the training one
+    c = evaluate(digits_run, split="train", iwae_k=0, generation=True, samples=60, judge_steps=25)
+    assert c.generation.set_score("real training images") is None
+    assert any("no floor" in line for line in c.generation.skipped)

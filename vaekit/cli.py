@@ -768,6 +768,35 @@ def reconstruct_command(
         )
 
 
+#: The generation section's options, shared by `evaluate` and `report`.
+GenerationFlag = Annotated[
+    bool,
+    typer.Option(
+        "--generation/--no-generation",
+        help="Also judge what the model generates (a classifier trained on the run's "
+        "labelled images: on-label rates, shares, Fréchet distance, precision/recall, "
+        "PSNR/SSIM).",
+    ),
+]
+ClustersOption = Annotated[
+    list[str] | None,
+    typer.Option(help="With --generation: also judge this cluster's draws (repeatable)."),
+]
+SamplesOption = Annotated[
+    int, typer.Option(help="With --generation: images drawn per set (prior, each cluster).")
+]
+
+
+def check_generation_options(generation: bool, cluster: list[str] | None, samples: int) -> None:
+    """Refuse generation options that cannot apply, before anything is loaded."""
+    from vaekit.errors import UsageError
+
+    if samples < 2:
+        raise UsageError(f"--samples must be >= 2, got {samples}")
+    if cluster and not generation:
+        raise UsageError("--cluster is judged with --generation; drop --no-generation")
+
+
 @app.command("evaluate")
 def evaluate_command(
     data: Annotated[
@@ -795,22 +824,9 @@ def evaluate_command(
     max_images: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random subset of this many images.")
     ] = None,
-    generation: Annotated[
-        bool,
-        typer.Option(
-            "--generation/--no-generation",
-            help="Also judge what the model generates (a classifier trained on the run's "
-            "labelled images: on-label rates, shares, Fréchet distance, precision/recall, "
-            "PSNR/SSIM).",
-        ),
-    ] = True,
-    cluster: Annotated[
-        list[str] | None,
-        typer.Option(help="With --generation: also judge this cluster's draws (repeatable)."),
-    ] = None,
-    samples: Annotated[
-        int, typer.Option(help="With --generation: images drawn per set (prior, each cluster).")
-    ] = 1000,
+    generation: GenerationFlag = True,
+    cluster: ClustersOption = None,
+    samples: SamplesOption = 1000,
     judge_steps: Annotated[
         int, typer.Option(help="With --generation: training steps of a new judge.")
     ] = 2000,
@@ -824,12 +840,9 @@ def evaluate_command(
         from vaekit.evaluate import evaluate
         from vaekit.progress import CountBar
 
-        if samples < 2:
-            raise UsageError(f"--samples must be >= 2, got {samples}")
+        check_generation_options(generation, cluster, samples)
         if judge_steps < 1:
             raise UsageError(f"--judge-steps must be >= 1, got {judge_steps}")
-        if cluster and not generation:
-            raise UsageError("--cluster is judged with --generation; drop --no-generation")
         progress = CountBar("evaluate", err_console, transient=True)
         judge_bar = CountBar("train judge", err_console, transient=True)
 
@@ -954,29 +967,16 @@ def report_command(
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
     accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
-    generation: Annotated[
-        bool,
-        typer.Option(
-            "--generation/--no-generation",
-            help="A generation section: sample grids beside the judge's figures.",
-        ),
-    ] = True,
-    cluster: Annotated[
-        list[str] | None,
-        typer.Option(help="With --generation: also show and judge this cluster (repeatable)."),
-    ] = None,
-    samples: Annotated[
-        int, typer.Option(help="With --generation: images drawn per set (prior, each cluster).")
-    ] = 1000,
+    generation: GenerationFlag = True,
+    cluster: ClustersOption = None,
+    samples: SamplesOption = 1000,
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
         from vaekit.data import HELD_OUT
-        from vaekit.errors import UsageError
         from vaekit.report import build_report
 
-        if cluster and not generation:
-            raise UsageError("--cluster is judged with --generation; drop --no-generation")
+        check_generation_options(generation, cluster, samples)
         path, result = build_report(
             model,
             output,

@@ -64,6 +64,8 @@ AUTO_MAX_ROWS = 100_000
 GATE = 0.9
 #: Rejection rounds before a gate that (almost) nothing passes is an error.
 GATE_ROUNDS = 100
+#: Draws per rejection round at most (bounds its memory: about 100 MB at D = 128).
+GATE_BATCH = 65_536
 CLUSTERS_DIR = Path("clusters")
 
 
@@ -130,14 +132,14 @@ class Cluster:
             raise UsageError(f"number of samples must be >= 0, got {n}")
         check_temperature(temperature)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        if self.gate is None or not self.gate["threshold"] > 0:
+        if self.gate is None or not self.gate["threshold"] > 0 or n == 0:
             return self._draw(n, rng, temperature)
         kept, have, drawn = [], 0, 0
         for _ in range(GATE_ROUNDS):
             if have >= n:
                 break
             rate = max(have / drawn, 0.01) if drawn else 1.0  # acceptance so far
-            batch = min(max(64, int(1.2 * (n - have) / rate)), 1_000_000)
+            batch = min(max(64, int(1.2 * (n - have) / rate)), GATE_BATCH)
             z = self._draw(batch, rng, temperature)
             drawn += batch
             z = z[self.gate_probability(z) >= self.gate["threshold"]]
@@ -659,8 +661,9 @@ def fit_cluster(
     with LatentStore.open(latents) as store:
         rows = store.select(terms, split=split)
         d = store.latent_dim
-        if components is None:  # as many as the subset allows, up to AUTO_COMPONENTS
-            components = max(1, min(AUTO_COMPONENTS, len(rows) // min_rows(covariance, d)))
+        if components is None:  # as many as the fitted rows allow, up to AUTO_COMPONENTS
+            usable = len(rows) if max_rows is None else min(len(rows), max_rows)
+            components = max(1, min(AUTO_COMPONENTS, usable // min_rows(covariance, d)))
             if components > 1 and max_rows is None:
                 max_rows = AUTO_MAX_ROWS
         _check_size(len(rows), covariance, d, components, query.text)

@@ -273,7 +273,7 @@ def _from_class_priors(
     from vaekit.fitted_prior import load_class_priors
 
     z = z.copy()
-    for c, fit in load_class_priors(run.path, run.num_classes).items():
+    for c, fit in current_fits(run, load_class_priors(run.path, run.num_classes)).items():
         rows = labels == c
         if rows.any():
             z[rows] = fit.sample(int(rows.sum()), np.random.default_rng(seed + c), temperature)
@@ -281,10 +281,23 @@ def _from_class_priors(
 
 
 def drawn_prior(run: LoadedRun) -> Cluster | None:
-    """The run's fitted prior when it has one (None: draws come from p(z))."""
+    """The run's fitted prior when it has one fitted to its current weights (None: draws
+    come from p(z))."""
     from vaekit.fitted_prior import load_fitted_prior
 
-    return load_fitted_prior(run.path)
+    fitted = load_fitted_prior(run.path)
+    return None if fitted is None else current_fits(run, {0: fitted}).get(0)
+
+
+def current_fits(run: LoadedRun, fits: dict[int, Cluster]) -> dict[int, Cluster]:
+    """The fits made with the run's current weights: a resumed run that stopped before its
+    end has new weights and old fits, which would no longer match its latent space."""
+    return {
+        c: fit
+        for c, fit in fits.items()
+        if not fit.model.get("weights_sha256")
+        or fit.model.get("weights_sha256") == run.weights_sha256
+    }
 
 
 def has_fitted_prior(run: LoadedRun) -> bool:
@@ -292,7 +305,7 @@ def has_fitted_prior(run: LoadedRun) -> bool:
     from vaekit.fitted_prior import load_class_priors
 
     if run.num_classes:
-        return bool(load_class_priors(run.path, run.num_classes))
+        return bool(current_fits(run, load_class_priors(run.path, run.num_classes)))
     return drawn_prior(run) is not None
 
 
@@ -301,7 +314,7 @@ def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     from vaekit.fitted_prior import CLASS_PRIORS, load_class_priors
 
     if not model_prior and run.num_classes:
-        fits = load_class_priors(run.path, run.num_classes)
+        fits = current_fits(run, load_class_priors(run.path, run.num_classes))
         if fits:
             k = max(f.components for f in fits.values())
             return (

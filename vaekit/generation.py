@@ -62,7 +62,8 @@ class OnLabel:
     source: str  # "cluster smiling", "class sneaker"
     query: str
     n: int
-    rate: float
+    #: None: no draws (fewer samples than classes)
+    rate: float | None
     #: the judge's rate on held-out real images that satisfy the query (None: none there)
     ceiling: float | None
     real_n: int
@@ -129,8 +130,21 @@ def _seeded_rows(n: int, keep: int, seed: int) -> np.ndarray:
 
 
 def _score(name: str, real: np.ndarray, features: np.ndarray) -> SetScore:
-    precision, recall = precision_recall(real, features)
+    """The set's Fréchet distance on every image; precision/recall on as many of its
+    (randomly drawn) images as there are real ones, since k-NN radii shrink as a set grows."""
+    precision, recall = precision_recall(real, features[: max(len(real), 2)])
     return SetScore(name, len(features), frechet_distance(real, features), precision, recall)
+
+
+def class_rate(
+    judge: Judge, images: np.ndarray, c: int, name: str, source: str, real: Any, real_out: Any
+) -> OnLabel:
+    """The share of ``images`` the judge calls class ``c``, with its rate on the real images
+    of that class (compared by class id: a class name is no query)."""
+    rate = float((judge.predict(images).labels == c).mean()) if len(images) else None
+    of_class = real.labels == c if real.labels is not None else np.zeros(len(real), bool)
+    ceiling = float((real_out.labels[of_class] == c).mean()) if of_class.any() else None
+    return OnLabel(source, name, len(images), rate, ceiling, int(of_class.sum()))
 
 
 def _query_mask(query: Any, out: JudgeOutput, info: Any) -> np.ndarray:
@@ -302,11 +316,12 @@ def evaluate_generation(
         everything,
         heldout_split,
         steps=judge_steps,
-        seed=seed,
         device=loaded.device,
         progress=progress,
     )
     result.judge, result.judge_trained = asdict(judge.info), trained
+    if judge.unsaved:
+        result.skipped.append(judge.unsaved + "; it is trained again next time")
     if len(real) < 2:
         result.skipped.append(f"split '{heldout_split}' has under 2 images: nothing to compare")
         return result
@@ -316,12 +331,17 @@ def evaluate_generation(
     prior_out = judge.predict(prior.images)
     raw_out = None if raw is None else judge.predict(raw.images)
     result.sets = [
-        _score(
-            "real training images", real_out.features, judge.predict(train_sample.images).features
-        ),
         _score("reconstructions", real_out.features, judge.predict(recon).features),
         _score("prior", real_out.features, prior_out.features),
     ]
+    if heldout_split in ("train", "all"):  # the training images are the compared ones
+        result.skipped.append(
+            f"no floor (real training images against split '{heldout_split}'): the two "
+            "sets share images; judge a held-out split (--split val or test) for one"
+        )
+    else:
+        floor = judge.predict(train_sample.images).features
+        result.sets.insert(0, _score("real training images", real_out.features, floor))
     if raw_out is not None:
         result.sets.append(_score("model prior p(z)", real_out.features, raw_out.features))
     shares = _shares(judge, prior_out, train, real_out, raw_out)
@@ -331,29 +351,31 @@ def evaluate_generation(
         for c, name in enumerate(loaded.class_names):
             rows = prior.labels == c
             result.on_label.append(
-                on_label_rate(judge, prior.images[rows], name, f"class {name}", real, real_out)
+                class_rate(judge, prior.images[rows], c, name, f"class {name}", real, real_out)
             )
         if raw is not None and raw.labels is not None:  # the model's own p(z|y), beside
             for c, name in enumerate(loaded.class_names):
                 rows = raw.labels == c
                 result.on_label.append(
-                    on_label_rate(
-                        judge, raw.images[rows], name, f"class {name}, p(z|y)", real, real_out
+                    class_rate(
+                        judge, raw.images[rows], c, name, f"class {name}, p(z|y)", real, real_out
                     )
                 )
     for spec in clusters:
         cluster = load_cluster(spec)
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)
-        result.grids[f"cluster {cluster.query}"] = drawn.images[:GRID_IMAGES]
-        rate = on_label_rate(
-            judge, drawn.images, cluster.query, f"cluster {cluster.query}", real, real_out
-        )
+        result.skipped.extend(drawn.warnings)  # e.g. fitted to another model's latents
+        label = f"cluster {cluster.query}"
+        if label in result.grids:  # two clusters of one query: tell them apart by file
+            label += f" ({Path(str(spec)).stem})"
+        result.grids[label] = drawn.images[:GRID_IMAGES]
+        rate = on_label_rate(judge, drawn.images, cluster.query, label, real, real_out)
         result.on_label.append(rate)
         # against the real images of its label (all real images when they are too few)
         truth = _truth(cluster.query, real)
         of_label = truth is not None and int(truth.sum()) >= 2
         score = _score(
-            f"cluster {cluster.query}",
+            label,
             real_out.features[truth] if of_label else real_out.features,
             judge.predict(drawn.images).features,
         )
@@ -509,7 +531,6 @@ def judge_cluster(
         everything,
         name,
         steps=judge_steps,
-        seed=seed,
         device=loaded.device,
         progress=progress,
     )

@@ -10,7 +10,7 @@ the fidelity of reconstructions. Plain numpy/torch on arrays; nothing here knows
   to the k-th nearest neighbour in the same set; precision is the share of generated
   points inside the real support, recall the share of real points inside the generated.
 - :func:`psnr` and :func:`ssim` of uint8 images (SSIM: Wang et al. 2004, Gaussian
-  window σ = 1.5, 11 pixels wide or the image's size when smaller, constants
+  window σ = 1.5, 11 pixels wide or the largest odd size the image holds, constants
   K₁ = 0.01, K₂ = 0.03, averaged over channels and positions).
 - :func:`total_variation`: half the L1 distance between two distributions.
 """

@@ -110,6 +110,8 @@ class Judge:
         self.net = net.to(device).eval()
         self.info = info
         self.device = torch.device(device)
+        #: why it was not saved (a read-only run), else ""
+        self.unsaved = ""
 
     @torch.inference_mode()
     def predict(self, images: np.ndarray) -> JudgeOutput:
@@ -146,9 +148,10 @@ def judge_key(
 
 
 def has_labels(data: Any) -> bool:
-    """Whether ``data`` (an ImageDataset) has what a judge learns from."""
+    """Whether ``data`` (an ImageDataset) has what a judge learns from: class names with
+    at least one labelled image, or attributes."""
     return bool(
-        (data.labels is not None and data.class_names)
+        (data.labels is not None and data.class_names and bool((data.labels >= 0).any()))
         or (data.attributes is not None and data.attribute_names)
     )
 
@@ -170,7 +173,9 @@ def train_judge(
         raise DataError(
             f"dataset '{train.source}' has neither class labels nor attributes: no judge"
         )
-    use_classes = train.labels is not None and bool(train.class_names)
+    use_classes = (
+        train.labels is not None and bool(train.class_names) and bool((train.labels >= 0).any())
+    )
     use_attrs = train.attributes is not None and bool(train.attribute_names)
     num_classes = len(train.class_names) if use_classes else 0
     num_attrs = len(train.attribute_names) if use_attrs else 0
@@ -206,6 +211,8 @@ def train_judge(
             loss = loss + nn.functional.binary_cross_entropy_with_logits(
                 attr_logits, attrs[idx].to(device)
             )
+        if not loss.requires_grad:  # a batch of unlabelled images only: nothing to learn
+            continue
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -327,5 +334,8 @@ def judge_for(
         device=device,
         progress=progress,
     )
-    save_judge(judge, run_dir)
+    try:
+        save_judge(judge, run_dir)
+    except OSError as exc:  # a read-only run: judge all the same, train again next time
+        judge.unsaved = f"the judge could not be saved in {run_dir} ({exc.strerror or exc})"
     return judge, True
