@@ -57,11 +57,11 @@ def compare(name: str, a: np.ndarray, b: np.ndarray) -> dict:
 
 def run_features(run_dir: str, samples: int, seed: int) -> dict[str, np.ndarray]:
     from vaekit.data import HELD_OUT
-    from vaekit.evaluate import _open
+    from vaekit.evaluate import open_run_data
     from vaekit.generate import drawn_prior, sample
     from vaekit.judge import judge_for
 
-    loaded, everything, heldout, split, _ = _open(run_dir, None, HELD_OUT)
+    loaded, everything, heldout, split, _ = open_run_data(run_dir, None, HELD_OUT)
     judge, _ = judge_for(loaded.path, everything, split, seed=seed)
     rng = np.random.default_rng(seed)
     train = everything.select_split("train")

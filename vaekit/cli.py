@@ -541,7 +541,7 @@ def fit_cluster_command(
 
             bar = CountBar("train judge", err_console, transient=True)
             try:
-                rate = judge_cluster(cluster, progress=bar)
+                rate = judge_cluster(path, progress=bar)
             finally:
                 bar.stop()
             ceiling = (

@@ -450,7 +450,7 @@ def evaluate(
     images (:func:`vaekit.generation.evaluate_generation`: ``samples`` draws from the
     prior and from each of ``clusters``, judged by a classifier trained on the run's
     labelled training images for ``judge_steps`` steps)."""
-    loaded, everything, dataset, name, device = _open(model_dir, data, split, accelerator)
+    loaded, everything, dataset, name, device = open_run_data(model_dir, data, split, accelerator)
     if generation:
         from vaekit.generation import SAMPLES, evaluate_generation
         from vaekit.judge import JUDGE_STEPS
@@ -491,17 +491,18 @@ def open_split(
     """The run in ``model_dir`` loaded on ``accelerator``'s device, and the images of
     ``split`` (as :func:`evaluate` takes it) of ``data`` read the run's way; with the
     split's name (``all`` for every image) and the device."""
-    loaded, _, dataset, name, device = _open(model_dir, data, split, accelerator)
+    loaded, _, dataset, name, device = open_run_data(model_dir, data, split, accelerator)
     return loaded, dataset, name, device
 
 
-def _open(
+def open_run_data(
     model_dir: str | Path,
     data: str | Path | ImageDataset | None,
     split: str | Sequence[str] | None,
     accelerator: str = "cpu",
 ) -> tuple[LoadedRun, ImageDataset, ImageDataset, str, torch.device]:
-    """:func:`open_split`, with every image of the data too (second)."""
+    """:func:`open_split`, with every image of the data too: the loaded run, all of the
+    data, the split's images, the split's name and the device."""
     from vaekit.runs import open_run
 
     device = _device(accelerator)

@@ -173,3 +173,20 @@ def load_class_priors(run_dir: str | Path, num_classes: int) -> dict[int, Cluste
         if path.is_file():
             fits[c] = Cluster.load(path)
     return fits
+
+
+def draw_per_class(
+    fits: dict[int, Cluster],
+    z: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """``z`` (N, D) with the rows of each class id in ``labels`` that has a fit redrawn
+    from it (each class seeded ``seed + id``); the other rows keep their draws."""
+    z = np.array(z, dtype=np.float32, copy=True)
+    for c, fit in fits.items():
+        rows = labels == c
+        if rows.any():
+            z[rows] = fit.sample(int(rows.sum()), np.random.default_rng(seed + c), temperature)
+    return z

@@ -261,23 +261,20 @@ def sample(
     else:
         z = prior_sample(run, n, seed, temperature, labels)
         if labels is not None and not model_prior:
-            z = _from_class_priors(run, z, labels, seed, temperature)
+            from vaekit.fitted_prior import draw_per_class
+
+            z = draw_per_class(class_priors(run), z, labels, seed, temperature)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
 
 
-def _from_class_priors(
-    run: LoadedRun, z: np.ndarray, labels: np.ndarray, seed: int, temperature: float
-) -> np.ndarray:
-    """``z`` with the rows of each class that has a fitted class prior redrawn from it
-    (seeded per class); classes without one keep their p(z|y) draws."""
+def class_priors(run: LoadedRun) -> dict[int, Cluster]:
+    """A class-conditional run's fitted class priors made with its current weights, by
+    class id (empty: draws come from p(z|y))."""
     from vaekit.fitted_prior import load_class_priors
 
-    z = z.copy()
-    for c, fit in current_fits(run, load_class_priors(run.path, run.num_classes)).items():
-        rows = labels == c
-        if rows.any():
-            z[rows] = fit.sample(int(rows.sum()), np.random.default_rng(seed + c), temperature)
-    return z
+    if not run.num_classes:
+        return {}
+    return current_fits(run, load_class_priors(run.path, run.num_classes))
 
 
 def drawn_prior(run: LoadedRun) -> Cluster | None:
@@ -302,19 +299,17 @@ def current_fits(run: LoadedRun, fits: dict[int, Cluster]) -> dict[int, Cluster]
 
 def has_fitted_prior(run: LoadedRun) -> bool:
     """Whether prior draws of this run come from a fit (its own, or one per class)."""
-    from vaekit.fitted_prior import load_class_priors
-
     if run.num_classes:
-        return bool(current_fits(run, load_class_priors(run.path, run.num_classes)))
+        return bool(class_priors(run))
     return drawn_prior(run) is not None
 
 
 def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     """What prior draws come from, in words (``sample`` prints it)."""
-    from vaekit.fitted_prior import CLASS_PRIORS, load_class_priors
+    from vaekit.fitted_prior import CLASS_PRIORS
 
     if not model_prior and run.num_classes:
-        fits = current_fits(run, load_class_priors(run.path, run.num_classes))
+        fits = class_priors(run)
         if fits:
             k = max(f.components for f in fits.values())
             return (

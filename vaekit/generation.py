@@ -153,13 +153,13 @@ def _query_mask(query: Any, out: JudgeOutput, info: Any) -> np.ndarray:
     )
 
 
-def _truth(query_text: str, real: Any) -> np.ndarray | None:
-    """Which ``real`` images truly satisfy the query (None: it names no label they have)."""
+def _truth(query: Any, real: Any) -> np.ndarray | None:
+    """Which ``real`` images truly satisfy ``query`` (a parsed :class:`vaekit.query.Query`;
+    None: it names no label they have)."""
     from vaekit.errors import DataError
-    from vaekit.query import parse_query
 
     try:
-        return parse_query(query_text).mask_arrays(
+        return query.mask_arrays(
             len(real), real.labels, real.class_names, real.attributes, real.attribute_names
         )
     except DataError:
@@ -169,19 +169,8 @@ def _truth(query_text: str, real: Any) -> np.ndarray | None:
 def query_ceiling(judge: Judge, query: Any, real: Any, real_out: JudgeOutput) -> tuple[Any, int]:
     """The judge's rate on the real images (ImageDataset ``real``, judged ``real_out``)
     that truly satisfy ``query``: the best on-label rate a generator could score."""
-    from vaekit.errors import DataError
-
-    try:
-        truth = query.mask_arrays(
-            len(real),
-            real.labels,
-            real.class_names,
-            real.attributes,
-            real.attribute_names,
-        )
-    except DataError:
-        return None, 0
-    if not truth.any():
+    truth = _truth(query, real)
+    if truth is None or not truth.any():
         return None, 0
     judged = _query_mask(query, real_out, judge.info)
     return float(judged[truth].mean()), int(truth.sum())
@@ -219,9 +208,6 @@ def _shares(
     p(z) draws ``raw_out``, when the run has a fitted prior) against the data's."""
     info, found = judge.info, []
 
-    def tv(a: np.ndarray, b: np.ndarray) -> float:
-        return total_variation(a, b)
-
     def largest(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.abs(np.asarray(a) - b).max())
 
@@ -236,7 +222,9 @@ def _shares(
             return counts / max(counts.sum(), 1.0)
 
         data = np.bincount(train.labels[train.labels >= 0], minlength=k).astype(np.float64)
-        kinds.append(("class", info.class_names, spread, data / max(data.sum(), 1.0), tv))
+        kinds.append(
+            ("class", info.class_names, spread, data / max(data.sum(), 1.0), total_variation)
+        )
     if info.attribute_names and out.attributes is not None and train.attributes is not None:
 
         def means(o: JudgeOutput | None) -> np.ndarray | None:
@@ -284,6 +272,7 @@ def evaluate_generation(
         load_cluster,
         sample,
     )
+    from vaekit.query import parse_query
 
     if samples < 2:
         raise UsageError(f"--samples must be >= 2, got {samples}")
@@ -372,7 +361,7 @@ def evaluate_generation(
         rate = on_label_rate(judge, drawn.images, cluster.query, label, real, real_out)
         result.on_label.append(rate)
         # against the real images of its label (all real images when they are too few)
-        truth = _truth(cluster.query, real)
+        truth = _truth(parse_query(cluster.query), real)
         of_label = truth is not None and int(truth.sum()) >= 2
         score = _score(
             label,
@@ -400,9 +389,9 @@ def generation(
     """:func:`evaluate_generation` for the run in ``model_dir`` on ``data`` (None: the
     run's own), against held-out ``split`` (default: test, else val)."""
     from vaekit.data import HELD_OUT
-    from vaekit.evaluate import _open
+    from vaekit.evaluate import open_run_data
 
-    loaded, everything, _, name, _ = _open(model_dir, data, split or HELD_OUT, accelerator)
+    loaded, everything, _, name, _ = open_run_data(model_dir, data, split or HELD_OUT, accelerator)
     return evaluate_generation(
         loaded,
         everything,
@@ -495,7 +484,7 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
 
 
 def judge_cluster(
-    cluster: str | Path | Any,
+    cluster: str | Path,
     model_dir: str | Path | None = None,
     *,
     samples: int = 500,
@@ -507,32 +496,25 @@ def judge_cluster(
     """The judge's on-label rate of ``samples`` draws from a fitted cluster, with its
     ceiling on held-out real images (``fit-cluster --judge``). The model is the run that
     encoded the cluster's latents unless ``model_dir`` says otherwise; the run's judge is
-    trained on first use and reused after."""
+    trained on first use and reused after. ``cluster``: a cluster file or name."""
     from vaekit.data import HELD_OUT
     from vaekit.errors import DataError
-    from vaekit.evaluate import _open
+    from vaekit.evaluate import open_run_data
     from vaekit.generate import default_model_dir, load_cluster, sample
 
-    fitted = load_cluster(cluster)
     if samples < 1:
-        raise UsageError(f"--judge-samples must be >= 1, got {samples}")
-    if model_dir is None:
-        recorded = fitted.model.get("run_dir")
-        model_dir = recorded if recorded and Path(recorded, "model.safetensors").is_file() else None
-    loaded, everything, heldout, name, _ = _open(
-        model_dir or default_model_dir(), None, HELD_OUT, accelerator
+        raise UsageError(f"the number of draws to judge must be >= 1, got {samples}")
+    fitted = load_cluster(cluster)
+    loaded, everything, heldout, name, _ = open_run_data(
+        model_dir or default_model_dir(cluster), None, HELD_OUT, accelerator
     )
     if not has_labels(everything):
         raise DataError(
-            f"the run's data ('{everything.location}') has no labels to train a judge on"
+            f"the run's data ('{everything.location}') has no labels to train a judge on; "
+            "leave out --judge"
         )
     judge, _ = judge_for(
-        loaded.path,
-        everything,
-        name,
-        steps=judge_steps,
-        device=loaded.device,
-        progress=progress,
+        loaded.path, everything, name, steps=judge_steps, device=loaded.device, progress=progress
     )
     drawn = sample(loaded, samples, cluster=fitted, seed=seed)
     real_out = judge.predict(heldout.images)

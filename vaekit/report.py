@@ -176,9 +176,9 @@ def evaluate_and_draw(
     ``figures/generated_*.png``."""
     import torch
 
-    from vaekit.evaluate import _open, evaluate_model
+    from vaekit.evaluate import evaluate_model, open_run_data
 
-    loaded, everything, dataset, split, device = _open(model_dir, data, split, accelerator)
+    loaded, everything, dataset, split, device = open_run_data(model_dir, data, split, accelerator)
     model, run = loaded.model, loaded.run
     evaluation = evaluate_model(
         model,

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from vaekit import __version__
@@ -927,14 +928,11 @@ def write_grids(
     y = one_hot_labels(torch.arange(n) % max(num_classes, 1), num_classes)  # classes in turn
     y = None if y is None else y.to(device)
     if isinstance(fitted, dict):  # one fit per class: each row drawn from its class's
-        z = sample_prior(model.prior, n, generator, y=y)
-        ids = (torch.arange(n) % max(num_classes, 1)).numpy()
-        for c, fit in fitted.items():
-            rows = ids == c
-            if rows.any():
-                z[torch.from_numpy(rows)] = torch.from_numpy(
-                    fit.sample(int(rows.sum()), seed + c)
-                ).to(device)
+        from vaekit.fitted_prior import draw_per_class
+
+        z = sample_prior(model.prior, n, generator, y=y).cpu().numpy()
+        ids = np.arange(n) % max(num_classes, 1)
+        z = torch.from_numpy(draw_per_class(fitted, z, ids, seed)).to(device)
     elif fitted is not None:
         z = torch.from_numpy(fitted.sample(n, seed)).to(device)
     else:
