@@ -320,3 +320,60 @@ def test_the_judge_does_not_follow_the_draws_seed(digits_run):
     c = evaluate(digits_run, split="train", iwae_k=0, generation=True, samples=60, judge_steps=25)
     assert c.generation.set_score("real training images") is None
     assert any("no floor" in line for line in c.generation.skipped)
+
+
+def test_attributes_are_judged_end_to_end_on_faces(tmp_path, monkeypatch):
+    """The attribute head: a face run's shares per attribute, a two-condition cluster
+    query judged with its ceiling, and the report's --cluster, all through the CLI."""
+    from tests.dataset_fixtures import synthetic_faces
+
+    monkeypatch.chdir(tmp_path)
+    synthetic_faces()["generate"](tmp_path / "faces", n=240, size=16, seed=0)
+    runner = CliRunner()
+    steps = [
+        ["train", "faces", "--encoder", "mlp", "--encoder-opt", "hidden=32",
+         "--decoder-opt", "hidden=32", "-z", "4", "--epochs", "2", "--name", "f",
+         "--accelerator", "cpu", "--no-figures"],
+        ["encode", "faces", "-o", "latents.h5"],
+        ["fit-cluster", "--label", "smiling", "--label", "~eyeglasses"],
+    ]  # fmt: skip
+    for args in steps:
+        out = runner.invoke(app, args)
+        assert out.exit_code == 0, (args, out.output)
+    assert "gated at p ≥" in out.stdout
+    cluster = "clusters/smiling_and_not_eyeglasses.json"
+    args = ["evaluate", "--iwae-k", "1", "--samples", "60", "--judge-steps", JUDGE_STEPS]
+    out = runner.invoke(app, [*args, "--cluster", cluster, "--json"])
+    assert out.exit_code == 0, out.output
+    found = json.loads(out.stdout)["generation"]
+    assert found["judge"]["class_names"] is None and "Smiling" in found["judge"]["attribute_names"]
+    assert set(found["judge"]["attribute_accuracy"]) == set(found["judge"]["attribute_names"])
+    assert found["class_shares"] is None
+    shares = found["attribute_shares"]
+    assert shares["kind"] == "attribute" and len(shares["generated"]) == 12
+    assert shares["distance"] == pytest.approx(
+        max(abs(g - d) for g, d in zip(shares["generated"], shares["data"], strict=True))
+    )
+    (rate,) = found["on_label"]
+    assert rate["query"] == "smiling and not eyeglasses" and rate["n"] == 60
+    assert rate["real_n"] > 0 and 0 <= rate["ceiling"] <= 1
+    (cluster_set,) = [s for s in found["sets"] if s["name"].startswith("cluster")]
+    assert cluster_set["against"] == "real 'smiling and not eyeglasses' images"
+    out = runner.invoke(app, ["report", "--iwae-k", "1", "--samples", "60", "--cluster", cluster])
+    assert out.exit_code == 0, out.output
+    page = (tmp_path / "report.html").read_text()
+    assert "cluster smiling and not eyeglasses" in page and "attribute shares" in page
+    assert (tmp_path / "runs/f/figures/generated_cluster_smiling_and_not_eyeglasses.png").is_file()
+
+
+def test_a_plugin_prior_gets_a_fitted_prior_only_when_asked(tmp_path):
+    """A prior far from N(0, I) (the example plugin's mixture) keeps its own p(z) by
+    default; --fit-prior K fits one all the same, and sample then draws from it."""
+    own = train_tiny(tmp_path, epochs=1, prior="mixture").run.path
+    assert not (own / FITTED_PRIOR).exists()
+    fitted_run = train_tiny(tmp_path, epochs=1, prior="mixture", fit_prior=3, name="k3").run.path
+    fitted = load_fitted_prior(fitted_run)
+    assert fitted is not None and fitted.components == 3
+    loaded = open_run(fitted_run)
+    assert np.allclose(sample(loaded, 30, seed=4).z, fitted.sample(30, 4))
+    assert not np.allclose(sample(loaded, 30, seed=4, model_prior=True).z, fitted.sample(30, 4))
