@@ -306,7 +306,7 @@ def has_fitted_prior(run: LoadedRun) -> bool:
 
 def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     """What prior draws come from, in words (``sample`` prints it)."""
-    from vaekit.fitted_prior import CLASS_PRIORS
+    from vaekit.fitted_prior import CLASS_PRIORS, fitted_prior_path
 
     if not model_prior and run.num_classes:
         fits = class_priors(run)
@@ -322,7 +322,7 @@ def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     if fitted is not None:
         return (
             f"the fitted prior: {fitted.components} Gaussians fitted to the posteriors of "
-            f"{fitted.n:,} training images ({run.path / 'fitted_prior.json'})"
+            f"{fitted.n:,} training images ({fitted_prior_path(run.path)})"
         )
     return f"the model's prior p(z) ({run.config.model.prior})"
 

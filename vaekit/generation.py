@@ -137,14 +137,15 @@ def _score(name: str, real: np.ndarray, features: np.ndarray) -> SetScore:
 
 
 def class_rate(
-    judge: Judge, images: np.ndarray, c: int, name: str, source: str, real: Any, real_out: Any
+    called: np.ndarray, c: int, name: str, source: str, real: Any, real_out: Any
 ) -> OnLabel:
-    """The share of ``images`` the judge calls class ``c``, with its rate on the real images
-    of that class (compared by class id: a class name is no query)."""
-    rate = float((judge.predict(images).labels == c).mean()) if len(images) else None
+    """The share of draws meant to be class ``c`` that the judge ``called`` (its class ids
+    for them) class ``c``, with its rate on the real images of that class (compared by
+    class id: a class name is no query)."""
+    rate = float((called == c).mean()) if len(called) else None
     of_class = real.labels == c if real.labels is not None else np.zeros(len(real), bool)
     ceiling = float((real_out.labels[of_class] == c).mean()) if of_class.any() else None
-    return OnLabel(source, name, len(images), rate, ceiling, int(of_class.sum()))
+    return OnLabel(source, name, len(called), rate, ceiling, int(of_class.sum()))
 
 
 def _query_mask(query: Any, out: JudgeOutput, info: Any) -> np.ndarray:
@@ -336,20 +337,15 @@ def evaluate_generation(
     shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
     result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
-    if loaded.num_classes and prior.labels is not None:
+    # a conditional model's draws per class: what sample draws, then its own p(z|y)
+    for drawn, out, suffix in ((prior, prior_out, ""), (raw, raw_out, ", p(z|y)")):
+        if not loaded.num_classes or drawn is None or out is None or drawn.labels is None:
+            continue
         for c, name in enumerate(loaded.class_names):
-            rows = prior.labels == c
+            called = out.labels[drawn.labels == c] if out.labels is not None else np.zeros(0)
             result.on_label.append(
-                class_rate(judge, prior.images[rows], c, name, f"class {name}", real, real_out)
+                class_rate(called, c, name, f"class {name}{suffix}", real, real_out)
             )
-        if raw is not None and raw.labels is not None:  # the model's own p(z|y), beside
-            for c, name in enumerate(loaded.class_names):
-                rows = raw.labels == c
-                result.on_label.append(
-                    class_rate(
-                        judge, raw.images[rows], c, name, f"class {name}, p(z|y)", real, real_out
-                    )
-                )
     for spec in clusters:
         cluster = load_cluster(spec)
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)

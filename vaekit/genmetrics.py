@@ -17,8 +17,6 @@ the fidelity of reconstructions. Plain numpy/torch on arrays; nothing here knows
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -142,8 +140,3 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     p = p / p.sum() if p.sum() > 0 else p
     q = q / q.sum() if q.sum() > 0 else q
     return 0.5 * float(np.abs(p - q).sum())
-
-
-def binomial_se(rate: float, n: int) -> float:
-    """The standard error of a share ``rate`` measured on ``n`` draws."""
-    return math.sqrt(max(rate * (1 - rate), 0.0) / max(n, 1))
