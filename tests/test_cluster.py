@@ -360,7 +360,7 @@ def test_cli_exit_codes(store, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "vaekit encode" in result.output
     Path("notes.json").write_text("{}")
     result = runner.invoke(app, [*base, "--label", "smiling", "-o", "notes.json"])
-    assert result.exit_code == 2 and Path("notes.json").read_text() == "{}"
+    assert result.exit_code == 1 and Path("notes.json").read_text() == "{}"
 
 
 def test_the_default_fit_is_a_gated_mixture_whose_draws_pass_the_gate(store, tmp_path):

@@ -196,3 +196,13 @@ def test_a_damaged_cache_is_noticed_and_decoded_again(tmp_path, capsys):
     again = load_dataset(root)
     assert "decode cache" in capsys.readouterr().err
     assert np.array_equal(np.array(again.images), first)
+
+
+def test_a_pipe_named_like_an_image_is_skipped_not_read(tmp_path):
+    """A FIFO called x.png would block the read forever (issue 24): only regular files
+    count as images."""
+    for i in range(3):
+        write_image(tmp_path / "img" / f"{i}.png", seed=i)
+    os.mkfifo(tmp_path / "img" / "pipe.png")
+    data = load_dataset(tmp_path / "img")
+    assert len(data) == 3 and not any("pipe" in i for i in data.ids)

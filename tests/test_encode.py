@@ -22,7 +22,7 @@ from tests.helpers import train_tiny
 from vaekit.cli import app
 from vaekit.data import ImageDataset, load_dataset, load_training_data
 from vaekit.encode import encode_dataset
-from vaekit.errors import DataError, UsageError
+from vaekit.errors import DataError, OutputExistsError
 from vaekit.files import file_sha256
 from vaekit.runs import Run, load_model
 from vaekit.store import LatentStore
@@ -186,7 +186,7 @@ def test_memory_mapped_data_in_windows_matches_in_memory(tmp_path, run_dir, monk
 def test_existing_file_is_kept_without_overwrite(tmp_path, run_dir):
     out = tmp_path / "latents.h5"
     out.write_bytes(b"precious")
-    with pytest.raises(UsageError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="--overwrite"):
         encode_dataset(None, out, model_dir=run_dir)
     assert out.read_bytes() == b"precious"
     encode_dataset(None, out, model_dir=run_dir, overwrite=True)
@@ -294,7 +294,7 @@ def test_cli_encode_and_inspect(tmp_path, run_dir):
     assert result.exit_code == 0, result.output
     assert "1,797 rows" in result.output
     again = runner.invoke(app, args)
-    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert again.exit_code == 1 and "--overwrite" in again.output
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     bad = runner.invoke(app, [*args, "--overwrite", "--compression", "zip"])
     assert bad.exit_code == 2 and "gzip, lzf, none" in bad.output
@@ -360,3 +360,23 @@ def test_encode_data_folder_verbatim_after_train(tmp_path, monkeypatch):
     # no DATA: the run's own training data
     assert runner.invoke(app, ["encode", "-o", "again.h5"]).exit_code == 0
     assert LatentStore.open(tmp_path / "again.h5").n == 120
+
+
+def test_part_files_of_a_killed_torchrun_encode_are_removed_by_the_next_write(tmp_path, run_dir):
+    """Parts carry rank 0's PID: once that process is gone, the next encode to the same
+    output removes them (issue 24)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    out = tmp_path / "latents.h5"
+    stale = [tmp_path / f".latents.h5.pid{pid}.abc123.part{r}of2.tmp" for r in range(2)]
+    for part in stale:
+        part.write_bytes(b"partial")
+    live = tmp_path / f".latents.h5.pid{os.getpid()}.def456.part0of2.tmp"
+    live.write_bytes(b"someone's encode in progress")
+    encode_dataset(None, out, model_dir=run_dir)
+    assert not any(p.exists() for p in stale)
+    assert live.exists()

@@ -82,6 +82,19 @@ def test_past_the_roll_back_limit_training_stops_and_keeps_the_last_good_epoch(t
     assert lr == pytest.approx(1e-3)  # the checkpoint is epoch 1's, before any roll-back
 
 
+def test_an_epoch_whose_every_step_is_skipped_fails_whatever_the_skip_limit(tmp_path):
+    """A run that learns nothing does not "succeed" with loss 0.0 (issue 24): with a skip
+    limit above the epoch's 26 steps it still rolls back, then stops, saving nothing."""
+    with pytest.raises(VaekitError, match="lower --lr") as caught:
+        train_with_nan_passes(
+            tmp_path, 1, 10_000, epochs=2, max_skipped_steps=1000, max_rollbacks=1
+        )
+    assert "every step of epoch 1 was skipped" in str(caught.value)
+    run = Run(tmp_path / "runs" / "tiny")
+    assert not run.weights_path.exists() and not run.metrics_path.exists()
+    assert not (tmp_path / "runs" / "latest").exists()
+
+
 def test_patience_stops_early_and_keeps_the_best_weights(tmp_path):
     result = train_tiny(tmp_path, epochs=30, lr=3e-2, patience=2)
     history = result.history

@@ -194,7 +194,7 @@ def test_sample_saves_latents(pipeline, tmp_path, monkeypatch):
         np.testing.assert_array_equal(f["z"][()], z)
     np.testing.assert_array_equal(z, sample(open_run(pipeline["run"]), 5, seed=3).z)
     result = runner.invoke(app, [*base, "--save", "z.npy"])
-    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert result.exit_code == 1 and "--overwrite" in result.output
     assert runner.invoke(app, [*base, "--save", "z.npy", "--overwrite"]).exit_code == 0
 
 
@@ -202,10 +202,20 @@ def test_outputs_that_are_not_pngs_are_never_overwritten(pipeline, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text("keep me")
     result = runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "-o", "notes.txt"])
-    assert result.exit_code == 2 and Path("notes.txt").read_text() == "keep me"
-    Path("old.png").write_bytes(b"old")
-    result = runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "-o", "old.png"])
-    assert result.exit_code == 0 and Path("old.png").read_bytes() != b"old"
+    assert result.exit_code == 1 and Path("notes.txt").read_text() == "keep me"
+    assert "--overwrite" in result.output
+    # a PNG is a picture: redrawn in place; a file named .png that is no PNG needs --overwrite
+    runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "-o", "old.png"])
+    first = Path("old.png").read_bytes()
+    result = runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "-o", "old.png", "-n", "4"])
+    assert result.exit_code == 0 and Path("old.png").read_bytes() != first
+    Path("fake.png").write_bytes(b"not a picture")
+    result = runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "-o", "fake.png"])
+    assert result.exit_code == 1 and Path("fake.png").read_bytes() == b"not a picture"
+    result = runner.invoke(
+        app, ["sample", "-m", str(pipeline["run"]), "-o", "fake.png", "--overwrite"]
+    )
+    assert result.exit_code == 0 and Path("fake.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_label_needs_a_conditional_model_or_a_cluster(pipeline, tmp_path, monkeypatch):

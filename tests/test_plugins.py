@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -107,6 +108,44 @@ def test_entry_points_are_cached_until_a_distribution_is_installed_or_removed(si
     _set_mtime(site, 80)
     names = {e.name for e in plugins.entry_points()}
     assert "fake_other" in names and "fake_good" not in names
+
+
+def test_a_tampered_entry_point_cache_cannot_choose_code(site, monkeypatch, tmp_path):
+    """Whoever can write the cache folder cannot make vaekit import a module: a cached
+    entry point that no installed distribution declares makes the cache ignored and
+    rebuilt."""
+    monkeypatch.setattr(plugins, "RACY_SECONDS", 0.0)
+    write_fake_distribution(site, "fake-good", "fake_good", GOOD_PLUGIN, version="2.5")
+    _set_mtime(site, 100)
+    plugins.entry_points()
+    cache = plugins._entry_point_cache_file()
+    saved = json.loads(cache.read_text())
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "evil_module.py").write_text("import sys\nsys.modules['evil_ran'] = True\n")
+    monkeypatch.syspath_prepend(str(planted))
+    _set_mtime(planted, 100)
+    cache = plugins._entry_point_cache_file()  # sys.path changed: its own cache file
+    fake_meta = planted / "evil-1.dist-info"
+    fake_meta.mkdir()
+    (fake_meta / "entry_points.txt").write_text("[console_scripts]\nevil = evil_module\n")
+    _set_mtime(planted, 100)
+    declared = saved["entry_points"][0][4]
+    for forged in (
+        ["evil", "evil_module", "fake-good", "2.5", declared],  # not in that file
+        ["evil", "evil_module", "evil", "1", str(tmp_path / "entry_points.txt")],  # off sys.path
+        ["evil", "evil_module", "evil", "1", str(fake_meta / "entry_points.txt")],  # other value
+        ["evil", "evil_module", "evil", "1", ""],
+    ):
+        stamps = plugins._path_stamps()
+        entries = [*saved["entry_points"], forged]
+        cache.write_text(json.dumps({**saved, "stamps": stamps, "entry_points": entries}))
+        names = {e.name for e in plugins.entry_points()}
+        assert "evil" not in names and "fake_good" in names, forged
+        PluginHost()
+        assert "evil_ran" not in sys.modules
+        rebuilt = json.loads(cache.read_text())
+        assert all(e[0] != "evil" for e in rebuilt["entry_points"])  # rebuilt from the scan
 
 
 def test_entry_points_are_not_cached_while_a_folder_may_still_change(site):

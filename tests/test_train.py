@@ -12,7 +12,7 @@ import vaekit
 import vaekit.runs
 from tests.helpers import registered, tiny_config, train_tiny
 from vaekit.data import load_dataset
-from vaekit.errors import UsageError
+from vaekit.errors import OutputExistsError, UsageError
 from vaekit.train import train
 
 
@@ -72,7 +72,7 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path):
 def test_existing_run_is_not_overwritten(tmp_path):
     train_tiny(tmp_path, epochs=1)
     before = (tmp_path / "runs" / "tiny" / "model.safetensors").read_bytes()
-    with pytest.raises(UsageError, match="already exists; pass --resume"):
+    with pytest.raises(OutputExistsError, match="already exists; pass --resume"):
         train_tiny(tmp_path, epochs=1)
     assert (tmp_path / "runs" / "tiny" / "model.safetensors").read_bytes() == before
 

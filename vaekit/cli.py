@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from vaekit.config import MAX_SEED
 from vaekit.errors import VaekitError
 
 app = typer.Typer(
@@ -38,6 +39,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 OptList = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
+#: A grid wider than this many images is a typo (and a picture no screen shows).
+MAX_NCOL = 10_000
+#: The output rule (docs/guarantees.md): an existing file of another kind is replaced
+#: only with --overwrite; pictures replace pictures, reports replace reports.
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        help="Replace an existing output even when it is not of the kind this command writes."
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -54,6 +65,13 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+    except RuntimeError as exc:
+        from vaekit.distributed import is_peer_timeout, peer_timeout_message
+
+        if _state["debug"] or not is_peer_timeout(exc):
+            raise
+        err_console.print(f"[bold red]Error:[/] {peer_timeout_message()}", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _version(value: bool) -> None:
@@ -199,7 +217,11 @@ def train(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help=f"Random seed (data split, init, noise) {_shown_default('seed')}."),
+        typer.Option(
+            min=0,
+            max=MAX_SEED,
+            help=f"Random seed (data split, init, noise) {_shown_default('seed')}.",
+        ),
     ] = None,
     accelerator: Annotated[
         str | None,
@@ -489,7 +511,9 @@ def fit_cluster_command(
     max_rows: Annotated[
         int | None, typer.Option(help="Fit a seeded random sample of this many rows.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --max-rows and the mixture fit.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for --max-rows and the mixture fit.")
+    ] = 0,
     split: Annotated[
         str | None, typer.Option(help="Only rows of this split: train, val or test.")
     ] = None,
@@ -579,7 +603,7 @@ def sample_command(
     ] = None,
     label: Annotated[str | None, typer.Option(help="Class of a class-conditional model.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Random seed.")] = 0,
     temperature: Annotated[float, typer.Option(help="Scale of z's standard deviation.")] = 1.0,
     pixels: Annotated[
         str, typer.Option(help="mean: the likelihood's mean image; sample: a draw from it.")
@@ -602,7 +626,10 @@ def sample_command(
         Path, typer.Option(help="With --from: the store the attribute vector comes from.")
     ] = Path("latents.h5"),
     ncol: Annotated[int | None, typer.Option(help="Grid columns (default: near square).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --save file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing --save file or folder, or a -o that is no PNG."),
+    ] = False,
 ) -> None:
     """Draw images from a cluster, the prior or a class, into a PNG grid."""
     with user_errors():
@@ -623,9 +650,9 @@ def sample_command(
         )
         from vaekit.runs import open_run
 
-        check_png_output(output)
-        if ncol is not None and ncol < 1:
-            raise UsageError(f"--ncol must be >= 1, got {ncol}")
+        check_png_output(output, overwrite)
+        if ncol is not None and not 1 <= ncol <= MAX_NCOL:
+            raise UsageError(f"--ncol must be from 1 to {MAX_NCOL:,}, got {ncol}")
         if not math.isfinite(strength):
             raise UsageError(f"--strength must be a finite number, got {strength}")
         if save is not None:  # every check before any write (the grid comes first)
@@ -688,7 +715,7 @@ def interpolate_command(
         int | None, typer.Option(help="Instead of A and B: N walks between random store rows.")
     ] = None,
     latents: Annotated[Path, typer.Option(help="Store for --pairs.")] = Path("latents.h5"),
-    seed: Annotated[int, typer.Option(help="Seed for --pairs.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for --pairs.")] = 0,
     label: Annotated[
         str | None,
         typer.Option(help="Class to walk in (class-conditional models only, which need it)."),
@@ -702,6 +729,7 @@ def interpolate_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
         "walk.png"
     ),
+    overwrite: Overwrite = False,
 ) -> None:
     """Walk through latent space from A to B; end columns are the reconstructions of A and B."""
     with user_errors():
@@ -715,7 +743,7 @@ def interpolate_command(
         )
         from vaekit.runs import open_run
 
-        check_png_output(output)
+        check_png_output(output, overwrite)
         if pairs is not None:
             if a is not None or b is not None:
                 raise UsageError("give A and B, or --pairs N, not both")
@@ -742,7 +770,9 @@ def reconstruct_command(
         typer.Argument(help="Image folder or data file; none: the run's own training data."),
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Number of images.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed for choosing the images.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for choosing the images.")
+    ] = 0,
     split: Annotated[
         str | None, typer.Option(help="Only images of this split: train, val or test.")
     ] = None,
@@ -752,13 +782,14 @@ def reconstruct_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG grid to write.")] = Path(
         "recon.png"
     ),
+    overwrite: Overwrite = False,
 ) -> None:
     """Originals beside their reconstructions, with the run's preprocessing."""
     with user_errors():
         from vaekit.generate import check_png_output, reconstruct, side_by_side, write_grid
         from vaekit.runs import open_run
 
-        check_png_output(output)
+        check_png_output(output, overwrite)
         net = open_run(model)
         originals, recon = reconstruct(net, data, n=n, seed=seed, split=split)
         pairs = min(8, len(originals))
@@ -819,7 +850,9 @@ def evaluate_command(
         bool, typer.Option("--by-label", help="Also per class (or per binary attribute).")
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
-    seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws.")
+    ] = 0,
     accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     max_images: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random subset of this many images.")
@@ -965,11 +998,14 @@ def report_command(
     by_label: Annotated[
         bool, typer.Option(help="Per-class (or per-attribute) table when the data has labels.")
     ] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the posterior draws.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws.")
+    ] = 0,
     accelerator: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     generation: GenerationFlag = True,
     cluster: ClustersOption = None,
     samples: SamplesOption = 1000,
+    overwrite: Overwrite = False,
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
@@ -989,6 +1025,7 @@ def report_command(
             generation=generation,
             clusters=cluster or (),
             samples=samples,
+            overwrite=overwrite,
         )
         console.print(
             f"wrote [bold]{path}[/]: {result.n:,} {result.split} images, "
@@ -1077,7 +1114,38 @@ def main(argv: list[str] | None = None) -> Any:
     warnings.showwarning = _show_plugin_warning
     _import_help_formatter()
     _add_plugin_commands()
-    return app(args=argv if argv is not None else sys.argv[1:], prog_name="vaekit")
+    try:  # typer >= 0.24 vendors click; older ones use click itself
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import ClickException  # type: ignore[no-redef]
+
+    try:
+        result = app(
+            args=argv if argv is not None else sys.argv[1:],
+            prog_name="vaekit",
+            standalone_mode=False,
+        )
+    except ClickException as exc:  # a parse error: one line, like the rest
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "vaekit"
+        message = " ".join(exc.format_message().split())
+        err_console.print(
+            f"[bold red]Error:[/] {message} (see `{command} --help`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except VaekitError as exc:  # from a plugin's command: the same one line as vaekit's own
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    if isinstance(result, int):  # typer.Exit(code), returned outside standalone mode
+        sys.exit(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from vaekit import __version__
+from vaekit.config import MAX_LATENT_DIM
 from vaekit.errors import DataError, UsageError
 
 COVARIANCE_TYPES = ("full", "diag", "shrunk", "spherical")
@@ -67,6 +68,9 @@ GATE_ROUNDS = 100
 #: Draws per rejection round at most (bounds its memory: about 100 MB at D = 128).
 GATE_BATCH = 65_536
 CLUSTERS_DIR = Path("clusters")
+#: A cluster file larger than this is refused before it is read (a 5-component full
+#: covariance in 512 dimensions takes about 30 MB of JSON).
+MAX_CLUSTER_BYTES = 256 << 20
 
 
 @dataclass
@@ -213,7 +217,13 @@ class Cluster:
                 f"'{source}' is not a vaekit cluster file (no format '{FORMAT}'); "
                 "write one with `vaekit fit-cluster --label NAME`"
             )
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise DataError(
+                f"'{source}' has format_version {version!r}, not a version number; write it "
+                "again with `vaekit fit-cluster`"
+            )
+        if version > FORMAT_VERSION:
             raise DataError(
                 f"'{source}' is a version {data['format_version']} cluster file; this vaekit "
                 f"reads up to version {FORMAT_VERSION}: upgrade vaekit"
@@ -226,10 +236,21 @@ class Cluster:
                     f"{', '.join(COVARIANCE_TYPES)} (fit it again with `vaekit fit-cluster`)"
                 )
             d = int(data["latent_dim"])
+            if not 1 <= d <= MAX_LATENT_DIM:  # before any d x d matrix is made
+                raise DataError(
+                    f"'{source}' has latent_dim {d}; vaekit's latents have 1 to "
+                    f"{MAX_LATENT_DIM:,} dimensions"
+                )
             if "mixture" in data:
                 mix = data["mixture"]
                 weights = np.asarray(mix["weights"], dtype=np.float64)
                 means = np.asarray(mix["means"], dtype=np.float64).reshape(-1, d)
+                if not len(weights) == len(means) == len(mix["covariances"]) >= 1:
+                    raise DataError(
+                        f"'{source}' has {len(weights)} mixture weights, {len(means)} means "
+                        f"and {len(mix['covariances'])} covariances; they must match (fit it "
+                        "again with `vaekit fit-cluster`)"
+                    )
                 covs = np.stack([_expand(c, kind, d) for c in mix["covariances"]])
             else:
                 weights = np.ones(1)
@@ -268,15 +289,20 @@ class Cluster:
     @classmethod
     def load(cls, path: str | Path) -> Cluster:
         """Read a cluster file written by :meth:`save`."""
+        from vaekit.files import check_input_file
+
         path = Path(path)
         try:
+            check_input_file(path, MAX_CLUSTER_BYTES, "cluster file")
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise DataError(
                 f"no cluster file at '{path}'; fit one with `vaekit fit-cluster --label NAME`"
             ) from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"'{path}' is not a readable JSON cluster file: {exc}") from None
+        except RecursionError:
+            raise DataError(f"'{path}' is not a cluster file (JSON nested too deeply)") from None
         return cls.from_dict(data, str(path))
 
 
@@ -657,6 +683,8 @@ def fit_cluster(
         raise UsageError(f"--gate must be in [0, 1) (0: no gate), got {gate}")
     if max_rows is not None and max_rows < 1:
         raise UsageError(f"--max-rows must be >= 1, got {max_rows}")
+    if output is not None:
+        check_cluster_output(Path(output))  # before the fit, and again before the write
     query = parse_query(terms)
     with LatentStore.open(latents) as store:
         rows = store.select(terms, split=split)
@@ -723,19 +751,22 @@ def fit_cluster(
     return cluster
 
 
-def check_cluster_output(path: Path) -> None:
-    """Refuse to replace anything but a cluster file (refitting one replaces it)."""
-    if path.is_dir():
-        raise UsageError(f"output '{path}' is a directory; give a file name such as smiling.json")
-    if path.exists():
-        try:
-            is_cluster = json.loads(path.read_text()).get("format") == FORMAT
-        except (OSError, ValueError, AttributeError):
-            is_cluster = False
-        if not is_cluster:
-            raise UsageError(
-                f"'{path}' exists and is not a cluster file; choose another -o or remove it"
-            )
+def check_cluster_output(path: Path, overwrite: bool = False) -> None:
+    """The output rule (:func:`vaekit.files.check_output_target`) for cluster files: refitting
+    replaces a cluster file; any other existing file only with ``overwrite``."""
+    from vaekit.files import check_output_target
+
+    check_output_target(path, overwrite, replaceable=is_cluster_file)
+
+
+def is_cluster_file(path: Path) -> bool:
+    """Whether ``path`` is a (small, JSON) cluster file that ``fit-cluster`` wrote."""
+    try:
+        if path.stat().st_size > MAX_CLUSTER_BYTES:
+            return False
+        return json.loads(path.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False
 
 
 def mean_direction(

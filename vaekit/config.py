@@ -12,12 +12,18 @@ This module imports no torch: the CLI can build configs before deciding to train
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from vaekit.errors import DataError, UsageError
+
+#: Seeds are 32-bit (what numpy's and scikit-learn's generators take).
+MAX_SEED = 2**32 - 1
+#: The widest latent space vaekit builds (and reads back from a store or cluster file).
+MAX_LATENT_DIM = 16_384
 
 T = TypeVar("T")
 
@@ -49,8 +55,10 @@ class ModelConfig:
             self.input_shape = tuple(int(s) for s in self.input_shape)  # type: ignore[assignment]
         if self.decoder is None:
             self.decoder = self.encoder
-        if self.latent_dim < 1:
-            raise UsageError(f"latent size must be >= 1, got {self.latent_dim}")
+        if not 1 <= self.latent_dim <= MAX_LATENT_DIM:
+            raise UsageError(
+                f"latent size must be from 1 to {MAX_LATENT_DIM:,}, got {self.latent_dim}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (:meth:`from_dict` reads it back)."""
@@ -139,6 +147,15 @@ class TrainConfig:
         ):
             if value < 1:
                 raise UsageError(f"{name} must be >= 1, got {value}")
+        for flag, number in (
+            ("--lr", self.lr),
+            ("--free-bits", self.free_bits),
+            ("--grad-clip", self.grad_clip),
+        ):
+            if not math.isfinite(number):
+                raise UsageError(f"{flag} must be a finite number, got {number}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be from 0 to {MAX_SEED}, got {self.seed}")
         if not self.lr > 0:
             raise UsageError(f"learning rate must be > 0, got {self.lr}")
         if not self.free_bits >= 0:

@@ -176,6 +176,11 @@ def resolve_source(path: str | Path | None, dataset: str | None) -> tuple[str, A
     p = Path(path)
     if not p.exists():
         raise DataError(f"data path '{path}' does not exist; give an image folder or file")
+    if not (p.is_dir() or p.is_file()):  # reading a pipe hangs, a device never ends
+        raise DataError(
+            f"data path '{path}' is not a regular file or folder (a device, pipe or socket); "
+            "give an image folder or file"
+        )
     registry = host.registry("datasets")
     ordered = sorted(
         registry.values(), key=lambda c: -int(getattr(c.factory, "detect_priority", 0))

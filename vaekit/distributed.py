@@ -13,8 +13,46 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+#: How long a rank waits for a peer that stopped answering before it gives up, in seconds
+#: (``VAEKIT_DIST_TIMEOUT`` overrides).
+PEER_TIMEOUT_SECONDS = 600
 # how long the gloo workers get to release finished collectives before the group goes
 SETTLE_SECONDS = 0.2
+
+
+def peer_timeout() -> float:
+    """Seconds a rank waits on a silent peer: ``VAEKIT_DIST_TIMEOUT`` or
+    :data:`PEER_TIMEOUT_SECONDS`."""
+    from vaekit.errors import UsageError
+
+    text = os.environ.get("VAEKIT_DIST_TIMEOUT", "")
+    try:
+        seconds = float(text) if text else PEER_TIMEOUT_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e7:
+        raise UsageError(f"VAEKIT_DIST_TIMEOUT must be a number of seconds > 0, got {text!r}")
+    return seconds
+
+
+def is_peer_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that timed out because another rank stopped
+    answering (gloo and NCCL raise RuntimeErrors that say so)."""
+    text = str(exc).lower()
+    return (
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and isinstance(exc, RuntimeError)
+        and ("timed out" in text or "timeout" in text)
+    )
+
+
+def peer_timeout_message() -> str:
+    """The one line printed when a rank gives up on a silent peer."""
+    return (
+        f"another torchrun process stopped answering for {peer_timeout():g} s "
+        "(stopped, killed or stuck), so this one gives up; the run holds its last saved "
+        "epoch: `vaekit train --resume` continues it (VAEKIT_DIST_TIMEOUT sets the wait)"
+    )
 
 
 @dataclass
@@ -37,7 +75,7 @@ class DistContext:
 
         owns = not dist.is_initialized()
         if owns:  # a rank that stops answering fails the others within minutes, not hours
-            dist.init_process_group(backend, timeout=timedelta(minutes=10))
+            dist.init_process_group(backend, timeout=timedelta(seconds=peer_timeout()))
         return cls(
             dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owns
         )

@@ -13,6 +13,7 @@ its own part file, and rank 0 joins the parts, in order, into the target.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 import warnings
@@ -26,7 +27,7 @@ import torch
 from vaekit.data import SPLITS, DeviceBatches, ImageDataset
 from vaekit.distributed import DistContext
 from vaekit.errors import DataError, UsageError
-from vaekit.files import atomic_path
+from vaekit.files import atomic_path, check_output_target, remove_stale_temporaries
 from vaekit.model import one_hot_labels
 from vaekit.runs import LoadedRun, open_run
 from vaekit.store import LatentStoreWriter, compression_options, join_stores, remove_quietly
@@ -116,13 +117,9 @@ def encode_dataset(
 
 
 def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing ``output`` unless ``overwrite``."""
-    if output.is_dir():
-        raise UsageError(f"output '{output}' is a directory; give a file name such as latents.h5")
-    if output.exists() and not overwrite:
-        raise UsageError(
-            f"'{output}' already exists; pass --overwrite to replace it or -o to write elsewhere"
-        )
+    """Refuse to replace an existing ``output`` unless ``overwrite``, and anything that is
+    not a regular file always (:func:`vaekit.files.check_output_target`)."""
+    check_output_target(output, overwrite)
 
 
 def store_attrs(
@@ -301,10 +298,15 @@ def _encode_distributed(
     success (a failure on any rank removes every part and raises on every rank)."""
     token = ctx.gather(uuid.uuid4().hex[:12] if ctx.rank == 0 else None)[0]
     output.parent.mkdir(parents=True, exist_ok=True)
+    # every part carries rank 0's PID (rank 0 joins them and outlives them): once it is gone,
+    # the next write to this output removes them (vaekit.files.remove_stale_temporaries)
+    lead = ctx.from_lead(os.getpid())
     parts = [
-        output.parent / f".{output.name}.{token}.part{r}of{ctx.world_size}.tmp"
+        output.parent / f".{output.name}.pid{lead}.{token}.part{r}of{ctx.world_size}.tmp"
         for r in range(ctx.world_size)
     ]
+    if ctx.rank == 0:
+        remove_stale_temporaries(output)
     error = None
     try:
         encode_shard(

@@ -50,5 +50,9 @@ class DataError(VaekitError):
     """Input data that cannot be read or does not fit (exit code 1)."""
 
 
+class OutputExistsError(VaekitError):
+    """An output file exists and the command was not told to replace it (exit code 1)."""
+
+
 class ContractError(VaekitError):
     """A plugin's component lacks a member the plugin contract requires (exit code 1)."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vaekit.cluster import Cluster, check_temperature, mean_direction, resolve_cluster_path
-from vaekit.errors import DataError, UsageError
+from vaekit.errors import DataError, OutputExistsError, UsageError
 from vaekit.images import to_uint8
 from vaekit.runs import LoadedRun
 
@@ -386,10 +386,15 @@ def attribute_edit(
 # -- interpolation -----------------------------------------------------------------------------
 
 
-def interpolation_weights(steps: int) -> np.ndarray:
-    """t for each column: 1 (A) down to 0 (B) over ``steps + 2`` columns."""
+def check_steps(steps: int) -> None:
+    """A UsageError for a negative ``--steps`` (its size is checked against memory apart)."""
     if steps < 0:
         raise UsageError(f"--steps must be >= 0, got {steps}")
+
+
+def interpolation_weights(steps: int) -> np.ndarray:
+    """t for each column: 1 (A) down to 0 (B) over ``steps + 2`` columns."""
+    check_steps(steps)
     return 1.0 - np.arange(steps + 2) / (steps + 1)
 
 
@@ -493,7 +498,7 @@ def interpolate(
     reconstructions of A and B (decode(mu_A), decode(mu_B)). A and B are latents
     (D,) or what :func:`endpoint_latent` reads. A class-conditional model walks within
     one class, ``label`` (required for one)."""
-    interpolation_weights(steps)
+    check_steps(steps)
     check_images_memory(run, steps + 2, f"a walk of {steps + 2:,} images", "lower --steps")
     labels = walk_labels(run, label, steps + 2)
     end = None if labels is None else labels[:1]
@@ -533,7 +538,7 @@ def interpolate_pairs(
 
     if pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {pairs}")
-    interpolation_weights(steps)
+    check_steps(steps)
     labels = walk_labels(run, label, pairs * (steps + 2))  # before any reading
     check_images_memory(
         run,
@@ -594,37 +599,34 @@ def write_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) ->
     return save_grid(images, path, ncol=ncol)
 
 
-def check_png_output(path: str | Path) -> Path:
-    """A PNG output path: an existing file that is not a PNG is never replaced."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"output '{path}' is a directory; give a file name such as grid.png")
-    if path.exists() and path.suffix.lower() != ".png":
-        raise UsageError(
-            f"'{path}' exists and is not a PNG; choose another -o (e.g. grid.png) or remove it"
-        )
-    return path
+def check_png_output(path: str | Path, overwrite: bool = False) -> Path:
+    """A PNG output path: an existing PNG is replaced (pictures are redrawn), any other
+    existing file only with ``overwrite``, a link, folder, device or FIFO never."""
+    from vaekit.files import check_output_target, is_png
+
+    return check_output_target(path, overwrite, replaceable=is_png)
 
 
 def check_save_target(target: str | Path, overwrite: bool = False) -> Path:
     """The ``--save`` target, checked before anything is drawn or written: a ``.npy``/``.h5``
     file that exists needs ``overwrite``; a folder must not be a file and, unless
     ``overwrite``, must be empty."""
+    from vaekit.files import check_output_target
+
     target = Path(target)
     if target.suffix.lower() in (".npy", ".h5", ".hdf5"):
-        if target.is_dir():
-            raise UsageError(f"--save '{target}' is a folder; give a .npy or .h5 file name")
-        if target.exists() and not overwrite:
-            raise UsageError(
-                f"'{target}' already exists; pass --overwrite or choose another --save"
-            )
-        return target
+        return check_output_target(target, overwrite, flag="--save")
+    if target.is_symlink():
+        raise DataError(
+            f"--save '{target}' is a symbolic link; vaekit does not write through links: "
+            "give a plain folder"
+        )
     if target.exists() and not target.is_dir():
         raise UsageError(
             f"--save '{target}' is a file; give a folder for PNGs, or a .npy/.h5 file for latents"
         )
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UsageError(
+        raise OutputExistsError(
             f"folder '{target}' is not empty; pass --overwrite or choose another --save folder"
         )
     return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import numbers
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -38,6 +39,61 @@ def parse_options(pairs: Iterable[str], flag: str = "--opt") -> dict[str, Any]:
             raise UsageError(f"{flag} expects key=value, got '{pair}'")
         options[key.strip().replace("-", "_")] = parse_value(value)
     return options
+
+
+#: ``(low, high)``: an option's allowed values, inclusive; ``None``: no bound on that side.
+Range = tuple[float | None, float | None]
+RANGES_ATTRIBUTE = "__vaekit_option_ranges__"
+#: The built-in networks' size options (wider or deeper would not fit any machine; a conv
+#: network's ``hidden=0`` means no hidden layer).
+NETWORK_RANGES: dict[str, Range] = dict(
+    width=(1, 4096), hidden=(0, 65536), depth=(1, 64), blocks=(0, 64), res_stages=(0, 8)
+)
+
+
+def option_ranges(ranges: dict[str, Range] | None = None, **more: Range) -> Callable[[T], T]:
+    """Declare the allowed range of a component's numeric options, checked with the
+    names and types before the component is built (so ``width=-5`` or ``threads=10**6``
+    is one line, never an error from deep inside torch)::
+
+        @option_ranges(width=(1, 4096), blocks=(0, 64))
+        class MyEncoder(nn.Module): ...
+
+    Every number a component receives must also be finite (NaN and infinity are
+    refused for every option, declared or not)."""
+
+    declared = {**(ranges or {}), **more}
+
+    def mark(factory: T) -> T:
+        setattr(factory, RANGES_ATTRIBUTE, {**declared_ranges(factory), **declared})
+        return factory
+
+    return mark
+
+
+def declared_ranges(factory: Any) -> dict[str, Range]:
+    """The ranges :func:`option_ranges` declared on ``factory`` (empty when none)."""
+    return dict(getattr(factory, RANGES_ATTRIBUTE, {}))
+
+
+def _range_problem(value: Any, bounds: Range) -> str | None:
+    low, high = bounds
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return None
+    if (low is not None and value < low) or (high is not None and value > high):
+        if low is not None and high is not None:
+            return f"from {low:g} to {high:g}"
+        return f">= {low:g}" if low is not None else f"<= {high:g}"
+    return None
+
+
+def _not_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or infinite number (in lists too)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_not_finite(v) for v in value)
+    return False
 
 
 def strict_dataclass(cls: type[T], data: dict[str, Any], what: str) -> T:
@@ -110,8 +166,17 @@ def check_options(
     family: str, name: str, factory: Callable[..., Any], options: dict[str, Any], skip: int = 0
 ) -> None:
     """Fail with the accepted option names when ``options`` holds one the factory lacks,
-    and with the expected type when a value does not fit its parameter's default
-    (``fp16=maybe`` for a ``fp16: bool = False``)."""
+    with the expected type when a value does not fit its parameter's default
+    (``fp16=maybe`` for a ``fp16: bool = False``), with the range when a number lies
+    outside what :func:`option_ranges` declared, and on any NaN or infinity."""
+    for key, value in options.items():
+        if _not_finite(value):
+            raise UsageError(f"{family} '{name}' option '{key}' must be finite, got {value!r}")
+    ranges = declared_ranges(factory)
+    for key, value in options.items():
+        expected = _range_problem(value, ranges[key]) if key in ranges else None
+        if expected is not None:
+            raise UsageError(f"{family} '{name}' option '{key}' must be {expected}, got {value!r}")
     params = _option_parameters(factory, skip=skip)
     if params is None:
         return

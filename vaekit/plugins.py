@@ -75,7 +75,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
 
 ENTRY_POINT_GROUP = "vaekit"
 STRICT_ENV = "VAEKIT_STRICT_PLUGINS"
-ENTRY_POINT_CACHE_FORMAT = 1
+ENTRY_POINT_CACHE_FORMAT = 2
 #: A folder changed this recently may change again within its clock tick, unseen: not cached.
 RACY_SECONDS = 2.0
 #: cache files kept (one per distinct sys.path); older ones are deleted when one is written
@@ -117,6 +117,8 @@ class EntryPoint:
     value: str
     distribution: str = "?"
     version: str = "?"
+    #: the ``entry_points.txt`` that declares it ("" when not known)
+    declared_in: str = ""
 
     def load(self) -> Any:
         """Import the module (and attribute) the entry point names, as importlib.metadata does."""
@@ -146,21 +148,32 @@ def entry_points() -> list[EntryPoint]:
     upgrading or removing a distribution adds or removes a ``*.dist-info`` folder
     there, which changes that time, and the next call scans again. A cache that
     cannot be read or written is ignored; the 16 newest files are kept.
+
+    The cache never chooses code: each cached entry point names the
+    ``entry_points.txt`` that declares it, in a distribution folder directly on
+    ``sys.path``, and is used only when that file still declares exactly it
+    (:func:`_declared`). A cache naming anything else, edited by hand or by
+    someone else, is ignored and rebuilt.
     """
     stamps = _path_stamps()
     cache = _entry_point_cache_file()
     try:
         saved = json.loads(cache.read_text())
         if saved["format"] == ENTRY_POINT_CACHE_FORMAT and saved["stamps"] == stamps:
-            return [EntryPoint(*fields) for fields in saved["entry_points"]]
-    except (OSError, ValueError, KeyError, TypeError):
+            cached = [EntryPoint(*fields) for fields in saved["entry_points"]]
+            if _declared(cached):
+                return cached
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     found = _scan_entry_points()
-    if time.time_ns() - max((t for _, t in stamps), default=0) > RACY_SECONDS * 1e9:
+    cacheable = all(e.declared_in for e in found)
+    if cacheable and time.time_ns() - max((t for _, t in stamps), default=0) > RACY_SECONDS * 1e9:
         payload = {
             "format": ENTRY_POINT_CACHE_FORMAT,
             "stamps": stamps,
-            "entry_points": [[e.name, e.value, e.distribution, e.version] for e in found],
+            "entry_points": [
+                [e.name, e.value, e.distribution, e.version, e.declared_in] for e in found
+            ],
         }
         temporary = cache.with_name(f".{cache.name}.pid{os.getpid()}")
         try:
@@ -171,6 +184,44 @@ def entry_points() -> list[EntryPoint]:
         except OSError:
             temporary.unlink(missing_ok=True)
     return found
+
+
+def _declared(cached: list[EntryPoint]) -> bool:
+    """Whether every cached entry point is declared, name and value, in the
+    ``[vaekit]`` section of the ``entry_points.txt`` it names, and that file lies in a
+    ``*.dist-info``/``*.egg-info`` folder directly inside a ``sys.path`` folder."""
+    on_path = {os.path.abspath(entry or ".") for entry in sys.path}
+    sections: dict[str, dict[str, str]] = {}
+    for ep in cached:
+        declared = Path(ep.declared_in)
+        meta = declared.parent
+        if (
+            not ep.declared_in
+            or declared.name != "entry_points.txt"
+            or not meta.name.endswith((".dist-info", ".egg-info"))
+            or os.path.abspath(meta.parent) not in on_path
+        ):
+            return False
+        if ep.declared_in not in sections:
+            sections[ep.declared_in] = _vaekit_section(declared)
+        if sections[ep.declared_in].get(ep.name) != ep.value:
+            return False
+    return True
+
+
+def _vaekit_section(path: Path) -> dict[str, str]:
+    """``name -> value`` of the ``[vaekit]`` section of an ``entry_points.txt``."""
+    import configparser
+
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # names keep their case
+    try:
+        parser.read_string(path.read_text())
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return {}
+    if not parser.has_section(ENTRY_POINT_GROUP):
+        return {}
+    return {k.strip(): v.strip() for k, v in parser.items(ENTRY_POINT_GROUP)}
 
 
 def _prune_entry_point_caches(folder: Path) -> None:
@@ -195,9 +246,19 @@ def _scan_entry_points() -> list[EntryPoint]:
                 ep.value,
                 dist.name if dist is not None else "?",
                 dist.version if dist is not None else "?",
+                _entry_points_file(dist),
             )
         )
     return found
+
+
+def _entry_points_file(dist: Any) -> str:
+    """The ``entry_points.txt`` of a distribution found on disk ("" when there is none)."""
+    folder = getattr(dist, "_path", None)  # importlib.metadata.PathDistribution's folder
+    if folder is None:
+        return ""
+    path = Path(folder) / "entry_points.txt"
+    return str(path) if path.is_file() else ""
 
 
 def _path_stamps() -> list[list[Any]]:

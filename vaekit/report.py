@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vaekit.data import HELD_OUT
+from vaekit.errors import DataError
 from vaekit.figures import (
     CURVES,
     FIGURES_DIR,
@@ -31,7 +32,7 @@ from vaekit.figures import (
     plot_training_curves,
     plot_traversals,
 )
-from vaekit.files import atomic_write_text
+from vaekit.files import PNG_MAGIC, atomic_write_text, check_input_file, check_output_target
 from vaekit.runs import RECONSTRUCTIONS, SAMPLES, Run, resolve_run
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def write_run_figures(
     The training curves need only the run; the scatter and KL figures need
     ``evaluation``, the traversals also ``model`` and a ``base`` code (D,) (and its
     one-hot class ``base_y`` for a class-conditional model)."""
-    folder = run.file(FIGURES_DIR)
+    folder = run.folder(FIGURES_DIR)
     folder.mkdir(exist_ok=True)
     written = []
     epochs = run.read_metrics()
@@ -215,6 +216,12 @@ def evaluate_and_draw(
 
 
 GENERATED = "generated_"
+#: Marks a page as vaekit's report, so `report -o` may replace it (and nothing else).
+GENERATOR_TAG = "<meta name='generator' content='vaekit report'>"
+#: A picture larger than this is not embedded (the run's own are well under 1 MB).
+MAX_PICTURE_BYTES = 32 << 20
+#: How reports before 0.6 begin (they carry no generator tag).
+OLD_REPORT_HEAD = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>vaekit report:"
 
 
 def generated_grid_path(run: Run, name: str) -> Path:
@@ -222,7 +229,7 @@ def generated_grid_path(run: Run, name: str) -> Path:
     import re
 
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    return run.file(FIGURES_DIR) / f"{GENERATED}{slug}.png"
+    return run.folder(FIGURES_DIR) / f"{GENERATED}{slug}.png"
 
 
 def write_generation_grids(run: Run, found: Any) -> list[Path]:
@@ -230,7 +237,7 @@ def write_generation_grids(run: Run, found: Any) -> list[Path]:
     folder, old ones removed first (a cluster no longer asked for leaves no grid)."""
     from vaekit.images import save_grid
 
-    folder = run.file(FIGURES_DIR)
+    folder = run.folder(FIGURES_DIR)
     for old in folder.glob(f"{GENERATED}*.png"):
         old.unlink(missing_ok=True)
     written = []
@@ -272,8 +279,23 @@ class Picture:
     grid: bool = False
 
 
+def picture_bytes(path: Path) -> bytes:
+    """A picture's bytes for embedding, read as untrusted: a plain PNG file (no link, no
+    device or pipe) of at most :data:`MAX_PICTURE_BYTES`, else a DataError naming it."""
+    if path.is_symlink():
+        raise DataError(
+            f"'{path}' is a symbolic link; a report embeds only plain PNG files of the run: "
+            "remove the link"
+        )
+    check_input_file(path, MAX_PICTURE_BYTES, "PNG picture")
+    data = path.read_bytes()
+    if not data.startswith(PNG_MAGIC):
+        raise DataError(f"'{path}' is not a PNG picture; remove it from the run")
+    return data
+
+
 def _img(picture: Picture) -> str:
-    data = base64.b64encode(picture.path.read_bytes()).decode("ascii")
+    data = base64.b64encode(picture_bytes(picture.path)).decode("ascii")
     css = ' class="grid"' if picture.grid else ""
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(picture.title)}"'
@@ -341,7 +363,7 @@ def render_html(
     """The report page as a string."""
     metrics = run.read_metrics()
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR_TAG}",
         f"<title>vaekit report: {html.escape(run.name)}</title><style>{CSS}</style></head><body>",
         f"<h1>vaekit report: {html.escape(run.name)}</h1>",
         f"<p class='meta'>{html.escape(str(run.path))} · created "
@@ -447,7 +469,7 @@ def _grid_caption(name: str, n: int) -> str:
 
 def run_pictures(run: Run) -> list[Picture]:
     """Every picture of the run that exists, in reading order."""
-    folder = run.file(FIGURES_DIR)
+    folder = run.folder(FIGURES_DIR)
     known = [
         (
             folder / CURVES,
@@ -487,6 +509,7 @@ def run_pictures(run: Run) -> list[Picture]:
     for extra in sorted([*run.path.glob("*.png"), *folder.glob("*.png")]):
         if extra.name.startswith(GENERATED):  # shown in the generation section
             continue
+        run.member(str(extra.relative_to(run.path)))  # a link or a pipe is refused
         if extra.resolve() not in seen:
             pictures.append(Picture(extra, extra.stem.replace("_", " "), extra.name))
     return pictures
@@ -507,10 +530,16 @@ def build_report(
     clusters: Sequence[str | Path] = (),
     samples: int = 1000,
     judge_steps: int | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, Evaluation]:
     """Evaluate the run, redraw its figures and write the self-contained report to
-    ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`)."""
+    ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`).
+    An existing vaekit report at ``output`` is replaced; any other file only with
+    ``overwrite`` (checked before the evaluation starts)."""
+    output = check_output_target(output, overwrite, replaceable=is_report)
     run = resolve_run(model_dir)
+    for picture in run_pictures(run):  # a link or pipe in the run: refused before the work
+        picture_bytes(picture.path)
     evaluation, _ = evaluate_and_draw(
         run.path,
         data,
@@ -526,9 +555,19 @@ def build_report(
         judge_steps=judge_steps,
     )
     page = render_html(run, evaluation, run_pictures(run), run.read_config().to_dict())
-    output = Path(output)
+    check_output_target(output, overwrite, replaceable=is_report)  # made meanwhile?
     atomic_write_text(output, page)
     return output, evaluation
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a report vaekit wrote (its generator tag is in the first bytes)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        return GENERATOR_TAG.encode() in head or head.startswith(OLD_REPORT_HEAD.encode())
+    except OSError:
+        return False
 
 
 def _has_labels(run: Run) -> bool:

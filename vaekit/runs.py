@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.config import RunConfig
 from vaekit.errors import DataError, UnknownComponentError, UsageError
-from vaekit.files import atomic_path, atomic_write_text, file_sha256
+from vaekit.files import (
+    atomic_path,
+    atomic_write_text,
+    check_input_file,
+    disk_full_error,
+    file_sha256,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,9 +38,17 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint/state.pt"
 METRICS = "metrics.jsonl"
+STEPS = "steps.jsonl"
+#: The journal of an epoch's commit (see :meth:`Run.commit_epoch`).
+COMMIT = ".commit.json"
+#: The files one epoch commits together, and the flat names they have while staged.
+EPOCH_FILES = {WEIGHTS: "weights", CHECKPOINT: "checkpoint", METRICS: "metrics", STEPS: "steps"}
+_STAGING = re.compile(r"^\.epoch-\d+\.pending$")
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
 LATEST = "latest"
+#: A config.json larger than this is not one vaekit wrote (they are a few kB).
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -64,9 +80,14 @@ class RunLock:
         """Take the lock, or raise a DataError when another process holds it."""
         import fcntl
 
+        if self.path.is_symlink():
+            raise DataError(
+                f"'{self.path}' is a symbolic link; a run directory must be a plain folder "
+                "inside --runs-dir: choose another --name"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as exc:
             raise DataError(
                 f"cannot use '{self.path}' as a run directory ({exc.strerror}); "
@@ -111,7 +132,34 @@ class Run:
         return self.path.name
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        """``RUN/name`` (a file), checked as untrusted: see :meth:`member`."""
+        return self.member(name)
+
+    def folder(self, name: str) -> Path:
+        """``RUN/name`` (a folder), checked as untrusted: see :meth:`member`."""
+        return self.member(name, folder=True)
+
+    def member(self, name: str, folder: bool = False) -> Path:
+        """``RUN/name``, where a run directory is untrusted (someone may have given it to
+        you): no part of the path inside the run may be a symbolic link, and what exists
+        there must be a regular file (or, with ``folder``, a folder). So vaekit reads only
+        what it could have written, and writes only inside the run. A DataError names
+        the offending path."""
+        path = self.path
+        for part in Path(name).parts:
+            path = path / part
+            if path.is_symlink():
+                raise DataError(
+                    f"'{path}' is a symbolic link inside run '{self.path}'; vaekit reads and "
+                    "writes only plain files inside a run: remove the link"
+                )
+        if path.exists() and (not path.is_dir() if folder else not path.is_file()):
+            wanted = "a folder" if folder else "a regular file"
+            raise DataError(
+                f"'{path}' inside run '{self.path}' is not {wanted}; remove it "
+                "(vaekit writes it again)"
+            )
+        return path
 
     def lock(self) -> RunLock:
         """Own this run directory (see :class:`RunLock`) until :meth:`unlock`."""
@@ -131,19 +179,19 @@ class Run:
 
     @property
     def config_path(self) -> Path:
-        return self.path / CONFIG
+        return self.member(CONFIG)
 
     @property
     def weights_path(self) -> Path:
-        return self.path / WEIGHTS
+        return self.member(WEIGHTS)
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.path / CHECKPOINT
+        return self.member(CHECKPOINT)
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / METRICS
+        return self.member(METRICS)
 
     def read_config(self) -> RunConfig:
         """The run's config.json, parsed and checked (a damaged file is a DataError)."""
@@ -153,23 +201,129 @@ class Run:
                 "train one with `vaekit train` or pass --model RUN_DIR"
             )
         try:
+            check_input_file(self.config_path, MAX_CONFIG_BYTES, "run config")
             data = json.loads(self.config_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{self.config_path} is not readable JSON ({exc})") from None
+        except RecursionError:
+            raise DataError(
+                f"{self.config_path} is not a run config (JSON nested too deeply)"
+            ) from None
         return RunConfig.from_dict(data, where=str(self.config_path))
 
     def write_config(self, config: RunConfig) -> None:
-        text = json.dumps(config.to_dict(), indent=2, sort_keys=False) + "\n"
+        try:
+            text = json.dumps(config.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        except ValueError:
+            raise UsageError(
+                "a setting is NaN or infinite; give finite numbers (config.json is strict JSON)"
+            ) from None
         atomic_write_text(self.config_path, text)
 
     def save_weights(self, model: nn.Module) -> str:
         """Write model.safetensors atomically; returns the file's SHA-256."""
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
         with atomic_path(self.weights_path) as tmp:
-            save_file(state, str(tmp))
+            write_weights(model, tmp)
         return file_sha256(self.weights_path)
+
+    def commit_epoch(
+        self,
+        epoch: int,
+        checkpoint: dict[str, Any],
+        metrics: list[dict[str, Any]],
+        steps: list[dict[str, Any]],
+        model: nn.Module | None = None,
+    ) -> None:
+        """Write one epoch's files so that they become visible together: its checkpoint,
+        the metrics rows up to it, the step log and (when given) the weights.
+
+        Each file is first written whole into ``.epoch-N.pending/`` and flushed to disk;
+        then the journal ``.commit.json`` names them (one atomic rename: the commit);
+        then each is renamed into place and the journal removed. A kill or a full disk
+        before the commit leaves epoch N-1 as it was (the staging folder is removed by
+        the next :meth:`recover`); after it, :meth:`recover` finishes the renames. So the
+        files a reader sees are always of one epoch.
+        """
+        import torch
+
+        staging = self.path / f".epoch-{epoch}.pending"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        writers: dict[str, Any] = {
+            CHECKPOINT: lambda path: torch.save(checkpoint, path),
+            METRICS: lambda path: path.write_text(_jsonl(metrics)),
+            STEPS: lambda path: path.write_text(_jsonl(steps)),
+        }
+        if model is not None:
+            writers = {WEIGHTS: lambda path: write_weights(model, path), **writers}
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            for name, write in writers.items():
+                staged = staging / EPOCH_FILES[name]
+                write(staged)
+                os.chmod(staged, 0o666 & ~umask)  # what a plain open() gives, as elsewhere
+                _fsync(staged)
+        except Exception as exc:  # torch, safetensors and the OS each word a full disk their way
+            full = disk_full_error(self.path / name, exc)  # before the staging is freed
+            shutil.rmtree(staging, ignore_errors=True)  # epoch N-1 stays whole
+            if full is None:
+                raise
+            then = (
+                f"`vaekit train --resume --name {self.name}` continues from epoch {epoch - 1}"
+                if epoch > 1
+                else f"`vaekit train --name {self.name}` starts it again"
+            )
+            raise DataError(f"{full}; {then}") from None
+        _fsync(staging)
+        journal = {"epoch": epoch, "staging": staging.name, "files": list(writers)}
+        atomic_write_text(self.path / COMMIT, json.dumps(journal) + "\n")
+        _fsync(self.path)
+        self._apply_commit(journal)
+
+    def recover(self) -> None:
+        """Finish an epoch commit that a kill interrupted after its journal was written,
+        and remove staged files of one that never committed. The run's owner calls it;
+        a reader calls :meth:`recover_if_needed`."""
+        journal_path = self.member(COMMIT)
+        if journal_path.is_file():
+            try:
+                journal = json.loads(journal_path.read_text())
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+                journal = None
+            if not _valid_journal(journal):
+                raise DataError(
+                    f"'{journal_path}' is not a commit journal vaekit wrote; remove it "
+                    "(the run then holds its last whole epoch)"
+                )
+            self._apply_commit(journal)
+        for leftover in self.path.glob(".epoch-*.pending"):
+            if _STAGING.match(leftover.name) and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def recover_if_needed(self) -> None:
+        """:meth:`recover` when an interrupted commit is there and nobody writes the run
+        (the owner, if alive, finishes its own commit); a run we cannot lock (another
+        process trains it, or it is read-only) is read as it is."""
+        if not (self.path / COMMIT).exists():
+            return
+        try:
+            with RunLock(self.path):
+                self.recover()
+        except DataError:
+            pass
+
+    def _apply_commit(self, journal: dict[str, Any]) -> None:
+        staging = self.path / journal["staging"]
+        for name in journal["files"]:
+            staged = staging / EPOCH_FILES[name]
+            if staged.is_file() and not staged.is_symlink():
+                target = self.member(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+        _fsync(self.path)
+        (self.path / COMMIT).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Write checkpoint/state.pt atomically (tensors and plain containers only)."""
@@ -188,7 +342,7 @@ class Run:
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Write metrics.jsonl (one JSON object per epoch) atomically."""
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(self.metrics_path, _jsonl(rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
@@ -205,6 +359,46 @@ class Run:
                     "or delete that line"
                 ) from None
         return rows
+
+
+def write_weights(model: nn.Module, path: Path) -> None:
+    """The model's weights as safetensors at ``path``."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    save_file(state, str(path))
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    """Rows as JSON lines; strict JSON (a non-finite value is a bug, never written)."""
+    return "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk, so a commit never names data still in the cache."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _valid_journal(journal: Any) -> bool:
+    """Whether ``journal`` is what :meth:`Run.commit_epoch` writes (a crafted one could
+    otherwise move files from anywhere into the run)."""
+    return (
+        isinstance(journal, dict)
+        and isinstance(journal.get("staging"), str)
+        and bool(_STAGING.match(journal["staging"]))
+        and isinstance(journal.get("files"), list)
+        and all(isinstance(f, str) and f in EPOCH_FILES for f in journal["files"])
+    )
 
 
 def check_run_name(name: str) -> str:
@@ -250,7 +444,9 @@ def resolve_run(path: str | Path) -> Run:
         raise DataError(
             f"no trained model at '{path}'; run `vaekit train` first or pass --model RUN_DIR"
         )
-    return Run(p.resolve())
+    run = Run(p.resolve())
+    run.recover_if_needed()
+    return run
 
 
 def point_latest(run: Run) -> None:

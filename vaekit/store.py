@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from vaekit import __version__
+from vaekit.config import MAX_LATENT_DIM
 from vaekit.errors import DataError, UsageError
 from vaekit.query import label_counts, parse_query
 
@@ -40,6 +41,12 @@ ROW_DATASETS = ("mu", "logvar", "samples", "labels", "attributes", "ids", "split
 NAME_DATASETS = ("class_names", "attribute_names", "split_names")
 
 Rows = slice | np.ndarray | Sequence[int]
+
+#: Most names a name list (classes, attributes, splits) may hold.
+MAX_NAMES = 100_000
+#: A dataset may declare at most this many times the bytes it stores (latents compress by
+#: about 1.1x; a declared size far beyond what the file holds is a crafted header).
+MAX_EXPANSION = 1000
 
 
 def compression_options(compression: str) -> dict[str, Any]:
@@ -302,6 +309,64 @@ class LatentStore:
             )
         if "mu" not in self.file or "logvar" not in self.file:
             raise DataError(f"'{path}' is a damaged latent store: it has no 'mu'/'logvar'")
+        self._validate_layout()
+
+    def _validate_layout(self) -> None:
+        """Shapes, dtypes and declared sizes of every dataset, checked before any is read,
+        so a store written by anything but ``vaekit encode`` is one line, not a traceback
+        or an allocation of whatever its header declares."""
+        path, f = self.path, self.file
+
+        def bad(what: str) -> DataError:
+            return DataError(
+                f"'{path}' is not a valid latent store: {what}; write it with `vaekit encode`"
+            )
+
+        for name in ROW_DATASETS + NAME_DATASETS:
+            if name in f and not isinstance(f[name], h5py.Dataset):
+                raise bad(f"'{name}' is not a dataset")
+        mu, logvar = f["mu"], f["logvar"]
+        if mu.ndim != 2 or mu.dtype.kind != "f":
+            raise bad(f"'mu' must be a 2-D float array, it is {mu.ndim}-D {mu.dtype}")
+        if logvar.shape != mu.shape or logvar.dtype.kind != "f":
+            raise bad(f"'logvar' has shape {logvar.shape} {logvar.dtype}, 'mu' {mu.shape}")
+        n, d = mu.shape
+        if not 1 <= d <= MAX_LATENT_DIM:
+            raise bad(f"'mu' has {d} latent dimensions (vaekit writes 1 to {MAX_LATENT_DIM:,})")
+        expected = {
+            "samples": (3, "f"),
+            "labels": (1, "iu"),
+            "attributes": (2, "biu"),
+            "ids": (1, None),
+            "split": (1, "iu"),
+        }
+        for name, (ndim, kinds) in expected.items():
+            if name not in f:
+                continue
+            ds = f[name]
+            if ds.ndim != ndim or ds.shape[0] != n:
+                raise bad(f"'{name}' has shape {ds.shape}; it needs {ndim}-D with {n:,} rows")
+            if kinds is not None and ds.dtype.kind not in kinds:
+                raise bad(f"'{name}' holds {ds.dtype} values")
+            if kinds is None and h5py.check_string_dtype(ds.dtype) is None:
+                raise bad(f"'{name}' does not hold strings")
+        if "samples" in f and f["samples"].shape[2] != d:
+            raise bad(f"'samples' has {f['samples'].shape[2]} dimensions, 'mu' {d}")
+        for name in NAME_DATASETS:
+            if name not in f:
+                continue
+            ds = f[name]
+            if ds.ndim != 1 or ds.shape[0] > MAX_NAMES or h5py.check_string_dtype(ds.dtype) is None:
+                raise bad(f"'{name}' must be a list of at most {MAX_NAMES:,} strings")
+        for name in ROW_DATASETS:
+            if name in f:
+                _check_declared_size(f[name], bad)
+        try:
+            config = json.loads(self.attrs.get("model_config") or "{}")
+        except (TypeError, ValueError, RecursionError):
+            raise bad("its 'model_config' attribute is not JSON") from None
+        if not isinstance(config, dict):
+            raise bad("its 'model_config' attribute is not a JSON object")
 
     def __enter__(self) -> LatentStore:
         return self
@@ -335,8 +400,9 @@ class LatentStore:
 
     @property
     def complete(self) -> bool:
-        """Whether the encode that wrote this file finished."""
-        return bool(self.attrs.get("complete", False))
+        """Whether the encode that wrote this file finished (its ``complete`` attribute is
+        the boolean true; a string such as ``"no"`` is not)."""
+        return self.attrs.get("complete", False) is True
 
     @property
     def n(self) -> int:
@@ -490,6 +556,18 @@ class LatentStore:
             return {}
         counts = np.bincount(split, minlength=len(names))
         return {name: int(c) for name, c in zip(names, counts, strict=False)}
+
+
+def _check_declared_size(dataset: h5py.Dataset, bad: Any) -> None:
+    """A DataError (from ``bad``) when ``dataset`` declares far more bytes than the file
+    stores for it: reading it would allocate what a crafted header claims."""
+    declared = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    if declared > MAX_EXPANSION * stored + (64 << 20):
+        raise bad(
+            f"'{dataset.name.lstrip('/')}' declares {declared:,} bytes but the file holds "
+            f"{stored:,}"
+        )
 
 
 def _as_indices(rows: np.ndarray | Sequence[int], n: int) -> np.ndarray:

@@ -56,7 +56,7 @@ from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import batch_memory_format, choose_accelerator, resolve_accelerator_name
 from vaekit.distributed import DistContext
-from vaekit.errors import ContractError, DataError, UsageError, VaekitError
+from vaekit.errors import ContractError, DataError, OutputExistsError, UsageError, VaekitError
 from vaekit.files import file_sha256
 from vaekit.images import save_grid, to_uint8
 from vaekit.limits import check_model_memory
@@ -70,8 +70,9 @@ from vaekit.model import (
     parameter_groups,
     sample_prior,
 )
-from vaekit.plugins import get_plugin_host
-from vaekit.report import read_steps, write_steps
+from vaekit.options import check_options
+from vaekit.plugins import SINGULAR, get_plugin_host
+from vaekit.report import read_steps
 from vaekit.runs import (
     LATEST,
     LOCK,
@@ -238,17 +239,20 @@ def validate_components(config: TrainConfig) -> None:
     config.validate()
     host = get_plugin_host()
     model = config.model
-    for family, name in (
-        ("models", model.kind),
-        ("encoders", model.encoder),
-        ("decoders", model.decoder or model.encoder),
-        ("likelihoods", model.likelihood),
-        ("priors", model.prior),
-        ("kl_schedules", config.kl_schedule),
-    ):
-        host.get(family, name)
+    # family, name, options, and how many positional arguments its factory takes first
+    components = [
+        ("models", model.kind, model.kind_options, 2),
+        ("encoders", model.encoder, model.encoder_options, 1),
+        ("decoders", model.decoder or model.encoder, model.decoder_options, 2),
+        ("likelihoods", model.likelihood, model.likelihood_options, 0),
+        ("priors", model.prior, model.prior_options, 1),
+        ("kl_schedules", config.kl_schedule, config.kl_schedule_options, 1),
+    ]
     if config.accelerator != "auto":
-        host.get("accelerators", config.accelerator)
+        components.append(("accelerators", config.accelerator, config.accelerator_options, 0))
+    for family, name, options, skip in components:
+        factory = host.get(family, name).factory
+        check_options(SINGULAR[family], name, factory, options, skip=skip)
     if config.name is not None:
         check_run_name(config.name)
     check_latest_link(config.runs_dir)
@@ -303,10 +307,11 @@ def new_run(config: TrainConfig) -> Run:
     run = Run(Path(config.runs_dir) / name)
     run.lock()  # first own the directory, then look in it: two runs never share one
     try:
+        run.recover()
         leftovers = [p for p in run.path.iterdir() if p.name != LOCK]
         unfinished = run.config_path.is_file() and not run.has_saved_epoch()
         if leftovers and not unfinished:
-            raise UsageError(
+            raise OutputExistsError(
                 f"run directory '{run.path}' already exists; pass --resume to continue it "
                 "or --name to start another"
             )
@@ -360,9 +365,16 @@ def load_resume_state(run: Run) -> dict[str, Any]:
     except VaekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a bad file
+        import pickle
+
+        why = (
+            "it holds pickled objects other than tensors, which vaekit never loads"
+            if isinstance(exc, pickle.UnpicklingError)
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
         raise DataError(
-            f"run '{run.path}': {run.checkpoint_path.name} is damaged ({type(exc).__name__}: "
-            f"{exc}); it cannot resume: start a new run (its model.safetensors still loads)"
+            f"run '{run.path}': {run.checkpoint_path.name} is damaged ({why}); it cannot "
+            "resume: start a new run (its model.safetensors still loads)"
         ) from None
     return state
 
@@ -416,6 +428,7 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
         if os.environ.get("RANK", "0") == "0":  # rank 0 writes; under torchrun it alone owns
             run.lock()
             claimed.append(run)
+            run.recover()  # an epoch commit a kill interrupted is finished first
         state = load_resume_state(run)
         saved = run.read_config()
         epochs = check_resume_epochs(config.epochs, int(state["epoch"]), run)
@@ -465,7 +478,14 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
     )
 
     if state is not None:
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except (RuntimeError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"run '{run.path}': {run.checkpoint_path.name} does not fit the model its "
+                f"config.json describes ({first}); it cannot resume: start a new run"
+            ) from None
     model = accelerator.prepare(model)
     groups = parameter_groups(unwrap(model))
     if dist.world_size > 1:
@@ -706,6 +726,11 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     session.accelerator.synchronize()
     train_time = time.perf_counter() - t_epoch
     totals = session.dist.sum_(sums).tolist()  # every process's steps
+    if totals[3] == 0:  # nothing learned: never saved as an epoch, whatever the limits say
+        raise Diverged(
+            f"every step of epoch {epoch + 1} was skipped ({int(totals[4])} with a non-finite "
+            f"loss or gradient, {int(totals[5])} overflowed)"
+        )
     mean = [v / max(totals[3], 1) for v in totals[:3]]
     metrics = {
         "epoch": epoch + 1,
@@ -826,8 +851,8 @@ def validation_neg_elbo(session: Session) -> float:
 
 
 def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
-    """Weights, checkpoint and metrics of the epoch just trained, each written atomically;
-    ``latest`` moves to a new run once it holds a loadable model."""
+    """Weights, checkpoint and metrics of the epoch just trained, committed together
+    (:meth:`Run.commit_epoch`); ``latest`` moves to a new run once it holds a loadable model."""
     session.history.append(metrics)
     raw = session.raw_model
     raw.eval()
@@ -841,11 +866,11 @@ def save_epoch(session: Session, metrics: dict[str, Any]) -> None:
     session.good_state = copy.deepcopy(state)
     if not session.lead:
         return
-    if session.config.patience is None or improved:  # with patience: the best epoch's weights
-        run.save_weights(raw)
-    run.save_checkpoint(state)
-    run.rewrite_metrics(session.history)
-    write_steps(run, session.step_log)
+    # with patience, the weights stay the best epoch's
+    keep = session.config.patience is None or improved
+    run.commit_epoch(
+        metrics["epoch"], state, session.history, session.step_log, raw if keep else None
+    )
     if not session.resumed and metrics["epoch"] == session.start_epoch + 1:
         point_latest(run)
 

@@ -14,6 +14,10 @@ from typing import Any
 
 from vaekit import hookimpl
 from vaekit.errors import UsageError
+from vaekit.options import option_ranges
+
+#: More intra-op threads than this is a typo (10**6 of them crash torch's thread pool).
+MAX_THREADS = 256
 
 
 def autocast_dtype(bf16: bool, fp16: bool) -> Any:
@@ -58,6 +62,7 @@ class _Precision:
         return torch.amp.GradScaler(self.device.type, init_scale=float(self.init_scale))
 
 
+@option_ranges(threads=(0, MAX_THREADS), init_scale=(1e-30, 1e30))
 class CPUAccelerator(_Precision):
     """Runs on the CPU, in float32 or with bfloat16 (``bf16``) or float16 (``fp16``, with a
     gradient scaler from ``init_scale``) autocast. ``threads`` sets torch's intra-op thread
@@ -100,6 +105,7 @@ class CPUAccelerator(_Precision):
         """Nothing to wait for on the CPU."""
 
 
+@option_ranges(index=(0, 1023), init_scale=(1e-30, 1e30))
 class CUDAAccelerator(_Precision):
     """Runs on GPU ``index`` with channels-last weights and inputs and bf16 autocast where the
     GPU has bf16 (``bf16=false`` for float32; ``fp16=true`` for float16 with a gradient

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from vaekit import hookimpl
+from vaekit.options import option_ranges
 
 DEFAULT_WARMUP_FRACTION = 0.3
 
@@ -27,6 +28,7 @@ class ConstantSchedule:
         return self.beta
 
 
+@option_ranges(steps=(1, None), beta=(0, 1e6))
 class WarmupSchedule:
     """beta rises linearly from 0 to ``beta`` over ``steps`` steps, then stays.
 
@@ -41,6 +43,7 @@ class WarmupSchedule:
         return self.beta * min(1.0, step / self.steps)
 
 
+@option_ranges(midpoint=(1, None), k=(0, None), beta=(0, 1e6))
 class SigmoidSchedule:
     """beta = beta / (1 + exp(-k (step - midpoint))) (Bowman et al. 2016).
 
@@ -63,6 +66,7 @@ class SigmoidSchedule:
         return self.beta / (1.0 + math.exp(min(x, 700.0)))
 
 
+@option_ranges(cycles=(1, 10_000), ratio=(1e-9, 1), beta=(0, 1e6))
 class CyclicalSchedule:
     """Fu et al. 2019: ``cycles`` cycles; in each, beta rises linearly over the first
     ``ratio`` of the cycle, then stays at ``beta``."""
@@ -78,6 +82,7 @@ class CyclicalSchedule:
         return self.beta * min(1.0, phase / self.ratio)
 
 
+@option_ranges(beta=(0, 1e6))
 def _constant(total_steps: int, beta: float = 1.0) -> ConstantSchedule:
     return ConstantSchedule(beta)
 

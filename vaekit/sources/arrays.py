@@ -107,19 +107,36 @@ def load_arrays(path: Path, layout: str | None = None) -> ImageDataset:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The arrays of an .npy/.npz/HDF5 file; what each declares is checked against the
+    file (or its zip member) and the memory limit before it is read."""
+    import zipfile
+
+    from vaekit.files import check_input_file
+    from vaekit.limits import check_memory
+
+    check_input_file(path, what="array file")
     suffix = path.suffix.lower()
+    fix = "check that it is the right file"
     try:
         if suffix == ".npy":
-            return {"images": np.load(path, allow_pickle=False)}
+            mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # its header vs its size
+            check_memory(mapped.nbytes, f"array file '{path}'", fix)
+            return {"images": np.array(mapped)}
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(member.file_size for member in archive.infolist())
+            check_memory(declared, f"array file '{path}'", fix)
+            with np.load(path, allow_pickle=False) as arrays:
+                return {k: arrays[k] for k in arrays.files}
         import h5py
 
         with h5py.File(path, "r") as f:
-            return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read array file '{path}': {exc}") from exc
+            datasets = {k: f[k] for k in f if isinstance(f[k], h5py.Dataset)}
+            declared = sum(d.size * d.dtype.itemsize for d in datasets.values())
+            check_memory(declared, f"array file '{path}'", fix)
+            return {k: d[()] for k, d in datasets.items()}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read array file '{path}': {exc}") from None
 
 
 def _to_nchw(array: Any, path: Path, layout: str | None) -> np.ndarray:
@@ -146,6 +163,11 @@ def _to_nchw(array: Any, path: Path, layout: str | None) -> np.ndarray:
     if a.dtype == bool:
         return np.ascontiguousarray(a.astype(np.uint8) * 255)
     if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise DataError(
+                f"'{path}': float images hold NaN or infinite values; store them in [0, 1] "
+                "or as uint8"
+            )
         lo, hi = float(a.min(initial=0)), float(a.max(initial=0))
         if lo < 0 or hi > 1:
             raise DataError(

@@ -11,8 +11,10 @@ the GIL while decoding) with a rich progress bar on stderr.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ import numpy as np
 
 from vaekit.cachedir import cache_dir
 from vaekit.errors import DataError
+from vaekit.files import free_bytes
 
 FORMAT = 2  # bump when the cache layout or decoding changes
 SKIP_HINT = "fix or remove it, or pass --skip-bad to skip unreadable images"
@@ -103,6 +106,8 @@ def decode_files(
     shape = (len(ok), channels, height, width)
 
     writable = use_cache and _ensure_dir(directory)
+    if writable and free_bytes(directory) < math.prod(shape) + (64 << 20):
+        writable = False  # no room for the cache: decode into memory, as without one
     if not writable:
         images = np.empty(shape, dtype=np.uint8)
         failed = _decode_into(images, [files[i] for i in ok], channels, image_size)
@@ -112,6 +117,7 @@ def decode_files(
 
     with atomic_path(array_path) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        reserve(tmp)  # a mapped page with no disk behind it would kill us with SIGBUS
         failed = _decode_into(images, [files[i] for i in ok], channels, image_size)
         bad.update({ok[j]: why for j, why in failed.items()})
         _check_bad([f"{files[i]}: {why}" for i, why in sorted(bad.items())], skip_bad)
@@ -304,6 +310,19 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def reserve(path: Path) -> None:
+    """Allocate the disk blocks of ``path`` (a sparse file of its final size) now, so a
+    full disk is an OSError here rather than SIGBUS when a mapped page is first written."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot
+            raise
+    finally:
+        os.close(fd)
+
+
 def cached_conversion(
     images: np.ndarray,
     source: str,
@@ -344,8 +363,11 @@ def cached_conversion(
         return converted
     from vaekit.runs import atomic_path, atomic_write_text
 
-    with atomic_path(array_path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, converted)
+    try:
+        with atomic_path(array_path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, converted)
+    except DataError:  # a full disk: the cache is an optimisation, the data is here
+        return converted
     meta = {
         "format": FORMAT,
         "signature": signature,

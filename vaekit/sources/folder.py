@@ -34,11 +34,16 @@ FALSE = {"0", "0.0", "-1", "false", "no", "n", ""}
 
 
 def list_images(root: Path) -> list[Path]:
-    """Every image file under ``root`` (recursive, hidden entries skipped), sorted."""
+    """Every image file under ``root`` (recursive, hidden entries skipped), sorted. Only
+    regular files count: a pipe or device named ``*.png`` would hang or never end a read."""
     found: list[Path] = []
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(directory) / name for name in sorted(filenames) if is_image_file(name))
+        found.extend(
+            Path(directory) / name
+            for name in sorted(filenames)
+            if is_image_file(name) and os.path.isfile(os.path.join(directory, name))
+        )
     return found
 
 

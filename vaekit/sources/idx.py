@@ -11,7 +11,9 @@ first training labels) and gets its class names.
 from __future__ import annotations
 
 import gzip
+import math
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,27 +48,50 @@ PART_SPLIT = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (gzipped when it starts with the gzip magic) into a numpy array."""
+    """Read one IDX file (gzipped when it starts with the gzip magic) into a numpy array.
+
+    The header is read and checked first: its declared size must fit the file (for a
+    plain file) and the memory limit (:mod:`vaekit.limits`), and a gzipped file is
+    decompressed only up to what the header declares, so a crafted header or a
+    decompression bomb is one line, never an allocation of whatever it claims."""
+    from vaekit.files import check_input_file
+    from vaekit.limits import check_memory
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file '{path}': {exc}") from exc
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in DTYPES:
-        raise DataError(f"'{path}' is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
-    dtype = np.dtype(DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header < expected:
+        check_input_file(path, what="IDX file")
+        with open(path, "rb") as raw_fh:
+            gzipped = raw_fh.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gzipped else open
+        with opener(path, "rb") as fh:
+            magic = fh.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in DTYPES:
+                raise DataError(f"'{path}' is not an IDX file (bad magic number)")
+            ndim = magic[3]
+            dims = fh.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"IDX file '{path}' is truncated inside its header")
+            shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">i4"))
+            dtype = np.dtype(DTYPES[magic[2]])
+            if any(d < 0 for d in shape):
+                raise DataError(f"IDX file '{path}' declares a negative size {shape}")
+            expected = math.prod(shape) * dtype.itemsize
+            if not gzipped and expected > path.stat().st_size:
+                raise DataError(
+                    f"IDX file '{path}' is truncated: its header promises {expected:,} data "
+                    f"bytes, the file has {path.stat().st_size:,}; download it again"
+                )
+            check_memory(
+                expected, f"IDX file '{path}' ({shape})", "check that it is the right file"
+            )
+            data = fh.read(expected)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read IDX file '{path}': {exc}") from None
+    if len(data) < expected:
         raise DataError(
-            f"IDX file '{path}' is truncated: {len(raw) - header} data bytes, header promises "
-            f"{expected}; download it again"
+            f"IDX file '{path}' is truncated: {len(data):,} data bytes, header promises "
+            f"{expected:,}; download it again"
         )
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def find_idx_files(path: Path) -> dict[str, dict[str, Path]]:

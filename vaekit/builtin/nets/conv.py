@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from vaekit.builtin.nets.legacy import ConvDecoderV1, ConvEncoderV1
 from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
+from vaekit.options import NETWORK_RANGES, option_ranges
 
 ARCHS = (1, 2)
 ARCH = 2
@@ -89,6 +90,7 @@ class ConvDecoder(nn.Module):
         return self.net(self.fc(z).view(z.shape[0], *self.start))
 
 
+@option_ranges(NETWORK_RANGES)
 def conv_encoder(
     input_shape: tuple[int, int, int], width: int = 32, hidden: int = 256, arch: int = ARCH
 ) -> nn.Module:
@@ -98,6 +100,7 @@ def conv_encoder(
     return ConvEncoder(input_shape, width, hidden)
 
 
+@option_ranges(NETWORK_RANGES)
 def conv_decoder(
     latent_dim: int,
     output_shape: tuple[int, int, int],

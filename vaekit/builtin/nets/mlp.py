@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from vaekit.options import NETWORK_RANGES, option_ranges
+
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -14,6 +16,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@option_ranges(NETWORK_RANGES, hidden=(1, 65536))
 class MLPEncoder(nn.Module):
     """Flattens the image and applies ``depth`` hidden layers of size ``hidden``."""
 
@@ -26,6 +29,7 @@ class MLPEncoder(nn.Module):
         return self.net(x)
 
 
+@option_ranges(NETWORK_RANGES, hidden=(1, 65536))
 class MLPDecoder(nn.Module):
     """Maps z through ``depth`` hidden layers to a flat output, reshaped to the image."""
 

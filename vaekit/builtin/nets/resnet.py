@@ -23,6 +23,7 @@ from vaekit.builtin.nets.blocks import NORMS, BottleneckBlock, ResidualBlock, ma
 from vaekit.builtin.nets.conv import check_arch
 from vaekit.builtin.nets.legacy import ResNetDecoderV1, ResNetEncoderV1
 from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
+from vaekit.options import NETWORK_RANGES, option_ranges
 
 __all__ = ["NORMS", "ResNetDecoder", "ResNetEncoder", "resnet_decoder", "resnet_encoder"]
 
@@ -128,6 +129,7 @@ class ResNetDecoder(nn.Module):
         return self.net(self.fc(z).view(z.shape[0], *self.start))
 
 
+@option_ranges(NETWORK_RANGES)
 def resnet_encoder(
     input_shape: tuple[int, int, int],
     width: int = 32,
@@ -148,6 +150,7 @@ def resnet_encoder(
     )
 
 
+@option_ranges(NETWORK_RANGES)
 def resnet_decoder(
     latent_dim: int,
     output_shape: tuple[int, int, int],
