@@ -225,6 +225,9 @@ class RunConfig:
             train.model = model
             if model.input_shape is None:
                 raise DataError("model.input_shape is missing")
+            for key in ("data", "plugins"):
+                if not isinstance(data.get(key) or {}, dict):
+                    raise DataError(f"'{key}' is not an object")
             return cls(
                 train=train,
                 data=dict(data.get("data") or {}),
@@ -235,6 +238,11 @@ class RunConfig:
         except (DataError, UsageError) as exc:
             raise DataError(
                 f"{where} is damaged or not a vaekit run config: {exc}; "
+                "train the run again or restore the file"
+            ) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a crafted layout
+            raise DataError(
+                f"{where} is damaged or not a vaekit run config ({type(exc).__name__}: {exc}); "
                 "train the run again or restore the file"
             ) from None
 

@@ -67,6 +67,8 @@ def read_idx(path: Path) -> np.ndarray:
             if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in DTYPES:
                 raise DataError(f"'{path}' is not an IDX file (bad magic number)")
             ndim = magic[3]
+            if not 1 <= ndim <= 4:  # labels are 1-D, images 3-D or 4-D
+                raise DataError(f"IDX file '{path}' declares {ndim} dimensions; expected 1 to 4")
             dims = fh.read(4 * ndim)
             if len(dims) < 4 * ndim:
                 raise DataError(f"IDX file '{path}' is truncated inside its header")
@@ -83,7 +85,7 @@ def read_idx(path: Path) -> np.ndarray:
             check_memory(
                 expected, f"IDX file '{path}' ({shape})", "check that it is the right file"
             )
-            data = fh.read(expected)
+            data = _read_at_most(fh, expected)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read IDX file '{path}': {exc}") from None
     if len(data) < expected:
@@ -92,6 +94,19 @@ def read_idx(path: Path) -> np.ndarray:
             f"{expected:,}; download it again"
         )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _read_at_most(fh, n: int, block: int = 1 << 22) -> bytes:
+    """Up to ``n`` bytes of ``fh``, in blocks: ``read(n)`` would set aside ``n`` bytes at
+    once, whatever the file holds, and ``n`` comes from a header that may lie."""
+    parts, got = [], 0
+    while got < n:
+        part = fh.read(min(block, n - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 def find_idx_files(path: Path) -> dict[str, dict[str, Path]]:
