@@ -734,6 +734,8 @@ CASES: list[Bad] = [
         setup=idx_bomb),
     Bad("data-is-fifo", ("train", "pipe", *TINY), 1, "not a regular file or folder",
         setup=fifo("pipe")),
+    Bad("inspect-fifo", ("inspect", "pipe"), 1, "not a regular file", setup=fifo("pipe"),
+        check=still_fifo("pipe")),
     Bad("weights-fifo", ("report", "-m", "runs/run", "-o", "r.html"), 1, "not a regular file",
         setup=weights_is_fifo),
     Bad("weights-dev-zero", ("report", "-m", "runs/run", "-o", "r.html"), 1, "symbolic link",

@@ -78,3 +78,40 @@ def test_a_kind_with_an_extra_parameter_group_trains_on_two_processes(tmp_path):
     for key in ("critic.weight", "critic.bias"):
         gap = (rank0[key] - single[key]).norm() / single[key].norm()
         assert gap < 0.05, (key, float(gap))
+
+
+STOPPING_WORKER = """
+import os, signal, sys
+from vaekit import train as train_module
+from vaekit.cli import main
+
+original = train_module.train_epoch
+
+def stopping(session, epoch, reporter):
+    if epoch == 1 and os.environ.get("RANK") == "1":
+        os.kill(os.getpid(), signal.SIGSTOP)  # a peer that stops answering, not dead
+    return original(session, epoch, reporter)
+
+train_module.train_epoch = stopping
+main(["train", "--encoder", "mlp", "--encoder-opt", "hidden=8", "--decoder-opt", "hidden=8",
+      "-z", "2", "--epochs", "3", "--accelerator", "cpu", "--name", "s"])
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_gives_up_on_a_stopped_peer_with_one_line(tmp_path):
+    """Issue 24: a SIGSTOPped rank no longer leaves the other waiting silently; after
+    VAEKIT_DIST_TIMEOUT seconds it stops with one line saying why and how to resume."""
+    (tmp_path / "worker.py").write_text(STOPPING_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), VAEKIT_DIST_TIMEOUT="15")
+    done = subprocess.run(
+        [*TORCHRUN, str(tmp_path / "worker.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert lines and "another torchrun process stopped answering for 15 s" in lines[0], done.stderr[
+        -3000:
+    ]
+    metrics = (tmp_path / "runs" / "s" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 1  # epoch 1 was saved and is whole

@@ -23,6 +23,11 @@ def summarise(path: str | Path) -> list[RenderableType]:
         return run_summary(p)
     if not p.exists():
         raise DataError(f"'{path}' does not exist; give a latent store, a cluster file or a run")
+    if not p.is_file():  # opening a FIFO would wait for a writer forever
+        raise DataError(
+            f"'{path}' is not a regular file (a device, pipe or socket); give a latent store, "
+            "a cluster file or a run"
+        )
     if p.suffix.lower() == ".json":
         return cluster_summary(p)
     with open(p, "rb") as fh:
