@@ -128,6 +128,13 @@ def test_kl_schedules(host):
     assert sigmoid(0, 0) < 0.01 and sigmoid(200, 0) == 0.5 and sigmoid(1000, 0) > 0.99
     cyclical = host.create("kl_schedules", "cyclical", 400, cycles=4, ratio=0.5)
     assert [cyclical(s, 0) for s in (0, 25, 50, 99, 100, 125)] == [0, 0.5, 1, 1, 0, 0.5]
+    # steps that do not divide by the cycles: the run still ends at the top (issue 23: it
+    # ended at beta 0.02, the last steps starting a fifth cycle)
+    for total, cycles in ((390, 4), (1_000, 3), (30 * 13, 4), (1_001, 7)):
+        schedule = host.create("kl_schedules", "cyclical", total, cycles=cycles)
+        assert schedule(total - 1, 0) == 1.0, (total, cycles)
+        starts = [s for s in range(1, total) if schedule(s, 0) < schedule(s - 1, 0)]
+        assert len(starts) == cycles - 1, (total, cycles)  # exactly `cycles` cycles
     constant = host.create("kl_schedules", "constant", 10, beta=0.3)
     assert constant(0, 0) == constant(9, 3) == 0.3
 

@@ -62,8 +62,9 @@ def user_errors() -> Iterator[None]:
         # soft_wrap: the message stays one line (paths are never folded)
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+    except KeyboardInterrupt as exc:  # train's says which epoch is saved and how to go on
+        hint = f"; {exc.args[0]}" if exc.args else ""
+        err_console.print(f"[yellow]interrupted[/]{hint}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except RuntimeError as exc:
         from vaekit.distributed import is_peer_timeout, peer_timeout_message
@@ -316,7 +317,12 @@ def train(
         config = TrainConfig.build(**settings)
         result = run_training(config, resume=resume, reporter=RichTrainReporter(err_console))
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
-            console.print(f"model saved in [bold]{result.run.path}[/]")
+            minutes, seconds = divmod(result.seconds, 60)
+            console.print(
+                f"{result.stopped} in {int(minutes)} min {seconds:.0f} s; "
+                f"model (epoch {result.best_epoch}) saved in [bold]{result.run.path}[/]",
+                highlight=False,
+            )
 
 
 def check_resume_options(settings: dict[str, Any]) -> None:
@@ -633,6 +639,10 @@ def sample_command(
 ) -> None:
     """Draw images from a cluster, the prior or a class, into a PNG grid."""
     with user_errors():
+        if label and not cluster and from_image is None:  # needs only config.json: at once
+            from vaekit.runs import check_class_label
+
+            check_class_label(model or Path("runs/latest"), label)
         import numpy as np
 
         from vaekit.errors import UsageError

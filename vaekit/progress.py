@@ -47,7 +47,8 @@ class CountBar:
         self.bar.update(self.task, completed=done)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.task is not None:  # a bar never shown leaves no blank line behind
+            self.bar.stop()
 
 
 class RichTrainReporter:
@@ -57,6 +58,11 @@ class RichTrainReporter:
         self.console = console or Console(stderr=True)
         self.progress = make_progress(self.console)
         self.task: Any = None
+
+    def banner(self, lines: list[str]) -> None:
+        """The run's set-up, one line each (data, model, device, run directory)."""
+        for line in lines:
+            self.console.print(line, highlight=False, markup=False)
 
     def start(self, total_steps: int, done_steps: int, run: Any) -> None:
         self.console.print(f"training into [bold]{run.path}[/]")
@@ -74,8 +80,16 @@ class RichTrainReporter:
 
     def epoch_end(self, epoch: int, m: dict[str, float]) -> None:
         val = f"  val {m['val_loss']:.2f}" if "val_loss" in m else ""
+        seconds = f"  {m['epoch_seconds']:.1f} s" if "epoch_seconds" in m else ""
+        faults = ""
+        if m.get("skipped_steps") or m.get("overflow_steps"):
+            faults = (
+                f"  skipped {m.get('skipped_steps', 0)} (non-finite), "
+                f"{m.get('overflow_steps', 0)} (fp16 overflow)"
+            )
         self.progress.console.print(
-            f"epoch {epoch:>3}  loss {m['loss']:.3f}  recon {m['recon']:.3f}  KL {m['kl']:.3f}{val}"
+            f"epoch {epoch:>3}  loss {m['loss']:.3f}  recon {m['recon']:.3f}  KL {m['kl']:.3f}"
+            f"{val}{seconds}{faults}"
         )
 
     def end(self, history: list[dict[str, Any]]) -> None:
@@ -85,15 +99,23 @@ class RichTrainReporter:
 
 
 def summary_table(history: list[dict[str, Any]]) -> Table:
-    """First and last epoch side by side."""
+    """First and last epoch side by side, and the best (saved) one when early stopping kept
+    another."""
     table = Table(title="training summary")
     table.add_column("metric")
     table.add_column("first epoch", justify="right")
     table.add_column("last epoch", justify="right")
     first, last = history[0], history[-1]
+    best_epoch = int(last.get("best_epoch") or last["epoch"])
+    best = next((row for row in history if row["epoch"] == best_epoch), last)
+    if best is not last:
+        table.add_column("best epoch (saved)", justify="right")
     for key in ("epoch", "loss", "recon", "kl", "beta", "val_loss", "samples_per_s"):
         if key in last:
-            table.add_row(key, _fmt(first.get(key)), _fmt(last[key]))
+            cells = [_fmt(first.get(key)), _fmt(last[key])]
+            if best is not last:
+                cells.append(_fmt(best.get(key)))
+            table.add_row(key, *cells)
     return table
 
 

@@ -361,6 +361,18 @@ class Run:
         return rows
 
 
+def check_class_label(model_dir: str | Path, label: str) -> None:
+    """``--label``'s first check, from the run's config.json alone (before torch is imported
+    or weights are read): the run must be class-conditional."""
+    config = resolve_run(model_dir).read_config()
+    if config.model.num_classes == 0:
+        raise DataError(
+            f"--label {label} needs a class-conditional model (this one has no classes); "
+            f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
+            f"`vaekit sample --cluster {label}`"
+        )
+
+
 def write_weights(model: nn.Module, path: Path) -> None:
     """The model's weights as safetensors at ``path``."""
     from safetensors.torch import save_file

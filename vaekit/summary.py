@@ -159,10 +159,30 @@ def run_summary(path: Path) -> list[RenderableType]:
         ("data", f"{data.get('source')} at {data.get('location')} ({data.get('n')} images)"),
         ("preprocessing", f"image size {train.image_size}, channels {train.channels}"),
         ("KL schedule", train.kl_schedule),
-        ("epochs", f"{last.get('epoch', 0)} of {train.epochs}"),
+        ("epochs", epochs_status(last, train.epochs, train.patience)),
         ("last loss", f"{last['loss']:.3f}" if "loss" in last else None),
         ("last val -ELBO", f"{last['val_loss']:.3f}" if "val_loss" in last else None),
-        ("weights", "present" if run.weights_path.is_file() else "[red]missing[/]"),
+        ("weights", weights_status(run, last, train.patience)),
         ("vaekit", config.vaekit_version),
     ]
     return [_kv_table(f"run {run.name}", rows)]
+
+
+def epochs_status(last: dict[str, Any], epochs: int, patience: int | None) -> str:
+    """ "17 of 40, stopped early (patience 2)" or "40 of 40"."""
+    done = int(last.get("epoch", 0))
+    text = f"{done} of {epochs}"
+    best = int(last.get("best_epoch", done) or done)
+    if patience is not None and done < epochs and done - best >= patience:
+        text += f", stopped early (no better validation −ELBO for {patience} epochs)"
+    return text
+
+
+def weights_status(run: Any, last: dict[str, Any], patience: int | None) -> str:
+    """Whether the weights are there, and of which epoch."""
+    if not run.weights_path.is_file():
+        return "[red]missing[/]"
+    done = int(last.get("epoch", 0))
+    if patience is not None and last.get("best_epoch"):
+        return f"present: epoch {int(last['best_epoch'])}'s (the best)"
+    return f"present: epoch {done}'s" if done else "present"

@@ -97,6 +97,8 @@ class Reporter(Protocol):
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
     def end(self, history: list[dict[str, Any]]) -> None: ...
 
+    # optional: ``banner(lines)`` before the first step, the run's set-up in words
+
 
 @dataclass
 class TrainResult:
@@ -106,6 +108,12 @@ class TrainResult:
     run: Run
     history: list[dict[str, Any]]
     model: Any = None
+    #: why training ended, in words ("finished 30 epochs", "stopped early at epoch 17 …")
+    stopped: str = ""
+    #: the epoch whose weights model.safetensors holds (the best one, with patience)
+    best_epoch: int = 0
+    #: wall-clock seconds of this call
+    seconds: float = 0.0
 
     @property
     def final(self) -> dict[str, Any]:
@@ -147,6 +155,7 @@ class Session:
     best_val: float = math.inf
     best_epoch: int = 0
     step_log: list[dict[str, Any]] = field(default_factory=list)  # steps.jsonl's rows
+    stopped: str = ""  # why the epochs ended (see TrainResult.stopped)
 
     @property
     def raw_model(self) -> torch.nn.Module:
@@ -181,17 +190,67 @@ def train(
     optimiser, step, epoch, KL schedule and RNG state are restored. Only
     ``config.epochs`` is taken from ``config`` (0 keeps the saved count).
     """
+    started = time.perf_counter()
     session = set_up(config, resume)
     try:
         run_epochs(session, reporter if session.lead else None)
         session.dist.barrier()  # every rank leaves once rank 0 has written the last files
+    except KeyboardInterrupt:
+        saved = len(session.history)
+        where = f"epoch {saved} is saved" if saved else "no epoch was saved yet"
+        how = "--resume " if saved else ""
+        raise KeyboardInterrupt(
+            f"{where}: `vaekit train {how}--name {session.run.name}` "
+            f"{'continues' if saved else 'starts'} it"
+        ) from None
     finally:
         # DDP's reducer holds the process group: dropped here, before the group is left,
         # it is never the one whose release tears the group down (see DistContext.stop)
         session.model = session.raw_model
         session.dist.stop()
         session.run.unlock()  # the kernel would drop it at exit; an API caller goes on
-    return TrainResult(session.run, session.history, session.raw_model.eval())
+    return TrainResult(
+        session.run,
+        session.history,
+        session.raw_model.eval(),
+        stopped=session.stopped,
+        best_epoch=saved_weights_epoch(session),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def saved_weights_epoch(session: Session) -> int:
+    """The epoch model.safetensors holds: the best with ``patience``, else the last."""
+    if session.config.patience is not None and session.best_epoch:
+        return session.best_epoch
+    return int(session.history[-1]["epoch"]) if session.history else 0
+
+
+def session_banner(session: Session) -> list[str]:
+    """What this run trains on, with what, where: the lines the CLI shows before training."""
+    data = session.run_config.data
+    model = session.run_config.model
+    shape = "×".join(str(s) for s in model.input_shape or ())
+    val = len(session.val_batches) if session.val_batches is not None else 0
+    params = sum(p.numel() for p in session.raw_model.parameters())
+    device = session.accelerator.device
+    dtype = getattr(session.accelerator, "dtype", None)
+    precision = "float32" if dtype is None else str(dtype).replace("torch.", "")
+    processes = (
+        f", {session.dist.world_size} processes (torchrun)" if session.dist.world_size > 1 else ""
+    )
+    decoder = model.decoder or model.encoder
+    state = f"resumed after epoch {session.start_epoch}" if session.resumed else "a new run"
+    return [
+        f"data    {data.get('source', '?')} at {data.get('location', '?')}: "
+        f"{len(session.batches):,} training and {val:,} validation images of {shape}",
+        f"model   {model.kind}: encoder {model.encoder}, decoder {decoder}, likelihood "
+        f"{model.likelihood}, prior {model.prior}, {model.latent_dim} latents; "
+        f"{params:,} parameters",
+        f"device  {device}, {precision}, {torch.get_num_threads()} threads{processes}",
+        f"run     {session.run.path} ({state}), epochs {session.start_epoch + 1} to "
+        f"{session.config.epochs}, {session.steps_per_epoch} steps each",
+    ]
 
 
 def run_epochs(session: Session, reporter: Reporter | None) -> None:
@@ -199,9 +258,13 @@ def run_epochs(session: Session, reporter: Reporter | None) -> None:
     host = get_plugin_host()
     if session.lead:
         host.hook.vaekit_train_start(run=session.run, config=session.run_config.to_dict())
+    if reporter and hasattr(reporter, "banner"):
+        reporter.banner(session_banner(session))
     if reporter:
         reporter.start(session.steps_per_epoch * session.config.epochs, session.step, session.run)
     epoch = session.start_epoch
+    epochs = session.config.epochs
+    session.stopped = f"finished {epochs} epoch{'s' if epochs != 1 else ''}"
     while epoch < session.config.epochs:
         try:
             metrics = train_epoch(session, epoch, reporter)
@@ -221,7 +284,18 @@ def run_epochs(session: Session, reporter: Reporter | None) -> None:
                 host.hook.vaekit_epoch_end(run=session.run, epoch=epoch + 1, metrics=metrics)
             except StopTraining:
                 stop = True
-        if session.dist.from_lead(stop) or patience_exhausted(session, epoch + 1):
+        if session.dist.from_lead(stop):
+            if epoch + 1 < session.config.epochs:
+                session.stopped = f"stopped after epoch {epoch + 1} by a plugin (StopTraining)"
+            break
+        if patience_exhausted(session, epoch + 1):
+            if epoch + 1 < session.config.epochs:
+                session.stopped = (
+                    f"stopped early after epoch {epoch + 1} of {session.config.epochs}: the "
+                    f"validation −ELBO has not improved for {session.config.patience} epochs; "
+                    f"the saved weights are epoch {session.best_epoch}'s, the best "
+                    f"({session.best_val:.2f})"
+                )
             break
         epoch += 1
     if session.lead:
@@ -253,6 +327,22 @@ def validate_components(config: TrainConfig) -> None:
     for family, name, options, skip in components:
         factory = host.get(family, name).factory
         check_options(SINGULAR[family], name, factory, options, skip=skip)
+    if config.accelerator != "auto":  # before any data is read or model built
+        factory = host.get("accelerators", config.accelerator).factory
+        if hasattr(factory, "is_available") and not factory.is_available():
+            raise VaekitError(
+                f"accelerator '{config.accelerator}' is not available on this machine; "
+                "try --accelerator cpu"
+            )
+    accelerator_options = config.accelerator_options or {}
+    if resolve_accelerator_name(config.accelerator) == "cpu" and accelerator_options.get("fp16"):
+        warnings.warn(
+            "fp16 on the CPU is emulated: several times slower than float32, and its "
+            "gradients overflow often (those steps are skipped); bf16=true is the CPU's "
+            "half precision",
+            TrainingWarning,
+            stacklevel=2,
+        )
     if config.name is not None:
         check_run_name(config.name)
     check_latest_link(config.runs_dir)

@@ -69,16 +69,20 @@ class SigmoidSchedule:
 @option_ranges(cycles=(1, 10_000), ratio=(1e-9, 1), beta=(0, 1e6))
 class CyclicalSchedule:
     """Fu et al. 2019: ``cycles`` cycles; in each, beta rises linearly over the first
-    ``ratio`` of the cycle, then stays at ``beta``."""
+    ``ratio`` of the cycle, then stays at ``beta``. The cycles split the run's steps
+    exactly, so the run ends at the top of its last cycle (beta = ``beta``), never at the
+    start of a new one."""
 
     def __init__(self, total_steps: int, cycles: int = 4, ratio: float = 0.5, beta: float = 1.0):
         if cycles < 1 or not 0 < ratio <= 1:
             raise ValueError("cyclical needs cycles >= 1 and 0 < ratio <= 1")
-        self.period = max(1, total_steps // cycles)
+        self.period = max(1.0, total_steps / cycles)  # a fraction: no leftover steps
+        self.cycles = cycles
         self.ratio, self.beta = ratio, beta
 
     def __call__(self, step: int, epoch: int) -> float:
-        phase = (step % self.period) / self.period
+        cycle = min(int(step // self.period), self.cycles - 1)  # steps past the end: the last
+        phase = (step - cycle * self.period) / self.period
         return self.beta * min(1.0, phase / self.ratio)
 
 

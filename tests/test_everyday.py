@@ -1,0 +1,106 @@
+"""The everyday experience (issue 23): training says what it trains and why it stopped,
+arguments that need no model are refused at once, errors start on their first line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import train_tiny
+from vaekit import train as train_module
+from vaekit.cli import app
+from vaekit.train import TrainingWarning
+
+runner = CliRunner()
+TINY = [
+    "--encoder", "mlp", "--encoder-opt", "hidden=16", "--decoder-opt", "hidden=16", "-z", "2",
+    "--accelerator", "cpu",
+]  # fmt: skip
+
+
+def test_training_shows_its_set_up_epoch_times_and_why_it_ended(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", *TINY, "--epochs", "2", "--name", "a"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "data    digits at embedded: 1,617 training and 180 validation images of 1×8×8" in out
+    assert "parameters" in out and "device  cpu, float32" in out
+    assert "run     runs/a (a new run), epochs 1 to 2" in out
+    assert "epoch   2  loss" in out and " s\n" in out  # each epoch's time
+    assert "finished 2 epochs in 0 min" in out and "model (epoch 2) saved in runs/a" in out
+
+
+def test_early_stopping_names_the_epoch_it_kept(tmp_path, monkeypatch):
+    """It stopped silently, and the summary showed the last epoch while the saved
+    weights were the best one's."""
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *TINY, "--epochs", "40", "--patience", "1", "--lr", "0.03", "--name", "p"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("stopped early after"))
+    stopped = int(line.split("after epoch ")[1].split(" ")[0])
+    kept = int(line.split("saved weights are epoch ")[1].split("'")[0])
+    assert stopped < 40 and kept == stopped - 1
+    assert f"model (epoch {kept}) saved" in line
+    assert "best epoch (saved)" in result.output
+    shown = runner.invoke(app, ["inspect", "runs/p"]).output
+    assert f"{stopped} of 40, stopped early" in shown and f"epoch {kept}'s (the best)" in shown
+
+
+def test_ctrl_c_says_which_epoch_is_saved_and_how_to_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = train_module.train_epoch
+
+    def interrupted(session, epoch, reporter):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(session, epoch, reporter)
+
+    monkeypatch.setattr(train_module, "train_epoch", interrupted)
+    result = runner.invoke(app, ["train", *TINY, "--epochs", "3", "--name", "c"])
+    assert result.exit_code == 130
+    assert "interrupted; epoch 1 is saved: `vaekit train --resume --name c` continues it" in (
+        result.output
+    )
+
+
+def test_a_label_on_an_unconditional_model_is_refused_before_torch_loads(tmp_path):
+    """It took 23 s (imports, weights, data) to refuse what config.json answers."""
+    run = train_tiny(tmp_path, epochs=1).run.path
+    code = (
+        "import sys\nfrom vaekit.cli import main\n"
+        f"try:\n    main(['sample', '-m', {str(run)!r}, '--label', '3'])\n"
+        "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "exit 1 False", done.stdout + done.stderr
+    assert "needs a class-conditional model" in done.stderr
+
+
+def test_an_unavailable_accelerator_is_refused_before_anything_is_read(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = runner.invoke(app, ["train", *TINY, "--accelerator", "cuda"])
+    assert result.exit_code == 1 and "not available on this machine" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_fp16_on_the_cpu_is_named_on_the_console(tmp_path, monkeypatch):
+    """It overflowed most steps and ran 5-8x slower, silently; now a warning (which the
+    installed CLI prints as one line) says so, and each epoch line counts the skips."""
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *TINY, "--epochs", "1", "--accelerator-opt", "fp16=true"]
+    with pytest.warns(TrainingWarning, match="fp16 on the CPU is emulated"):
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_encode_error_starts_on_its_first_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["encode", "nowhere", "-o", "x.h5"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
