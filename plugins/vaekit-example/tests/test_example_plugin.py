@@ -111,7 +111,7 @@ def test_the_pipeline_with_every_component_from_this_package(tmp_path):
     assert config["plugins"]["example"]["distribution"] == "vaekit-example"
     log = (run / "example-log.csv").read_text().splitlines()
     assert log[0] == "epoch,loss" and len(log) == 4  # the lifecycle logger ran each epoch
-    assert "ex\tepochs=3" in vaekit("runs", cwd=tmp_path)  # the plugin's command
+    assert "ex\tepochs=3" in vaekit("example-runs", cwd=tmp_path)  # the plugin's command
 
     vaekit("encode", "digits.csv", "-o", "latents.h5", cwd=tmp_path)
     vaekit("fit-cluster", "--label", "3", cwd=tmp_path)

@@ -74,11 +74,12 @@ def vaekit_epoch_end(run, epoch, metrics):
 
 @vaekit.hookimpl
 def register_commands(cli):
-    """Add ``vaekit runs``: list run directories with their last loss."""
+    """Add ``vaekit example-runs``: list run directories with their last loss (vaekit's own
+    ``vaekit runs`` does more; this shows how a plugin adds a command)."""
     import typer
 
-    @cli.command("runs", rich_help_panel="Plugins")
-    def runs(runs_dir: str = typer.Option("runs", help="Folder of run directories.")) -> None:
+    @cli.command("example-runs", rich_help_panel="Plugins")
+    def example_runs(runs_dir: str = typer.Option("runs", help="Folder of run directories.")) -> None:
         """List training runs and their last epoch's loss (from vaekit-example)."""
         import json
         from pathlib import Path
