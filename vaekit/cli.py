@@ -39,6 +39,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 OptList = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
+#: Training steps of a judge trained now (evaluate, report, fit-cluster --judge).
+JudgeStepsOption = Annotated[
+    int, typer.Option(help="Training steps of a judge trained now (a run's judge is kept).")
+]
 #: A grid wider than this many images is a typo (and a picture no screen shows).
 MAX_NCOL = 10_000
 #: The output rule (docs/guarantees.md): an existing file of another kind is replaced
@@ -535,10 +539,13 @@ def fit_cluster_command(
             "the labelled images) finds on-label.",
         ),
     ] = False,
+    judge_steps: JudgeStepsOption = 2000,
 ) -> None:
     """Fit a Gaussian (or mixture) to the latents of a labelled subset; write a cluster file."""
     with user_errors():
         from vaekit.cluster import default_cluster_path, fit_cluster
+
+        check_generation_options(True, None, 2, judge_steps)
 
         path = output or default_cluster_path(label)
         cluster = fit_cluster(
@@ -571,7 +578,7 @@ def fit_cluster_command(
 
             bar = CountBar("train judge", err_console, transient=True)
             try:
-                rate = judge_cluster(path, progress=bar)
+                rate = judge_cluster(path, judge_steps=judge_steps, progress=bar)
             finally:
                 bar.stop()
             ceiling = (
@@ -828,12 +835,23 @@ SamplesOption = Annotated[
 ]
 
 
-def check_generation_options(generation: bool, cluster: list[str] | None, samples: int) -> None:
-    """Refuse generation options that cannot apply, before anything is loaded."""
+def check_generation_options(
+    generation: bool,
+    cluster: list[str] | None,
+    samples: int,
+    judge_steps: int = 2000,
+    iwae_k: int = 0,
+) -> None:
+    """Refuse evaluation and generation options that cannot apply, before anything is
+    loaded (no torch, no data, no judge)."""
     from vaekit.errors import UsageError
+    from vaekit.limits import check_iwae_k
 
+    check_iwae_k(iwae_k)
     if samples < 2:
         raise UsageError(f"--samples must be >= 2, got {samples}")
+    if not 1 <= judge_steps <= 1_000_000:
+        raise UsageError(f"--judge-steps must be from 1 to 1,000,000, got {judge_steps}")
     if cluster and not generation:
         raise UsageError("--cluster is judged with --generation; drop --no-generation")
 
@@ -870,22 +888,17 @@ def evaluate_command(
     generation: GenerationFlag = True,
     cluster: ClustersOption = None,
     samples: SamplesOption = 1000,
-    judge_steps: Annotated[
-        int, typer.Option(help="With --generation: training steps of a new judge.")
-    ] = 2000,
+    judge_steps: JudgeStepsOption = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """−ELBO, reconstruction NLL, KL, the IWAE bound, bits/dim, active units and what the
     model generates."""
     with user_errors():
         from vaekit.data import HELD_OUT
-        from vaekit.errors import UsageError
         from vaekit.evaluate import evaluate
         from vaekit.progress import CountBar
 
-        check_generation_options(generation, cluster, samples)
-        if judge_steps < 1:
-            raise UsageError(f"--judge-steps must be >= 1, got {judge_steps}")
+        check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
         progress = CountBar("evaluate", err_console, transient=True)
         judge_bar = CountBar("train judge", err_console, transient=True)
 
@@ -1015,6 +1028,7 @@ def report_command(
     generation: GenerationFlag = True,
     cluster: ClustersOption = None,
     samples: SamplesOption = 1000,
+    judge_steps: JudgeStepsOption = 2000,
     overwrite: Overwrite = False,
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
@@ -1022,7 +1036,7 @@ def report_command(
         from vaekit.data import HELD_OUT
         from vaekit.report import build_report
 
-        check_generation_options(generation, cluster, samples)
+        check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
         path, result = build_report(
             model,
             output,
@@ -1035,6 +1049,7 @@ def report_command(
             generation=generation,
             clusters=cluster or (),
             samples=samples,
+            judge_steps=judge_steps,
             overwrite=overwrite,
         )
         console.print(

@@ -42,8 +42,7 @@ Progress = Callable[[int, int], None]
 
 #: Decoder rows per chunk of importance samples (batch × draws): bounds IWAE's memory.
 IWAE_ROWS = 4096
-#: More importance samples than this would take days and gain nothing measurable.
-MAX_IWAE_K = 100_000
+
 #: Posterior means kept (a seeded subset) for the latent scatter.
 KEEP_MEANS = 5000
 
@@ -260,12 +259,9 @@ def evaluate_model(
     """Evaluate ``model`` (eval mode, on ``device``) on every image of ``data``
     (already preprocessed as the model expects); see the module docstring."""
     from vaekit.encode import release_mapped_pages, trim_heap, window_rows
+    from vaekit.limits import check_iwae_k
 
-    if not 0 <= iwae_k <= MAX_IWAE_K:
-        raise UsageError(
-            f"--iwae-k must be from 0 to {MAX_IWAE_K:,} (the bound tightens slowly past a few "
-            f"thousand), got {iwae_k}"
-        )
+    check_iwae_k(iwae_k)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     n = len(data)

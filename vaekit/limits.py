@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from vaekit.config import ModelConfig
 
 ENV = "VAEKIT_MEMORY_LIMIT"
+#: More importance samples than this would take days and gain nothing measurable.
+MAX_IWAE_K = 100_000
 _SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -114,3 +116,12 @@ def check_model_memory(config: ModelConfig, batch_size: int, training: bool, fix
         need = params + batch_size * per_image
         what = f"this model (batch {batch_size})"
     check_memory(need, what, fix)
+
+
+def check_iwae_k(iwae_k: int) -> None:
+    """A UsageError for an ``--iwae-k`` outside 0 to :data:`MAX_IWAE_K`."""
+    if not 0 <= iwae_k <= MAX_IWAE_K:
+        raise UsageError(
+            f"--iwae-k must be from 0 to {MAX_IWAE_K:,} (the bound tightens slowly past a few "
+            f"thousand), got {iwae_k}"
+        )

@@ -79,7 +79,9 @@ def register_commands(cli):
     import typer
 
     @cli.command("example-runs", rich_help_panel="Plugins")
-    def example_runs(runs_dir: str = typer.Option("runs", help="Folder of run directories.")) -> None:
+    def example_runs(
+        runs_dir: str = typer.Option("runs", help="Folder of run directories."),
+    ) -> None:
         """List training runs and their last epoch's loss (from vaekit-example)."""
         import json
         from pathlib import Path
