@@ -104,3 +104,30 @@ def test_an_encode_error_starts_on_its_first_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["encode", "nowhere", "-o", "x.h5"])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
+
+
+def test_pictures_label_themselves(tmp_path, monkeypatch):
+    """reconstruct pairs each input with its reconstruction under titles, interpolate marks
+    its two ends, an attribute edit names its three images."""
+    import numpy as np
+    from PIL import Image
+
+    from vaekit.images import TITLE_BAND, make_grid
+
+    monkeypatch.chdir(tmp_path)
+    run = train_tiny(tmp_path, epochs=1).run.path
+    assert (
+        runner.invoke(app, ["reconstruct", "-m", str(run), "-n", "4", "-o", "r.png"]).exit_code == 0
+    )
+    picture = np.asarray(Image.open("r.png"))
+    plain = make_grid(np.zeros((8, 1, 8, 8), np.uint8), ncol=8, scale=8)
+    assert picture.shape[0] == plain.shape[0] + TITLE_BAND
+    assert picture.shape[1] > plain.shape[1]  # wider gaps between the pairs
+    assert (picture[:16] < 128).any()  # the titles are drawn
+    assert runner.invoke(app, ["encode", "-m", str(run), "-o", "l.h5"]).exit_code == 0
+    walk = runner.invoke(app, ["interpolate", "l.h5:0", "l.h5:1", "--steps", "3", "-o", "w.png"])
+    assert walk.exit_code == 0 and "A and B, are their reconstructions" in walk.output
+    band = np.asarray(Image.open("w.png"))[:16]
+    marked = np.nonzero((band < 128).any(axis=(0, 2)) if band.ndim == 3 else (band < 128).any(0))
+    columns = set((marked[0] // (band.shape[1] / 5)).astype(int).tolist())
+    assert columns == {0, 4}  # only the end columns are titled

@@ -29,7 +29,7 @@ from vaekit.generate import (
     sample,
     slerp,
 )
-from vaekit.images import make_grid
+from vaekit.images import TITLE_BAND, make_grid
 from vaekit.plugins import get_plugin_host
 from vaekit.runs import open_run
 from vaekit.store import LatentStore
@@ -101,7 +101,8 @@ def test_interpolate_cli_grid_has_steps_plus_two_columns(pipeline, tmp_path, mon
     )
     assert result.exit_code == 0, result.output
     expected = make_grid(np.zeros((7, 1, 8, 8), np.uint8), ncol=7, scale=8)
-    assert Image.open("w.png").size == (expected.shape[1], expected.shape[0])
+    titled = expected.shape[0] + TITLE_BAND  # A and B above the end columns
+    assert Image.open("w.png").size == (expected.shape[1], titled)
     result = runner.invoke(
         app,
         ["interpolate", "--pairs", "3", "--latents", store, "--steps", "2", "-m", run,
@@ -109,7 +110,7 @@ def test_interpolate_cli_grid_has_steps_plus_two_columns(pipeline, tmp_path, mon
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     expected = make_grid(np.zeros((12, 1, 8, 8), np.uint8), ncol=4, scale=8)
-    assert Image.open("pairs.png").size == (expected.shape[1], expected.shape[0])
+    assert Image.open("pairs.png").size == (expected.shape[1], expected.shape[0] + TITLE_BAND)
 
 
 def test_interpolate_between_clusters_walks_between_their_means(pipeline, model):
@@ -288,7 +289,7 @@ def test_sample_from_add_cli(pipeline, tmp_path, monkeypatch):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     expected = make_grid(np.zeros((3, 1, 8, 8), np.uint8), ncol=3, scale=8)
-    assert Image.open("edit.png").size == (expected.shape[1], expected.shape[0])
+    assert Image.open("edit.png").size == (expected.shape[1], expected.shape[0] + TITLE_BAND)
     result = runner.invoke(app, ["sample", "-m", str(pipeline["run"]), "--from", str(png)])
     assert result.exit_code == 2 and "--add" in result.output
 
@@ -303,8 +304,8 @@ def test_reconstruct_uses_the_runs_preprocessing(pipeline, model, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["reconstruct", "-m", str(pipeline["run"]), "-n", "4"])
     assert result.exit_code == 0, result.output
-    expected = make_grid(np.zeros((8, 1, 8, 8), np.uint8), ncol=8, scale=8)
-    assert Image.open("recon.png").size == (expected.shape[1], expected.shape[0])
+    expected = make_grid(np.zeros((8, 1, 8, 8), np.uint8), ncol=8, scale=8, group=2)
+    assert Image.open("recon.png").size == (expected.shape[1], expected.shape[0] + TITLE_BAND)
 
 
 def test_store_rows_of_another_model_are_refused(pipeline, tmp_path):

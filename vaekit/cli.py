@@ -683,7 +683,9 @@ def sample_command(
             x = read_model_image(net, from_image)
             result = attribute_edit(net, x, latents, add, strengths=(0.0, strength))
             images = np.concatenate([x[None], result.images])
-            write_grid(images, output, ncol=ncol or 3)
+            edit = f"add {' '.join(add)} ×{strength:g}"
+            titles = ["original", "recon", edit] if (ncol or 3) == 3 else None
+            write_grid(images, output, ncol=ncol or 3, titles=titles)
             console.print(
                 f"wrote [bold]{output}[/]: original, reconstruction, {' and '.join(add)} "
                 f"at strength {strength}"
@@ -756,6 +758,7 @@ def interpolate_command(
             default_model_dir,
             interpolate,
             interpolate_pairs,
+            walk_titles,
             write_grid,
         )
         from vaekit.runs import open_run
@@ -776,8 +779,11 @@ def interpolate_command(
         else:
             result = interpolate(net, a, b, steps, method, label)
             rows = 1
-        write_grid(result.images, output, ncol=steps + 2)
-        console.print(f"wrote [bold]{output}[/]: {rows} × {steps + 2} images ({method})")
+        write_grid(result.images, output, ncol=steps + 2, titles=walk_titles(steps))
+        console.print(
+            f"wrote [bold]{output}[/]: {rows} × {steps + 2} images ({method}; the end "
+            "columns, A and B, are their reconstructions)"
+        )
 
 
 @app.command("reconstruct")
@@ -810,7 +816,13 @@ def reconstruct_command(
         net = open_run(model)
         originals, recon = reconstruct(net, data, n=n, seed=seed, split=split)
         pairs = min(8, len(originals))
-        write_grid(side_by_side(originals, recon), output, ncol=2 * pairs)
+        write_grid(
+            side_by_side(originals, recon),
+            output,
+            ncol=2 * pairs,
+            titles=["input", "recon"] * pairs,
+            group=2,
+        )
         console.print(
             f"wrote [bold]{output}[/]: {len(originals)} originals, each beside its reconstruction"
         )

@@ -592,11 +592,22 @@ def side_by_side(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarr
 # -- saving ------------------------------------------------------------------------------------
 
 
-def write_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> Path:
-    """:func:`vaekit.images.save_grid`: atomic, small images enlarged."""
+def write_grid(
+    images: np.ndarray,
+    path: str | Path,
+    ncol: int | None = None,
+    titles: list[str] | None = None,
+    group: int = 1,
+) -> Path:
+    """:func:`vaekit.images.save_grid`: atomic, small images enlarged, columns titled."""
     from vaekit.images import save_grid
 
-    return save_grid(images, path, ncol=ncol)
+    return save_grid(images, path, ncol=ncol, titles=titles, group=group)
+
+
+def walk_titles(steps: int) -> list[str]:
+    """Column titles of an interpolation: its two ends (reconstructions of A and B)."""
+    return ["A", *[""] * steps, "B"]
 
 
 def check_png_output(path: str | Path, overwrite: bool = False) -> Path:

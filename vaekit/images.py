@@ -7,28 +7,65 @@ from pathlib import Path
 
 import numpy as np
 
+#: Height in pixels of the band of column titles above a titled grid.
+TITLE_BAND = 16
+
 
 def make_grid(
-    images: np.ndarray, ncol: int | None = None, pad: int = 2, scale: int = 1
+    images: np.ndarray, ncol: int | None = None, pad: int = 2, scale: int = 1, group: int = 1
 ) -> np.ndarray:
     """Tile (N, C, H, W) uint8 images into one (H', W', C) array with ``pad`` pixels between.
 
-    ``ncol`` defaults to a near-square layout; ``scale`` enlarges pixels (nearest).
+    ``ncol`` defaults to a near-square layout; ``scale`` enlarges pixels (nearest);
+    ``group`` > 1 leaves a wider gap after every ``group`` columns (pairs of an original
+    and its reconstruction read as pairs).
     """
     if images.ndim != 4:
         raise ValueError(f"expected (N, C, H, W) images, got shape {images.shape}")
     n, c, h, w = images.shape
-    ncol = ncol or max(1, math.ceil(math.sqrt(n)))
+    ncol = min(ncol or max(1, math.ceil(math.sqrt(n))), max(n, 1))  # no empty columns
     nrow = max(1, math.ceil(n / ncol))
-    grid = np.full((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), 255, dtype=np.uint8)
+    gap = 2 * pad if group > 1 else 0
+    lefts = [pad + col * (w + pad) + (col // group) * gap for col in range(ncol)]
+    width = lefts[-1] + w + pad
+    grid = np.full((c, nrow * (h + pad) + pad, width), 255, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, ncol)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        top, left = pad + r * (h + pad), lefts[col]
         grid[:, top : top + h, left : left + w] = images[i]
     grid = grid.transpose(1, 2, 0)
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid
+
+
+def column_centres(n_columns: int, w: int, pad: int = 2, scale: int = 1, group: int = 1) -> list:
+    """The x centre of each column of a :func:`make_grid` grid (after ``scale``)."""
+    gap = 2 * pad if group > 1 else 0
+    return [
+        (pad + col * (w + pad) + (col // group) * gap + w / 2) * scale for col in range(n_columns)
+    ]
+
+
+def add_titles(grid: np.ndarray, titles: list[str], centres: list[float]) -> np.ndarray:
+    """``grid`` (H, W, C) with a white band above it holding each title, centred at its x
+    (Pillow's built-in bitmap font: nothing is downloaded)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    band = TITLE_BAND
+    c = grid.shape[2]
+    labelled = np.full((grid.shape[0] + band, grid.shape[1], c), 255, dtype=np.uint8)
+    labelled[band:] = grid
+    picture = Image.fromarray(labelled[:, :, 0] if c == 1 else labelled[:, :, :3])
+    draw = ImageDraw.Draw(picture)
+    for title, x in zip(titles, centres, strict=False):
+        if not title:
+            continue
+        left, _, right, _ = draw.textbbox((0, 0), title, font=font)
+        draw.text((max(0, x - (right - left) / 2), 2), title, fill=0, font=font)
+    out = np.asarray(picture)
+    return out[:, :, None] if out.ndim == 2 else out
 
 
 def to_uint8(images) -> np.ndarray:
@@ -38,16 +75,26 @@ def to_uint8(images) -> np.ndarray:
 
 
 def save_grid(
-    images: np.ndarray, path: str | Path, ncol: int | None = None, scale: int | None = None
+    images: np.ndarray,
+    path: str | Path,
+    ncol: int | None = None,
+    scale: int | None = None,
+    titles: list[str] | None = None,
+    group: int = 1,
 ) -> Path:
-    """Write a PNG grid of uint8 (N, C, H, W) images atomically; small images are enlarged."""
+    """Write a PNG grid of uint8 (N, C, H, W) images atomically; small images are enlarged.
+    ``titles``: one per column, written above the grid; ``group``: see :func:`make_grid`."""
     from PIL import Image
 
     from vaekit.runs import atomic_path
 
     if scale is None:
         scale = max(1, 64 // max(images.shape[2:]))
-    grid = make_grid(images, ncol=ncol, scale=scale)
+    grid = make_grid(images, ncol=ncol, scale=scale, group=group)
+    if titles:
+        columns = min(ncol or max(1, math.ceil(math.sqrt(len(images)))), max(len(images), 1))
+        centres = column_centres(columns, images.shape[3], scale=scale, group=group)
+        grid = add_titles(grid, titles, centres)
     mode = "L" if grid.shape[2] == 1 else "RGB"
     picture = Image.fromarray(grid[:, :, 0] if mode == "L" else grid[:, :, :3], mode=mode)
     path = Path(path)
