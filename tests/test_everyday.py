@@ -131,3 +131,14 @@ def test_pictures_label_themselves(tmp_path, monkeypatch):
     marked = np.nonzero((band < 128).any(axis=(0, 2)) if band.ndim == 3 else (band < 128).any(0))
     columns = set((marked[0] // (band.shape[1] / 5)).astype(int).tolist())
     assert columns == {0, 4}  # only the end columns are titled
+
+
+def test_help_has_readable_placeholders_and_train_groups_its_options():
+    for command in ("train", "encode", "sample", "evaluate", "report", "fit-cluster", "runs"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "160"}).output
+        for raw in ("<int>", "<float>", "<list[str]>", "<path>", "<int range>"):
+            assert raw not in shown, (command, raw)
+    shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "160"}).output
+    for panel in ("─ Data ─", "─ Model ─", "─ Training ─", "─ Output ─"):
+        assert panel in shown, panel
+    assert "An option of the encoder (repeatable" in shown
