@@ -1251,8 +1251,17 @@ def _readable_help() -> None:
     options their panels (typer's own show ``<int>``, ``<list[str]>``, one long list)."""
     import typing
 
+    from typer.core import TyperArgument
     from typer.models import ArgumentInfo, OptionInfo
 
+    shown_type = TyperArgument.display_type_rich
+    if not getattr(shown_type, "vaekit", False):  # an argument named by its metavar: no <str>
+
+        def argument_type(self: Any, ctx: Any) -> str | None:
+            return None if self.metavar else shown_type(self, ctx)
+
+        argument_type.vaekit = True  # type: ignore[attr-defined]
+        TyperArgument.display_type_rich = argument_type  # type: ignore[method-assign]
     panel_of = {name: panel for panel, names in TRAIN_PANELS.items() for name in names}
     for command in app.registered_commands:
         callback = command.callback
