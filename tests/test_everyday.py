@@ -142,3 +142,25 @@ def test_help_has_readable_placeholders_and_train_groups_its_options():
     for panel in ("─ Data ─", "─ Model ─", "─ Training ─", "─ Output ─"):
         assert panel in shown, panel
     assert "An option of the encoder (repeatable" in shown
+
+
+def test_a_quick_report_reads_top_down_from_one_split(tmp_path, monkeypatch):
+    """Metrics, pictures, generation, then the per-epoch table and the configuration as a
+    table; --max-images evaluates a subset; the reconstructions are of the evaluated split."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    run = train_tiny(tmp_path, epochs=1).run.path
+    args = ["report", "-m", str(run), "-o", "r.html", "--max-images", "50", "--iwae-k", "2"]
+    result = runner.invoke(app, [*args, "--judge-steps", "20", "--samples", "50"])
+    assert result.exit_code == 0, result.output
+    assert "50 val images" in result.output
+    page = (tmp_path / "r.html").read_text()
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings == [
+        "Evaluation on the val split", "Pictures", "Generation", "Training, per epoch",
+        "Configuration",
+    ]  # fmt: skip
+    assert "The evaluated split&#x27;s first images" in page
+    assert (run / "figures" / "reconstructions.png").is_file()
+    assert "<td>train.lr</td><td>0.001</td>" in page

@@ -64,7 +64,7 @@ def test_report_is_one_self_contained_page(drawn_run):
     for data, title in images:
         assert base64.b64decode(data)[:8] == PNG_MAGIC, title
     assert "−log p(x) ≈ −IWAE, K = 10" in page and "active units" in page
-    assert "Per class" in page and '"latent_dim": 4' in page
+    assert "Per class" in page and "<td>model.latent_dim</td><td>4</td>" in page
 
 
 def find_browser() -> str | None:

@@ -1042,6 +1042,10 @@ def report_command(
     cluster: ClustersOption = None,
     samples: SamplesOption = 1000,
     judge_steps: JudgeStepsOption = 2000,
+    max_images: Annotated[
+        int | None,
+        typer.Option(help="Evaluate and draw a seeded random subset of this many images."),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
@@ -1064,6 +1068,7 @@ def report_command(
             samples=samples,
             judge_steps=judge_steps,
             overwrite=overwrite,
+            max_images=max_images,
         )
         console.print(
             f"wrote [bold]{path}[/]: {result.n:,} {result.split} images, "

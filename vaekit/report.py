@@ -168,18 +168,22 @@ def evaluate_and_draw(
     clusters: Sequence[str | Path] = (),
     samples: int = 1000,
     judge_steps: int | None = None,
+    max_images: int | None = None,
 ) -> tuple[Evaluation, list[Path]]:
     """Evaluate a run on ``split`` and draw every figure into ``RUN/figures/``; the
-    traversals start from the posterior mean of the split's first image. ``split`` as
-    :func:`vaekit.evaluate.evaluate` takes it: a name (None: every image), or names to
+    traversals start from the posterior mean of the split's first image, and the
+    reconstruction grid shows the split's first images (numbers and pictures come from
+    one split). ``max_images``: a seeded random subset of the split, for a quick report.
+    ``split`` as :func:`vaekit.evaluate.evaluate` takes it: a name (None: every image), or names to
     try in order (by default test, then val). ``generation``: also judge what the model
     generates (:func:`vaekit.generation.evaluate_generation`) and save its grids as
     ``figures/generated_*.png``."""
     import torch
 
-    from vaekit.evaluate import evaluate_model, open_run_data
+    from vaekit.evaluate import evaluate_model, open_run_data, subsample
 
     loaded, everything, dataset, split, device = open_run_data(model_dir, data, split, accelerator)
+    dataset = subsample(dataset, max_images, seed)
     model, run = loaded.model, loaded.run
     evaluation = evaluate_model(
         model,
@@ -198,6 +202,7 @@ def evaluate_and_draw(
     with torch.inference_mode():
         mean = model.posterior(x, y).mean[0]
     paths = write_run_figures(run, evaluation, model, mean, None if y is None else y[0])
+    paths.append(write_split_reconstructions(run, loaded, dataset, device))
     if generation:
         from vaekit.generation import evaluate_generation
         from vaekit.judge import JUDGE_STEPS
@@ -215,6 +220,29 @@ def evaluate_and_draw(
     return evaluation, paths
 
 
+def write_split_reconstructions(run: Run, loaded: Any, dataset: Any, device: Any) -> Path:
+    """``figures/reconstructions.png``: the evaluated split's first 16 images, each beside
+    its reconstruction from the posterior mean, pairs titled."""
+    from vaekit.generate import decode, encode_images, side_by_side
+    from vaekit.images import save_grid
+
+    originals = np.asarray(dataset.images[:16])
+    conditional = loaded.num_classes > 0 and dataset.labels is not None
+    labels = np.asarray(dataset.labels[:16]) if conditional else None
+    mu, _ = encode_images(loaded, originals, labels)
+    recon = decode(loaded, mu, labels)
+    pairs = min(8, len(originals))
+    return save_grid(
+        side_by_side(originals, recon),
+        run.folder(FIGURES_DIR) / SPLIT_RECONSTRUCTIONS,
+        ncol=2 * pairs,
+        titles=["input", "recon"] * pairs,
+        group=2,
+    )
+
+
+#: The report's reconstruction grid, of the split it evaluates.
+SPLIT_RECONSTRUCTIONS = "reconstructions.png"
 GENERATED = "generated_"
 #: Marks a page as vaekit's report, so `report -o` may replace it (and nothing else).
 GENERATOR_TAG = "<meta name='generator' content='vaekit report'>"
@@ -398,22 +426,33 @@ def render_html(
             ]
             parts.append(f"<h3>Per {html.escape(evaluation.group_kind)}</h3>")
             parts.append(_table(header, rows))
+    parts.append("<h2>Pictures</h2>")
+    parts.extend(_img(p) for p in pictures)
     if evaluation is not None and evaluation.generation is not None:
         parts.extend(generation_html(run, evaluation.generation))
     if metrics:
-        parts.append("<h2>Training</h2>")
+        parts.append("<h2>Training, per epoch</h2>")
         keys = [
             k
             for k in ("epoch", "step", "loss", "recon", "kl", "beta", "val_loss", "samples_per_s")
             if any(k in row for row in metrics)
         ]
         parts.append(_table(keys, [[row.get(k) for k in keys] for row in metrics]))
-    parts.append("<h2>Pictures</h2>")
-    parts.extend(_img(p) for p in pictures)
     parts.append("<h2>Configuration</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(config, indent=2), quote=False)}</pre>")
+    parts.append(_table(["setting", "value"], config_rows(config)))
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """config.json as one row per setting (``model.encoder_options.width``), values as JSON."""
+
+    def walk(value: Any, prefix: str) -> list[tuple[str, str]]:
+        if isinstance(value, dict) and value:
+            return [row for key, inner in value.items() for row in walk(inner, f"{prefix}.{key}")]
+        return [(prefix.lstrip("."), json.dumps(value))]
+
+    return walk(config, "")
 
 
 def generation_html(run: Run, found: Any) -> list[str]:
@@ -497,15 +536,28 @@ def run_pictures(run: Run) -> list[Picture]:
             "average), the others held at one image's posterior mean.",
         ),
         (run.file(SAMPLES), "Samples", "Decoded prior draws (the likelihood's mean)."),
-        (
-            run.file(RECONSTRUCTIONS),
-            "Reconstructions",
-            "Validation images (top row) above their reconstructions from the posterior mean.",
-        ),
     ]
-    grids = {run.file(SAMPLES), run.file(RECONSTRUCTIONS)}
+    if (folder / SPLIT_RECONSTRUCTIONS).is_file():  # of the split the numbers come from
+        known.append(
+            (
+                folder / SPLIT_RECONSTRUCTIONS,
+                "Reconstructions",
+                "The evaluated split's first images, each beside its reconstruction from "
+                "the posterior mean.",
+            )
+        )
+    else:  # a run never reported: training's grid of validation images
+        known.append(
+            (
+                run.file(RECONSTRUCTIONS),
+                "Reconstructions",
+                "Validation images (top row) above their reconstructions from the posterior mean.",
+            )
+        )
+    grids = {run.file(SAMPLES), run.file(RECONSTRUCTIONS), folder / SPLIT_RECONSTRUCTIONS}
     pictures = [Picture(p, t, c, grid=p in grids) for p, t, c in known if p.is_file()]
     seen = {p.path.resolve() for p in pictures}
+    seen.add(run.file(RECONSTRUCTIONS).resolve())  # training's grid: shown above or replaced
     for extra in sorted([*run.path.glob("*.png"), *folder.glob("*.png")]):
         if extra.name.startswith(GENERATED):  # shown in the generation section
             continue
@@ -531,6 +583,7 @@ def build_report(
     samples: int = 1000,
     judge_steps: int | None = None,
     overwrite: bool = False,
+    max_images: int | None = None,
 ) -> tuple[Path, Evaluation]:
     """Evaluate the run, redraw its figures and write the self-contained report to
     ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`).
@@ -553,6 +606,7 @@ def build_report(
         clusters=clusters,
         samples=samples,
         judge_steps=judge_steps,
+        max_images=max_images,
     )
     page = render_html(run, evaluation, run_pictures(run), run.read_config().to_dict())
     check_output_target(output, overwrite, replaceable=is_report)  # made meanwhile?
