@@ -87,9 +87,14 @@ class RichTrainReporter:
                 f"  skipped {m.get('skipped_steps', 0)} (non-finite), "
                 f"{m.get('overflow_steps', 0)} (fp16 overflow)"
             )
+        extras = "".join(
+            f"  {key[: -len('_loss')]} {value:.3f}"
+            for key, value in m.items()
+            if key.endswith("_loss") and key != "val_loss" and isinstance(value, float)
+        )
         self.progress.console.print(
             f"epoch {epoch:>3}  loss {m['loss']:.3f}  recon {m['recon']:.3f}  KL {m['kl']:.3f}"
-            f"{val}{seconds}{faults}"
+            f"{val}{extras}{seconds}{faults}"
         )
 
     def end(self, history: list[dict[str, Any]]) -> None:

@@ -766,6 +766,9 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     # overflow (the gradient scaler's) steps
     sums = torch.zeros(6, device=device)
     logged = torch.zeros(6, device=device)
+    # the extra parameter groups' losses (a discriminator's), summed over good steps
+    extra_sums = {name: torch.zeros((), device=device) for name in session.groups}
+    extra_sums.pop(MAIN_GROUP, None)
     n_batches, n_logged, log_samples = 0, 0, 0
     t_epoch = t_log = time.perf_counter()
     beta = 0.0
@@ -790,6 +793,8 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
             counts = torch.stack([ok, 1 - ok, overflow.float()])
             batch_terms = torch.cat([torch.where(good, terms, 0.0), counts])
             sums += batch_terms
+            for name, total in extra_sums.items():
+                total += torch.where(good, objective.extra[name].detach().float(), 0.0)
             logged += batch_terms
         session.step += 1
         n_batches += 1
@@ -834,6 +839,8 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         "samples_per_s": len(session.batches) / max(train_time, 1e-9),
         "epoch_seconds": train_time,
     }
+    for name, total in extra_sums.items():  # e.g. discriminator_loss
+        metrics[f"{name}_loss"] = session.dist.sum_(total).item() / max(totals[3], 1)
     if session.scaler is not None:
         metrics["overflow_steps"] = int(totals[5] / session.dist.world_size)
         metrics["grad_scale"] = session.scaler.get_scale()

@@ -321,6 +321,15 @@ def test_adversarial_kind_checkpoints_and_resumes_its_discriminator(tmp_path):
     assert all(moved)
     config = json.loads((run / "config.json").read_text())
     assert config["plugins"]["zoo"]["distribution"] == "vaekit-zoo"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(row["discriminator_loss"]) for row in metrics)  # logged
+
+
+def test_an_adversarial_run_too_short_for_its_term_says_so(tmp_path):
+    from vaekit.train import TrainingWarning
+
+    with pytest.warns(TrainingWarning, match="switches on after 900 steps and this run has"):
+        train_tiny(tmp_path, "short", kind="adversarial", kind_options={"start": 900})
 
 
 @needs_cli

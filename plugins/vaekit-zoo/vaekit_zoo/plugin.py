@@ -51,3 +51,28 @@ def register_models(register):
 
     register("vamp", VampVAE)
     register("adversarial", AdversarialVAE)
+
+
+@vaekit.hookimpl
+def vaekit_train_start(run, config):
+    """Warn when an ``adversarial`` run is too short for its adversarial term to switch on
+    (``start`` steps): it would otherwise train a plain VAE, silently."""
+    import math
+    import warnings
+
+    model, train, data = config["model"], config["train"], config.get("data", {})
+    if model.get("kind") != "adversarial":
+        return
+    start = int(model.get("kind_options", {}).get("start", 500))
+    images = int(data.get("n") or 0) * (1 - float(train.get("val_fraction", 0.1)))
+    steps = math.ceil(images / int(train["batch_size"])) * int(train["epochs"])
+    if images and steps <= start:
+        from vaekit.train import TrainingWarning
+
+        warnings.warn(
+            f"adversarial: its term switches on after {start:,} steps and this run has about "
+            f"{steps:,}, so it would train a plain VAE; lower --model-opt start=N or train "
+            "longer",
+            TrainingWarning,
+            stacklevel=2,
+        )
