@@ -168,6 +168,14 @@ def _mutate_json(data, rng: random.Random, depth: int = 0):
     return data
 
 
+def _mutated(original: dict, rng: random.Random) -> dict:
+    """``original`` after one to three random edits."""
+    data = original
+    for _ in range(rng.randint(1, 3)):
+        data = _mutate_json(data, rng)
+    return data
+
+
 def _use_cluster(path: Path) -> None:
     cluster = Cluster.load(path)
     cluster.sample(4, seed=0)
@@ -178,11 +186,8 @@ def test_crafted_cluster_files_load_or_are_refused(originals, tmp_path):
     original = json.loads(originals["cluster"].read_text())
     outcomes = []
     for case in range(150):
-        data = original
-        for _ in range(rng.randint(1, 3)):
-            data = _mutate_json(data, rng)
         path = tmp_path / f"c{case}.json"
-        path.write_text(json.dumps(data))
+        path.write_text(json.dumps(_mutated(original, rng)))
         outcomes.append(_outcome(lambda p=path: _use_cluster(p)))
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 50_000 + "]" * 50_000)
@@ -198,12 +203,9 @@ def test_crafted_run_configs_load_or_are_refused(originals, tmp_path):
     original = json.loads((originals["run"] / "config.json").read_text())
     outcomes = []
     for case in range(120):
-        data = original
-        for _ in range(rng.randint(1, 3)):
-            data = _mutate_json(data, rng)
         run = tmp_path / f"r{case}"
         run.mkdir()
-        (run / "config.json").write_text(json.dumps(data))
+        (run / "config.json").write_text(json.dumps(_mutated(original, rng)))
         outcomes.append(_outcome(lambda r=run: Run(r).read_config()))
     nested = tmp_path / "nested"
     nested.mkdir()
