@@ -32,6 +32,13 @@ def test_time_to_quality_quick_runs_every_arm(tmp_path):
         assert out.count(f"\n{arm} ") == 2, out
 
 
+def test_train_throughput_alternates_fair_arms():
+    out = run_benchmark(
+        "train_throughput.py", "--encoder", "mlp", "--epochs", "2", "--images", "512", "--random"
+    )
+    assert "both Adam(fused=True)" in out and "ratio vaekit / plain" in out
+
+
 def test_time_to_quality_gives_encoder_and_decoder_their_own_options_after_a_slash(monkeypatch):
     spec = importlib.util.spec_from_file_location("ttq", BENCHMARKS / "time_to_quality.py")
     ttq = importlib.util.module_from_spec(spec)
