@@ -170,3 +170,12 @@ def test_max_images_is_a_seeded_subset(tiny_run):
     assert evaluate(tiny_run, split="val", iwae_k=0, max_images=10_000).n == 180
     with pytest.raises(UsageError, match="max-images must be >= 1"):
         evaluate(tiny_run, split="val", max_images=0)
+
+
+def test_progress_moves_within_a_batch_of_many_importance_samples(tiny_run):
+    """At K = 1000 one batch takes minutes on a real model: the bar moves per chunk of
+    draws, not per batch (issue 23)."""
+    calls: list[int] = []
+    evaluate(tiny_run, iwae_k=1000, max_images=64, progress=lambda done, total: calls.append(done))
+    assert len(calls) > 4 and calls == sorted(calls)  # one batch of 64, yet many steps
+    assert calls[0] == 0 and calls[-1] == 64 and len(set(calls)) > 3

@@ -164,3 +164,21 @@ def test_a_quick_report_reads_top_down_from_one_split(tmp_path, monkeypatch):
     assert "The evaluated split&#x27;s first images" in page
     assert (run / "figures" / "reconstructions.png").is_file()
     assert "<td>train.lr</td><td>0.001</td>" in page
+
+
+def test_cuda_on_a_machine_without_a_gpu_driver_is_refused_before_torch_loads(tmp_path):
+    from vaekit.builtin.accelerators import gpu_driver_present
+
+    if gpu_driver_present():
+        pytest.skip("this machine has a GPU driver")
+    code = (
+        "import sys\nfrom vaekit.cli import main\n"
+        "try:\n    main(['train', '--accelerator', 'cuda'])\n"
+        "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.stdout.strip() == "exit 1 False", done.stdout + done.stderr
+    assert "not available on this machine" in done.stderr
+    assert not (tmp_path / "runs").exists()

@@ -267,6 +267,12 @@ def train(
     with user_errors():
         import os
 
+        if accelerator == "cuda":  # a machine with no GPU driver: refused before torch loads
+            from vaekit.builtin.accelerators import gpu_driver_present, not_available
+
+            if not gpu_driver_present():
+                raise not_available("cuda")
+
         from vaekit.config import TrainConfig
         from vaekit.options import parse_options
         from vaekit.progress import RichTrainReporter

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaekit.errors import VaekitError
 from vaekit.plugins import get_plugin_host
 
 
@@ -22,9 +21,9 @@ def choose_accelerator(name: str, options: dict[str, Any] | None = None) -> Any:
     name = resolve_accelerator_name(name)
     accelerator = get_plugin_host().create("accelerators", name, **(options or {}))
     if not accelerator.is_available():
-        raise VaekitError(
-            f"accelerator '{name}' is not available on this machine; try --accelerator cpu"
-        )
+        from vaekit.builtin.accelerators import not_available
+
+        raise not_available(name)
     return accelerator
 
 

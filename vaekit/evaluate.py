@@ -296,7 +296,13 @@ def evaluate_model(
             if num_classes:
                 labels = data.labels[rows] if data.labels is not None else None
                 y = _one_hot(labels, num_classes, len(x), device)
-            terms = _batch_terms(model, x, y, ladder, generator)
+            tick = None
+            if progress:  # within a batch too: at K = 1000 one batch takes minutes
+
+                def tick(fraction: float, base: int = rows.start, size: int = len(x)) -> None:
+                    progress(base + int(fraction * size), n)
+
+            terms = _batch_terms(model, x, y, ladder, generator, tick)
             if sums is None:
                 sums = _Sums(1 + len(names), latent_dim, terms[2].shape[1], ladder, device)
             member = torch.from_numpy(membership(rows)).to(device)
@@ -384,10 +390,12 @@ def _batch_terms(
     y: torch.Tensor | None,
     ladder: list[int],
     generator: torch.Generator,
+    tick: Callable[[float], None] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Per image: −ELBO, reconstruction NLL, KL terms ((B, D), or (B, 1) for a prior
     without a closed-form KL), −IWAE_K for each K of ``ladder`` (B, L) or None, and the
-    posterior mean; all float64 but the mean."""
+    posterior mean; all float64 but the mean. ``tick(fraction)`` after each chunk of
+    importance samples, so a progress bar moves within a long batch."""
     from vaekit.model import kl_divergence, prior_log_prob
     from vaekit.posterior import DiagonalGaussian
 
@@ -411,6 +419,8 @@ def _batch_terms(
             recon, first = -log_px[0], z[0]  # the −ELBO's reconstruction: the first draw
         log_pz = prior_log_prob(model.prior, z_rows, y_rows).double().view(k1 - k0, batch)
         log_w[k0:k1] = log_px + log_pz - q.log_prob(z).double()
+        if tick is not None and k1 < k_max:
+            tick(k1 / k_max)
     assert recon is not None and first is not None
     # closed form (B, D) where the prior has one, else log q - log p at the first draw (B, 1)
     kl_dim = kl_divergence(model.prior, q, first, y).double()

@@ -330,10 +330,9 @@ def validate_components(config: TrainConfig) -> None:
     if config.accelerator != "auto":  # before any data is read or model built
         factory = host.get("accelerators", config.accelerator).factory
         if hasattr(factory, "is_available") and not factory.is_available():
-            raise VaekitError(
-                f"accelerator '{config.accelerator}' is not available on this machine; "
-                "try --accelerator cpu"
-            )
+            from vaekit.builtin.accelerators import not_available
+
+            raise not_available(config.accelerator)
     accelerator_options = config.accelerator_options or {}
     if resolve_accelerator_name(config.accelerator) == "cpu" and accelerator_options.get("fp16"):
         warnings.warn(

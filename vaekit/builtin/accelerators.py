@@ -13,11 +13,36 @@ import contextlib
 from typing import Any
 
 from vaekit import hookimpl
-from vaekit.errors import UsageError
+from vaekit.errors import UsageError, VaekitError
 from vaekit.options import option_ranges
 
 #: More intra-op threads than this is a typo (10**6 of them crash torch's thread pool).
 MAX_THREADS = 256
+
+
+def not_available(name: str) -> VaekitError:
+    """The error for an accelerator this machine cannot use."""
+    return VaekitError(
+        f"accelerator '{name}' is not available on this machine; try --accelerator cpu"
+    )
+
+
+def gpu_driver_present() -> bool:
+    """False only when this is Linux and no GPU driver shows itself (NVIDIA's
+    ``/proc/driver/nvidia``, ``/dev/nvidia*``, ROCm's ``/dev/kfd``, WSL's ``/dev/dxg``);
+    True wherever that cannot be told without torch (then torch decides)."""
+    import glob
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    return (
+        os.path.exists("/proc/driver/nvidia/version")
+        or bool(glob.glob("/dev/nvidia*"))
+        or os.path.exists("/dev/kfd")
+        or os.path.exists("/dev/dxg")
+    )
 
 
 def autocast_dtype(bf16: bool, fp16: bool) -> Any:
@@ -132,6 +157,8 @@ class CUDAAccelerator(_Precision):
 
     @staticmethod
     def is_available() -> bool:
+        if not gpu_driver_present():  # no driver at all: say so without importing torch
+            return False
         import torch
 
         return torch.cuda.is_available()
