@@ -99,6 +99,44 @@ def test_a_run_keeps_the_option_defaults_it_was_built_with(tmp_path):
         assert loaded.model.elbo(torch.rand(2, 1, 8, 8)).neg_elbo.shape == (2,)
 
 
+class RangedEncoder:
+    """A third party's encoder that declares its options' ranges with ``option_ranges``,
+    from docs/plugins.md alone (a ``**kwargs``-free class with a float and an int)."""
+
+    @vaekit.hookimpl
+    def register_encoders(self, register):
+        from vaekit.options import option_ranges
+
+        @option_ranges(width=(2, 16), dropout=(0.0, 0.5))
+        class Ranged(torch.nn.Module):
+            def __init__(self, input_shape, width: int = 8, dropout: float = 0.0):
+                super().__init__()
+                self.net = torch.nn.Linear(int(torch.tensor(input_shape).prod()), width)
+                self.drop = torch.nn.Dropout(dropout)
+                self.out_features = width
+
+            def forward(self, x):
+                return self.drop(self.net(x.flatten(1)))
+
+        register("ranged", Ranged)
+
+
+def test_a_plugins_declared_option_ranges_are_enforced_before_anything_is_written(tmp_path):
+    with registered(RangedEncoder(), "ranged-encoder"):
+        for options, message in (
+            ({"width": 17}, "encoder 'ranged' option 'width' must be from 2 to 16, got 17"),
+            ({"dropout": 0.9}, "encoder 'ranged' option 'dropout' must be from 0 to 0.5"),
+            ({"dropout": float("nan")}, "encoder 'ranged' option 'dropout' must be finite"),
+        ):
+            with pytest.raises(UsageError, match=message):
+                train_tiny(tmp_path, encoder="ranged", encoder_options=options, decoder="mlp")
+            assert not (tmp_path / "runs").exists()
+        run = train_tiny(
+            tmp_path, epochs=1, encoder="ranged", encoder_options={"width": 16}, decoder="mlp"
+        ).run
+        assert run.weights_path.is_file()  # the edge of the range is inside it
+
+
 def test_a_kinds_misspelt_option_is_a_usage_error(tmp_path):
     with registered(OffsetKind(), "offset-kind"):
         with pytest.raises(UsageError, match="model 'offset' has no option 'ofset'"):

@@ -552,7 +552,7 @@ def fit_cluster_command(
     with user_errors():
         from vaekit.cluster import default_cluster_path, fit_cluster
 
-        check_generation_options(True, None, 2, judge_steps)
+        check_judge_steps(judge_steps)
 
         path = output or default_cluster_path(label)
         cluster = fit_cluster(
@@ -854,6 +854,14 @@ SamplesOption = Annotated[
 ]
 
 
+def check_judge_steps(judge_steps: int) -> None:
+    """Refuse a ``--judge-steps`` out of range, before anything is loaded."""
+    from vaekit.errors import UsageError
+
+    if not 1 <= judge_steps <= 1_000_000:
+        raise UsageError(f"--judge-steps must be from 1 to 1,000,000, got {judge_steps}")
+
+
 def check_generation_options(
     generation: bool,
     cluster: list[str] | None,
@@ -869,8 +877,7 @@ def check_generation_options(
     check_iwae_k(iwae_k)
     if samples < 2:
         raise UsageError(f"--samples must be >= 2, got {samples}")
-    if not 1 <= judge_steps <= 1_000_000:
-        raise UsageError(f"--judge-steps must be from 1 to 1,000,000, got {judge_steps}")
+    check_judge_steps(judge_steps)
     if cluster and not generation:
         raise UsageError("--cluster is judged with --generation; drop --no-generation")
 

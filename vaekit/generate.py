@@ -68,11 +68,9 @@ def class_id(run: LoadedRun, label: str) -> int:
     A model without classes gets a DataError that names the alternative: a cluster.
     """
     if run.num_classes == 0:
-        raise DataError(
-            f"--label {label} needs a class-conditional model (this one has no classes); "
-            f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
-            f"`vaekit sample --cluster {label}`"
-        )
+        from vaekit.runs import no_classes_error
+
+        raise no_classes_error(label)
     names = run.class_names
     lowered = [n.lower() for n in names]
     if label.lower() not in lowered:

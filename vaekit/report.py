@@ -32,7 +32,7 @@ from vaekit.figures import (
     plot_training_curves,
     plot_traversals,
 )
-from vaekit.files import PNG_MAGIC, atomic_write_text, check_input_file, check_output_target
+from vaekit.files import atomic_write_text, check_input_file, check_output_target, is_png
 from vaekit.runs import RECONSTRUCTIONS, SAMPLES, Run, resolve_run
 
 if TYPE_CHECKING:
@@ -307,23 +307,22 @@ class Picture:
     grid: bool = False
 
 
-def picture_bytes(path: Path) -> bytes:
-    """A picture's bytes for embedding, read as untrusted: a plain PNG file (no link, no
-    device or pipe) of at most :data:`MAX_PICTURE_BYTES`, else a DataError naming it."""
+def check_picture(path: Path) -> Path:
+    """A picture to embed, checked as untrusted without reading it: a plain PNG file (no
+    link, no device or pipe) of at most :data:`MAX_PICTURE_BYTES`, else a DataError."""
     if path.is_symlink():
         raise DataError(
             f"'{path}' is a symbolic link; a report embeds only plain PNG files of the run: "
             "remove the link"
         )
     check_input_file(path, MAX_PICTURE_BYTES, "PNG picture")
-    data = path.read_bytes()
-    if not data.startswith(PNG_MAGIC):
+    if not is_png(path):
         raise DataError(f"'{path}' is not a PNG picture; remove it from the run")
-    return data
+    return path
 
 
 def _img(picture: Picture) -> str:
-    data = base64.b64encode(picture_bytes(picture.path)).decode("ascii")
+    data = base64.b64encode(check_picture(picture.path).read_bytes()).decode("ascii")
     css = ' class="grid"' if picture.grid else ""
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(picture.title)}"'
@@ -592,7 +591,7 @@ def build_report(
     output = check_output_target(output, overwrite, replaceable=is_report)
     run = resolve_run(model_dir)
     for picture in run_pictures(run):  # a link or pipe in the run: refused before the work
-        picture_bytes(picture.path)
+        check_picture(picture.path)
     evaluation, _ = evaluate_and_draw(
         run.path,
         data,

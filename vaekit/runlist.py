@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vaekit.errors import DataError, VaekitError
-from vaekit.runs import LATEST, LOCK, Run, resolve_run
+from vaekit.runs import LATEST, LOCK, Run, resolve_run, stopped_early
 
 STATUSES = ("running", "finished", "stopped early", "stopped", "failed", "damaged")
 
@@ -133,9 +133,7 @@ def describe_run(path: str | Path, latest: Path | None = None) -> RunInfo:
         info.status = "failed"  # it never saved an epoch
     elif info.epochs_done >= info.epochs:
         info.status = "finished"
-    elif train.patience is not None and info.epochs_done - int(
-        last.get("best_epoch") or info.epochs_done
-    ) >= int(train.patience):
+    elif stopped_early(last, info.epochs, train.patience):
         info.status = "stopped early"
     else:
         info.status = "stopped"

@@ -366,11 +366,24 @@ def check_class_label(model_dir: str | Path, label: str) -> None:
     or weights are read): the run must be class-conditional."""
     config = resolve_run(model_dir).read_config()
     if config.model.num_classes == 0:
-        raise DataError(
-            f"--label {label} needs a class-conditional model (this one has no classes); "
-            f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
-            f"`vaekit sample --cluster {label}`"
-        )
+        raise no_classes_error(label)
+
+
+def no_classes_error(label: str) -> DataError:
+    """``--label`` given to a model without classes: the error names the alternative."""
+    return DataError(
+        f"--label {label} needs a class-conditional model (this one has no classes); "
+        f"fit a cluster instead: `vaekit fit-cluster --label {label}` then "
+        f"`vaekit sample --cluster {label}`"
+    )
+
+
+def stopped_early(last: dict[str, Any], epochs: int, patience: int | None) -> bool:
+    """Whether early stopping ended a run whose last metrics row is ``last``: fewer epochs
+    than it was given, and ``patience`` epochs past its best."""
+    done = int(last.get("epoch", 0))
+    best = int(last.get("best_epoch") or done)
+    return patience is not None and 0 < done < epochs and done - best >= patience
 
 
 def write_weights(model: nn.Module, path: Path) -> None:

@@ -170,10 +170,10 @@ def run_summary(path: Path) -> list[RenderableType]:
 
 def epochs_status(last: dict[str, Any], epochs: int, patience: int | None) -> str:
     """ "17 of 40, stopped early (patience 2)" or "40 of 40"."""
-    done = int(last.get("epoch", 0))
-    text = f"{done} of {epochs}"
-    best = int(last.get("best_epoch", done) or done)
-    if patience is not None and done < epochs and done - best >= patience:
+    from vaekit.runs import stopped_early
+
+    text = f"{int(last.get('epoch', 0))} of {epochs}"
+    if stopped_early(last, epochs, patience):
         text += f", stopped early (no better validation −ELBO for {patience} epochs)"
     return text
 
