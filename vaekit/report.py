@@ -222,7 +222,7 @@ def evaluate_and_draw(
 
 def write_split_reconstructions(run: Run, loaded: Any, dataset: Any, device: Any) -> Path:
     """``figures/reconstructions.png``: the evaluated split's first 16 images, each beside
-    its reconstruction from the posterior mean, pairs titled."""
+    its reconstruction from the posterior mean, pairs titled, 4 pairs a row."""
     from vaekit.generate import decode, encode_images, side_by_side
     from vaekit.images import save_grid
 
@@ -231,7 +231,7 @@ def write_split_reconstructions(run: Run, loaded: Any, dataset: Any, device: Any
     labels = np.asarray(dataset.labels[:16]) if conditional else None
     mu, _ = encode_images(loaded, originals, labels)
     recon = decode(loaded, mu, labels)
-    pairs = min(8, len(originals))
+    pairs = min(4, len(originals))  # 4 pairs a row: the page shows it unscaled, titles legible
     return save_grid(
         side_by_side(originals, recon),
         run.folder(FIGURES_DIR) / SPLIT_RECONSTRUCTIONS,
