@@ -10,6 +10,7 @@ names and the hash of its weights.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.config import RunConfig
+from vaekit.config_file import config_toml
 from vaekit.errors import DataError, UnknownComponentError, UsageError
 from vaekit.files import (
     atomic_path,
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from vaekit.data import ImageDataset
 
 CONFIG = "config.json"
+#: The run's settings as a config file: ``vaekit train --config RUN/config.toml``.
+CONFIG_TOML = "config.toml"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint/state.pt"
 METRICS = "metrics.jsonl"
@@ -219,6 +223,11 @@ class Run:
                 "a setting is NaN or infinite; give finite numbers (config.json is strict JSON)"
             ) from None
         atomic_write_text(self.config_path, text)
+        settings = copy.deepcopy(config.train)
+        settings.fit_prior = settings.fit_prior_components
+        settings.name = None  # training from the file makes a new run
+        toml = config_toml(settings, config.vaekit_version, config.plugins)
+        atomic_write_text(self.path / CONFIG_TOML, toml)
 
     def save_weights(self, model: nn.Module) -> str:
         """Write model.safetensors atomically; returns the file's SHA-256."""

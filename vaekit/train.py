@@ -384,6 +384,45 @@ def with_option_defaults(config: ModelConfig) -> ModelConfig:
     return replace(config, **options)
 
 
+def resolved_config(config: TrainConfig) -> TrainConfig:
+    """``config`` as a run trains it, before any data is read: every component's options
+    completed with their factories' defaults, the fitted prior's size decided, and the
+    data path made absolute (what ``--print-config`` prints and config.toml holds)."""
+    from vaekit.options import with_defaults
+    from vaekit.plugins import factory
+
+    resolved = copy.deepcopy(config)
+    resolved.model = with_option_defaults(resolved.model)
+    resolved.kl_schedule_options = with_defaults(
+        factory("kl_schedules", resolved.kl_schedule), resolved.kl_schedule_options, skip=1
+    )
+    if resolved.accelerator != "auto":
+        resolved.accelerator_options = with_defaults(
+            factory("accelerators", resolved.accelerator), resolved.accelerator_options
+        )
+    resolved.fit_prior = resolved.fit_prior_components
+    if resolved.data is not None and Path(resolved.data).exists():
+        resolved.data = str(Path(resolved.data).resolve())
+    return resolved
+
+
+def config_from_file(path: str | Path, given: dict[str, Any]) -> TrainConfig:
+    """The training config of config file ``path`` overridden by the command line's
+    ``given`` settings (:func:`vaekit.config_file.merge_settings`). The file's own
+    settings are checked first, so a wrong component or option in it is one line that
+    names the file, before anything is read or written."""
+    from vaekit.config_file import merge_settings, read_config_file
+
+    from_file = read_config_file(path)
+    try:
+        with warnings.catch_warnings():  # the merged config warns, once
+            warnings.simplefilter("ignore")
+            validate_components(TrainConfig.build(**from_file))
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    return TrainConfig.build(**merge_settings(from_file, given))
+
+
 def new_run(config: TrainConfig) -> Run:
     """Create ``runs_dir/<name>`` (a timestamped name when none is given)."""
     name = config.name if config.name is None else check_run_name(config.name)
@@ -526,8 +565,8 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
         config.epochs = epochs or config.epochs
     else:
         validate_components(config)
-        if config.data is not None and Path(config.data).exists():
-            config.data = str(Path(config.data).resolve())  # later commands run from anywhere
+        # every default recorded, the data path absolute: later commands run from anywhere
+        config = resolved_config(config)
         run = None
 
     torch.manual_seed(config.seed)

@@ -90,8 +90,11 @@ def user_errors() -> Iterator[None]:
 
 
 def print_error(message: str) -> None:
-    """One red ``Error:`` line on stderr (paths are never folded)."""
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    """One red ``Error:`` line on stderr (paths are never folded; brackets in the message
+    are text, never rich markup)."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def cell(value: Any) -> str:

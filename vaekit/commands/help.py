@@ -71,6 +71,7 @@ TRAIN_PANELS = {
         "accelerator_opt", "fit_prior",
     ),
     "Output": ("runs_dir", "name", "resume", "logger", "figures"),
+    "Config file": ("config_file", "print_config"),
 }  # fmt: skip
 
 

@@ -172,6 +172,22 @@ def train(
             "normal prior, 0 with any other].",
         ),
     ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Read the settings from this TOML file (flags given here override it); "
+            "a run's own config.toml trains the same model again.",
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option(
+            "--print-config",
+            help="Print the resolved settings (file, flags and every default) as TOML, "
+            "and exit without training.",
+        ),
+    ] = False,
 ) -> None:
     """Train a VAE; leaves runs/<name>/ with the model, config, metrics and grids."""
     with user_errors():
@@ -232,10 +248,31 @@ def train(
         if skip_bad:
             given["skip_bad"] = True
         settings = {key: value for key, value in given.items() if value is not None}
+        if resume and (config_file is not None or print_config):
+            from vaekit.errors import UsageError
+
+            raise UsageError(
+                "--resume continues a run with its saved settings (RUN/config.toml); "
+                "leave out --config and --print-config"
+            )
         if resume:
             check_resume_options(settings)
             settings.setdefault("epochs", 0)  # 0: the run's own count
-        config = TrainConfig.build(**settings)
+        if config_file is not None:
+            from vaekit.train import config_from_file
+
+            config = config_from_file(config_file, settings)
+        else:
+            config = TrainConfig.build(**settings)
+        if print_config:
+            from vaekit import __version__
+            from vaekit.config_file import config_toml
+            from vaekit.train import plugin_versions, resolved_config, validate_components
+
+            validate_components(config)
+            resolved = resolved_config(config)
+            typer.echo(config_toml(resolved, __version__, plugin_versions()), nl=False)
+            return
         result = run_training(config, resume=resume, reporter=RichTrainReporter(err_console))
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
             minutes, seconds = divmod(result.seconds, 60)
