@@ -28,7 +28,6 @@ app = typer.Typer(
 #: The built-in commands, in the order ``--help`` lists them.
 COMMANDS = (
     ("train", train.train),
-    ("plugins", plugins.plugins_command),
     ("encode", encode.encode),
     ("inspect", encode.inspect_command),
     ("fit-cluster", cluster.fit_cluster_command),
@@ -41,6 +40,7 @@ COMMANDS = (
 )
 for _name, _callback in COMMANDS:
     app.command(_name)(_callback)
+app.add_typer(plugins.plugins_app, name="plugins")
 
 
 def _version(value: bool) -> None:

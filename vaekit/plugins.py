@@ -20,6 +20,7 @@ protocol (:mod:`vaekit.contract`) when it is built.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import pluggy
 from vaekit import hookspecs
 from vaekit.contract import check_component
 from vaekit.errors import PluginConflictError, UnknownComponentError, UsageError, VaekitError
-from vaekit.options import check_options
+from vaekit.options import OptionSpec, check_options, describe_options
 
 FAMILIES: tuple[str, ...] = (
     "encoders",
@@ -60,6 +61,20 @@ SINGULAR: dict[str, str] = {
     "datasets": "dataset",
     "accelerators": "accelerator",
     "models": "model",
+}
+
+#: Positional arguments each family's factory takes before its options (``encoders``:
+#: the input shape; ``decoders``: the latent size and output shape...; ``datasets``: the
+#: path its ``load`` reads).
+OPTION_SKIP: dict[str, int] = {
+    "encoders": 1,
+    "decoders": 2,
+    "likelihoods": 0,
+    "priors": 1,
+    "kl_schedules": 1,
+    "datasets": 1,
+    "accelerators": 0,
+    "models": 2,
 }
 
 BUILTIN_MODULES: tuple[str, ...] = (
@@ -471,3 +486,71 @@ def create(family: str, name: str, *args: Any, **options: Any) -> Any:
 def factory(family: str, name: str) -> Callable[..., Any]:
     """The registered factory for ``name`` in ``family``."""
     return get_plugin_host().get(family, name).factory
+
+
+@dataclass(frozen=True)
+class ComponentDescription:
+    """What ``vaekit plugins show NAME`` prints for one component."""
+
+    family: str
+    name: str
+    plugin: str
+    summary: str
+    #: ``None``: the factory takes ``**options`` (any option)
+    options: list[OptionSpec] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "family": self.family,
+            "name": self.name,
+            "plugin": self.plugin,
+            "summary": self.summary,
+            "options": None if self.options is None else [o.to_dict() for o in self.options],
+        }
+
+
+def option_target(family: str, product: Any) -> tuple[Any, int]:
+    """The callable whose keyword parameters are a component's options, and how many
+    positional arguments come first (a dataset's options are those of its ``load``)."""
+    if family == "datasets":
+        load = product.load
+        return load, OPTION_SKIP[family] + (1 if inspect.isclass(product) else 0)
+    return product, OPTION_SKIP[family]
+
+
+def describe_component(name: str, family: str | None = None) -> list[ComponentDescription]:
+    """Every registered component called ``name`` (in ``family`` when given), with its
+    options as its factory declares them (:func:`vaekit.options.describe_options`).
+    None found: a :class:`UsageError` listing the names there are."""
+    host = get_plugin_host()
+    families = FAMILIES if family is None else (_family(family),)
+    found = []
+    for fam in families:
+        component = host.registry(fam).get(name)
+        if component is None:
+            continue
+        target, skip = option_target(fam, component.factory)
+        doc = inspect.getdoc(component.factory) or ""
+        found.append(
+            ComponentDescription(
+                family=SINGULAR[fam],
+                name=name,
+                plugin=component.plugin,
+                summary=doc.strip().split("\n\n")[0].replace("\n", " "),
+                options=describe_options(target, skip),
+            )
+        )
+    if not found:
+        names = sorted({n for fam in families for n in host.registry(fam)})
+        where = "" if family is None else f" {SINGULAR[_family(family)]}"
+        raise UsageError(f"no{where} component named '{name}'; there are: {', '.join(names)}")
+    return found
+
+
+def _family(name: str) -> str:
+    """A family from its plural or singular name (``encoder``, ``kl_schedule``)."""
+    for family, singular in SINGULAR.items():
+        if name in (family, singular, singular.replace(" ", "_").lower(), family[:-1]):
+            return family
+    raise UsageError(f"unknown family '{name}'; families: {', '.join(SINGULAR.values())}")
