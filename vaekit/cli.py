@@ -45,7 +45,7 @@ app.add_typer(plugins.plugins_app, name="plugins")
 
 def _version(value: bool) -> None:
     if value:
-        from vaekit import __version__
+        from vaekit.version import __version__
 
         console.print(f"vaekit {__version__}")
         raise typer.Exit()

@@ -52,7 +52,7 @@ import pluggy
 if TYPE_CHECKING:  # heavy types only for readers and type checkers
     import typer
 
-    from vaekit.runs import Run
+    from vaekit.contract import RunDirectory
 
 hookspec = pluggy.HookspecMarker("vaekit")
 
@@ -214,7 +214,7 @@ def register_commands(cli: typer.Typer) -> None:
 
 
 @hookspec
-def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
+def vaekit_train_start(run: RunDirectory, config: dict[str, Any]) -> None:
     """Called once before the first training step (also on resume).
 
     ``run`` is the run directory (:class:`vaekit.runs.Run`: ``path``, ``name``,
@@ -224,7 +224,7 @@ def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
 
 
 @hookspec
-def vaekit_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
+def vaekit_epoch_end(run: RunDirectory, epoch: int, metrics: dict[str, float]) -> None:
     """Called after each epoch, once its checkpoint is written.
 
     ``metrics`` holds the epoch's mean training loss, reconstruction NLL, KL,
@@ -233,5 +233,5 @@ def vaekit_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
 
 
 @hookspec
-def vaekit_train_end(run: Run, metrics: dict[str, float]) -> None:
+def vaekit_train_end(run: RunDirectory, metrics: dict[str, float]) -> None:
     """Called once after the last epoch, when the final model is saved."""

@@ -36,32 +36,10 @@ from typing import Any
 import pluggy
 
 from vaekit import hookspecs
-from vaekit.contract import check_component
+from vaekit.contract import FAMILIES, SINGULAR, check_component
 from vaekit.errors import PluginConflictError, UnknownComponentError, UsageError, VaekitError
 from vaekit.options import OptionSpec, check_options, describe_options
-
-FAMILIES: tuple[str, ...] = (
-    "encoders",
-    "decoders",
-    "likelihoods",
-    "priors",
-    "kl_schedules",
-    "datasets",
-    "accelerators",
-    "models",
-)
-
-#: The word for one member of each family, used in messages.
-SINGULAR: dict[str, str] = {
-    "encoders": "encoder",
-    "decoders": "decoder",
-    "likelihoods": "likelihood",
-    "priors": "prior",
-    "kl_schedules": "KL schedule",
-    "datasets": "dataset",
-    "accelerators": "accelerator",
-    "models": "model",
-}
+from vaekit.version import __version__
 
 #: Positional arguments each family's factory takes before its options (``encoders``:
 #: the input shape; ``decoders``: the latent size and output shape...; ``datasets``: the
@@ -304,8 +282,6 @@ class PluginHost:
         self._registries: dict[str, dict[str, Component]] = {}
         #: family -> name -> the message of a name that two plugins registered
         self.conflicts: dict[str, dict[str, str]] = {}
-        from vaekit import __version__
-
         for module_name in BUILTIN_MODULES:
             module = importlib.import_module(module_name)
             self.add_plugin(module, module_name, "vaekit", __version__, builtin=True)

@@ -25,10 +25,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vaekit import __version__
 from vaekit.config import MAX_LATENT_DIM
 from vaekit.errors import DataError, UsageError
 from vaekit.query import label_counts, parse_query
+from vaekit.version import __version__
 
 FORMAT = "vaekit-latents"
 FORMAT_VERSION = 1

@@ -51,7 +51,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import batch_memory_format, choose_accelerator, resolve_accelerator_name
@@ -85,6 +84,7 @@ from vaekit.runs import (
     resolve_run,
     unwrap,
 )
+from vaekit.version import __version__
 
 LOG_EVERY = 10
 

@@ -265,9 +265,9 @@ def train(
         else:
             config = TrainConfig.build(**settings)
         if print_config:
-            from vaekit import __version__
             from vaekit.config_file import config_toml
             from vaekit.train import plugin_versions, resolved_config, validate_components
+            from vaekit.version import __version__
 
             validate_components(config)
             resolved = resolved_config(config)

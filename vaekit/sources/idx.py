@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.data import SPLITS, ImageDataset
+from vaekit.dataset import SPLITS, ImageDataset
 from vaekit.errors import DataError
 
 FASHION_CLASSES = [
