@@ -71,3 +71,11 @@ def test_frechet_reference_agrees_with_vaekit_on_gaussian_features():
     assert out.count("reference") == 4, out
     worst = float(out.rsplit("largest relative difference: ", 1)[1])
     assert worst < 1e-6, out
+
+
+def test_latent_dataset_memory_checks_every_row_in_its_smallest_setting():
+    out = run_benchmark(
+        "latent_dataset_memory.py", "--sizes", "300", "600", "--runs", "1", "--epochs", "1"
+    )
+    assert "every row once per epoch: checked" in out and "ratio 600 / 300" in out
+    assert "2 workers" in out

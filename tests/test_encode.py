@@ -285,6 +285,10 @@ def test_torchrun_two_processes_join_into_one_store(tmp_path, run_dir):
         np.testing.assert_array_equal(joined.labels(), one.labels())
         np.testing.assert_array_equal(joined.split(), one.split())
         assert joined.read_samples(slice(None)).shape == (1797, 2, 4)
+        # each part's statistics, merged in the join, equal one process's
+        assert joined.stats().count == one.stats().count == 1797
+        np.testing.assert_allclose(joined.stats().mean, one.stats().mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(joined.stats().z_std, one.stats().z_std, rtol=1e-4)
 
 
 def test_cli_encode_and_inspect(tmp_path, run_dir):
