@@ -72,7 +72,7 @@ def measure(path: str, epochs: int) -> dict[str, float]:
     import torch
     from torch.utils.data import DataLoader
 
-    from vaekit.store import LatentDataset
+    from vaekit.latent_dataset import LatentDataset
 
     torch.set_num_threads(1)
     data = LatentDataset(path, draw=True, standardize=True, seed=0)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.dataset_fixtures import idx_folder
 
@@ -79,3 +82,15 @@ def test_latent_dataset_memory_checks_every_row_in_its_smallest_setting():
     )
     assert "every row once per epoch: checked" in out and "ratio 600 / 300" in out
     assert "2 workers" in out
+
+
+@pytest.mark.slow
+def test_latent_scores_runs_end_to_end(tmp_path):
+    out = run_benchmark(
+        "latent_scores.py", "--n", "300", "--epochs", "1", "--work", str(tmp_path), timeout=600
+    )
+    assert out.count("per factor") == 2 and "Smiling" in out, out
+    scores = json.loads(out.strip().splitlines()[-1])
+    assert (
+        set(scores["vae"]["probe"]) == set(scores["pca"]["probe"]) and scores["rows_scored"] == 300
+    )

@@ -18,8 +18,9 @@ from tests.helpers import train_tiny
 from vaekit.data import ImageDataset, fingerprint_arrays, load_dataset
 from vaekit.encode import encode_latents
 from vaekit.errors import DataError, OutputExistsError
+from vaekit.latent_dataset import LatentDataset
 from vaekit.latent_stats import LatentStats
-from vaekit.store import LatentDataset, LatentStore, LatentStoreWriter, join_stores, latent_stats
+from vaekit.store import LatentStore, LatentStoreWriter, join_stores, latent_stats
 from vaekit.uptodate import data_sha256
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ compressed chunk written piecemeal would be recompressed per batch), so memory
 is one chunk per dataset whatever N is. It folds every batch into the store's
 per-dimension statistics as it goes, so they cost no second pass.
 
-:class:`~vaekit.latent_dataset.LatentDataset` (a torch data set over a store) is
-importable from here too; importing this module does not import torch.
+:class:`vaekit.latent_dataset.LatentDataset` is a torch data set over a store (in
+its own module: importing this one does not import torch).
 """
 
 from __future__ import annotations
@@ -772,15 +772,6 @@ def latent_stats(store: LatentStore) -> LatentStats:
     """The store's per-dimension statistics: the stored ones, or (a store written before
     vaekit 0.6) computed by streaming through it."""
     return store.stats() or compute_stats(store)
-
-
-def __getattr__(name: str) -> Any:
-    # LatentDataset needs torch: imported when asked for, so ``import vaekit.store`` stays light
-    if name == "LatentDataset":
-        from vaekit.latent_dataset import LatentDataset
-
-        return LatentDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def remove_quietly(path: str | Path) -> None:
