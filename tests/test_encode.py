@@ -297,9 +297,16 @@ def test_cli_encode_and_inspect(tmp_path, run_dir):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "1,797 rows" in result.output
-    again = runner.invoke(app, args)
-    assert again.exit_code == 1 and "--overwrite" in again.output
-    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    before = out.stat().st_mtime_ns
+    again = runner.invoke(app, args)  # the same encode: the store is up to date
+    assert (
+        again.exit_code == 0 and "up to date" in again.output and "nothing written" in again.output
+    )
+    assert out.stat().st_mtime_ns == before
+    forced = runner.invoke(app, [*args, "--overwrite"])
+    assert forced.exit_code == 0 and "wrote" in forced.output
+    other = runner.invoke(app, [*args, "--split", "val"])  # other options: never silently
+    assert other.exit_code == 1 and "--overwrite" in other.output
     bad = runner.invoke(app, [*args, "--overwrite", "--compression", "zip"])
     assert bad.exit_code == 2 and "gzip, lzf, none" in bad.output
 

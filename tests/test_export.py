@@ -166,3 +166,19 @@ def test_a_bad_store_is_one_line_and_leaves_no_output(tmp_path):
     with pytest.raises(DataError, match="not a readable HDF5 file"):
         export_latents(tmp_path / "x.h5", tmp_path / "x.npz")
     assert list(tmp_path.iterdir()) == [tmp_path / "x.h5"]
+
+
+def test_export_and_score_through_the_cli(tmp_path, store_path):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    store = store_path
+    runner = CliRunner()
+    bad = runner.invoke(app, ["export", str(store), "-o", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 2 and ".h5ad, .parquet, .npz" in bad.output
+    done = runner.invoke(app, ["export", str(store), "-o", str(tmp_path / "x.npz")])
+    assert done.exit_code == 0 and (tmp_path / "x.npz").is_file(), done.output
+    scored = runner.invoke(app, ["score", str(store), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["factors"]

@@ -12,7 +12,17 @@ from typing import Annotated, Any
 
 import typer
 
-from vaekit.commands import cluster, encode, evaluate, generate, plugins, report, runs, train
+from vaekit.commands import (
+    cluster,
+    encode,
+    evaluate,
+    generate,
+    latents,
+    plugins,
+    report,
+    runs,
+    train,
+)
 from vaekit.commands.common import console, err_console, print_error, state
 from vaekit.commands.help import import_help_formatter, readable_help
 from vaekit.errors import VaekitError
@@ -30,6 +40,8 @@ COMMANDS = (
     ("train", train.train),
     ("encode", encode.encode),
     ("inspect", encode.inspect_command),
+    ("export", latents.export_command),
+    ("score", latents.score_command),
     ("fit-cluster", cluster.fit_cluster_command),
     ("sample", generate.sample_command),
     ("interpolate", generate.interpolate_command),

@@ -26,18 +26,29 @@ def encode(
     samples: Annotated[
         int, typer.Option(help="Also store K posterior draws per image (samples, N×K×D).")
     ] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing output file (and encode an up-to-date one again)."),
+    ] = False,
+    hflip: Annotated[
+        bool,
+        typer.Option(
+            "--hflip",
+            help="Also encode each image mirrored left-right (rows 2i and 2i+1, flagged 'hflip').",
+        ),
+    ] = False,
 ) -> None:
-    """Encode a dataset into an HDF5 latent store (mu, logvar, labels, ids, split)."""
+    """Encode a dataset into an HDF5 latent store (mu, logvar, labels, ids, split); an
+    up-to-date store (same data, model and options) is left as it is."""
     with user_errors():
-        from vaekit.encode import encode_dataset
+        from vaekit.encode import encode_latents
         from vaekit.progress import CountBar
 
         lead = is_lead_process()
         progress = CountBar("encode", err_console)
 
         try:
-            path = encode_dataset(
+            result = encode_latents(
                 data,
                 output,
                 model_dir=model,
@@ -47,16 +58,12 @@ def encode(
                 samples=samples,
                 overwrite=overwrite,
                 progress=progress if lead else None,
+                hflip=hflip,
             )
         finally:
             progress.stop()
         if lead:
-            from vaekit.store import LatentStore
-
-            with LatentStore.open(path) as store:
-                console.print(
-                    f"wrote [bold]{path}[/]: {store.n:,} rows × {store.latent_dim} latents"
-                )
+            console.print(result.message, highlight=False)
 
 
 def inspect_command(
