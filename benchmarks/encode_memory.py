@@ -141,18 +141,24 @@ def main() -> None:
         for i in range(args.runs):  # alternating: other load and allocator noise hit both
             peaks["vaekit"].append(peak_mib(vaekit, env))
             peaks["hand"].append(peak_mib(hand, env))
-            print(f"run {i + 1}: vaekit {peaks['vaekit'][-1]:.1f} MiB, "
-                  f"hand-written {peaks['hand'][-1]:.1f} MiB")
+            print(
+                f"run {i + 1}: vaekit {peaks['vaekit'][-1]:.1f} MiB, "
+                f"hand-written {peaks['hand'][-1]:.1f} MiB"
+            )
         import h5py
 
         with h5py.File(root / "vaekit.h5") as a, h5py.File(root / "hand.h5") as b:
             same = np.allclose(a["mu"][:], b["mu"][:], atol=1e-5)
             rows = len(a["mu"])
         ours, theirs = statistics.median(peaks["vaekit"]), statistics.median(peaks["hand"])
-        print(f"data: {args.data}, --split train ({rows:,} rows; same mu in both: {same}), "
-              f"mlp 16 latents, batch {args.batch_size}, {args.threads} threads, gzip")
-        print(f"peak RSS (median of {args.runs}): vaekit encode {ours:.1f} MiB, "
-              f"hand-written {theirs:.1f} MiB")
+        print(
+            f"data: {args.data}, --split train ({rows:,} rows; same mu in both: {same}), "
+            f"mlp 16 latents, batch {args.batch_size}, {args.threads} threads, gzip"
+        )
+        print(
+            f"peak RSS (median of {args.runs}): vaekit encode {ours:.1f} MiB, "
+            f"hand-written {theirs:.1f} MiB"
+        )
         print(f"ratio vaekit / hand-written: {ours / theirs:.3f}  (target <= 1.05)")
 
 
