@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: the splits evaluated when none is named: the test images, else the validation ones
 HELD_OUT: tuple[str, ...] = ("test", "val")
+#: a dataset's own splits that hold each split's images (validation images are carved from
+#: the training ones): what a dataset plugin that reads by split is asked for
+SOURCE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("train", "val"),
+    "test": ("test",),
+}
 UNLABELLED = -1
 
 
@@ -105,13 +112,20 @@ class ImageDataset:
 
     def select_split(self, name: str | None) -> ImageDataset:
         """Only the images of split ``name`` (``None`` or ``"all"``: everything)."""
-        if name in (None, "all"):
+        chosen = self._split_mask(name)
+        if chosen is None or chosen.all():  # all of it: no copy
             return self
+        return self.subset(chosen)
+
+    def _split_mask(self, name: str | None) -> np.ndarray | None:
+        """Which rows are in split ``name`` (None for ``None`` or ``"all"``: every row)."""
+        if name in (None, "all"):
+            return None
         if name not in SPLITS:
             raise UsageError(f"unknown split '{name}'; choose one of: all, {', '.join(SPLITS)}")
         if self.split is None:
             raise UsageError(f"dataset '{self.source}' has no splits; use --split all")
-        return self.subset(self.split == SPLITS.index(name))
+        return self.split == SPLITS.index(name)
 
     def first_split(self, order: Sequence[str] = HELD_OUT) -> str:
         """The first split of ``order`` that has images here, else ``all``."""
@@ -132,14 +146,24 @@ class ImageDataset:
     def require_split(self, name: str | None) -> ImageDataset:
         """Like :meth:`select_split` (for a ``--split`` option), but an empty selection is an
         error that names the splits the data has."""
-        chosen = self.select_split(name)
-        if len(chosen) == 0 and len(self) and self.split is not None:
+        rows = self.split_rows(name)
+        return self if len(rows) == len(self) else self.subset(rows)
+
+    def split_rows(self, name: str | None) -> np.ndarray:
+        """The row numbers (ascending) of split ``name`` (``None`` or ``"all"``: every row),
+        checked as :meth:`require_split` checks them. Going through a split by row numbers
+        needs no copy of its images."""
+        chosen = self._split_mask(name)
+        if chosen is None:
+            return np.arange(len(self))
+        rows = np.flatnonzero(chosen)
+        if len(rows) == 0 and len(self):
             present = [s for i, s in enumerate(SPLITS) if (self.split == i).any()]
             raise UsageError(
                 f"dataset '{self.source}' has no '{name}' images; its splits are: "
                 f"{', '.join(present)} (use --split {present[-1]} or --split all)"
             )
-        return chosen
+        return rows
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for run configs and file attributes."""
@@ -204,6 +228,7 @@ def load_dataset(
     image_size: int | None = None,
     channels: int | None = None,
     skip_bad: bool = False,
+    split: str | None = None,
     **options: Any,
 ) -> ImageDataset:
     """Load images through a dataset plugin and apply the image options.
@@ -214,7 +239,11 @@ def load_dataset(
     the converted images are kept in the decode cache (keyed by the files at
     ``path``), so the next load reads them back instead of converting again.
     ``skip_bad`` (leave out unreadable images and report the count) goes to
-    plugins that accept it. Other ``options`` go to the plugin as given.
+    plugins that accept it. ``split`` (``train``, ``val``, ``test``; None or ``all``:
+    everything): the split the caller will take, passed to plugins that accept a
+    ``splits`` keyword as the dataset's own splits it needs (:data:`SOURCE_SPLITS`), so
+    they can leave the others unread; the images come back with every image of that
+    split (and possibly others). Other ``options`` go to the plugin as given.
     """
     from vaekit.options import check_options
 
@@ -222,7 +251,9 @@ def load_dataset(
     name, source = resolve_source(path, dataset)
     load = source.load
     accepted = inspect.signature(load).parameters
-    for key, value in (("image_size", image_size), ("channels", channels), ("skip_bad", skip_bad)):
+    splits = SOURCE_SPLITS.get(split or "all")
+    given = (("image_size", image_size), ("channels", channels), ("skip_bad", skip_bad))
+    for key, value in (*given, ("splits", splits)):
         if value not in (None, False) and key in accepted:
             options[key] = value
     check_options("dataset", name, load, options, skip=1)
@@ -232,16 +263,21 @@ def load_dataset(
     )
 
 
-def load_training_data(config: TrainConfig) -> ImageDataset:
-    """The data a training config names, with its preprocessing and validation split."""
-    return _read(config, config.data, config.dataset, dict(config.dataset_options))
+def load_training_data(config: TrainConfig, split: str | None = None) -> ImageDataset:
+    """The data a training config names, with its preprocessing and validation split
+    (``split``: the one split the caller takes, which may then be all that is read)."""
+    return _read(config, config.data, config.dataset, dict(config.dataset_options), split)
 
 
-def load_run_data(config: TrainConfig, data: str | Path | ImageDataset | None) -> ImageDataset:
+def load_run_data(
+    config: TrainConfig, data: str | Path | ImageDataset | None, split: str | None = None
+) -> ImageDataset:
     """``data`` (None: the run's training data) read with the run's preprocessing (image
     size, channels, skip-bad) and validation split. The run's dataset plugin and options
     are used for its own data, or when that plugin recognises ``data``; otherwise the
-    plugin is detected."""
+    plugin is detected. ``split``: the one split the caller takes (None: all), passed to
+    :func:`load_dataset`; its images, and the validation ones carved out, are the same
+    as in a whole read."""
     if isinstance(data, ImageDataset):
         dataset = apply_image_options(data, image_size=config.image_size, channels=config.channels)
         return _non_empty(dataset).with_splits(config.val_fraction, config.seed)
@@ -251,15 +287,19 @@ def load_run_data(config: TrainConfig, data: str | Path | ImageDataset | None) -
                 f"the run was trained on '{config.data}', which is not found from here; "
                 "pass the data as DATA"
             )
-        return load_training_data(config)
+        return load_training_data(config, split)
     source, options = config.dataset, dict(config.dataset_options)
     if source is not None and not _detects(source, data):
         source, options = None, {}
-    return _read(config, data, source, options)
+    return _read(config, data, source, options, split)
 
 
 def _read(
-    config: TrainConfig, path: str | Path | None, source: str | None, options: dict[str, Any]
+    config: TrainConfig,
+    path: str | Path | None,
+    source: str | None,
+    options: dict[str, Any],
+    split: str | None = None,
 ) -> ImageDataset:
     dataset = load_dataset(
         path,
@@ -267,6 +307,7 @@ def _read(
         image_size=config.image_size,
         channels=config.channels,
         skip_bad=config.skip_bad,
+        split=split,
         **options,
     )
     return _non_empty(dataset).with_splits(config.val_fraction, config.seed)

@@ -74,17 +74,19 @@ def encode_dataset(
     check_output(output, overwrite)
 
     loaded = open_run(model_dir)
-    data = loaded.load_data(data_path).require_split(split)
+    data = loaded.load_data(data_path, split)
+    rows = data.split_rows(split)  # the split's rows by number: no copy of its images
 
     ctx = DistContext.start()
     try:
-        lo, hi = ctx.shard(len(data))
-        shard = data.subset(slice(lo, hi))
+        lo, hi = ctx.shard(len(rows))
+        shard = rows[lo:hi]
         backend = _accelerator(accelerator, ctx.local_rank)
         attrs = store_attrs(loaded, data, split, ctx.world_size)
         if ctx.world_size == 1:
             with atomic_path(output) as tmp:
                 encode_shard(
+                    data,
                     shard,
                     loaded,
                     backend,
@@ -100,6 +102,7 @@ def encode_dataset(
             return output
         return _encode_distributed(
             ctx,
+            data,
             shard,
             loaded,
             backend,
@@ -156,6 +159,7 @@ def _accelerator(name: str, local_rank: int) -> Any:
 
 def encode_shard(
     data: ImageDataset,
+    rows: np.ndarray,
     loaded: LoadedRun,
     accelerator: Any,
     path: Path,
@@ -167,8 +171,10 @@ def encode_shard(
     progress: Progress | None = None,
     mark_complete: bool = True,
 ) -> None:
-    """Encode every image of ``data`` into a store at ``path`` (marked complete unless
-    ``mark_complete`` is false: a part file that claims nothing until it is joined)."""
+    """Encode the images of ``data`` at ``rows`` (ascending row numbers) into a store at
+    ``path`` (marked complete unless ``mark_complete`` is false: a part file that claims
+    nothing until it is joined). The rows are gathered a window at a time: a split is
+    never copied whole."""
     from vaekit.devices import batch_memory_format
 
     model = accelerator.prepare(loaded.model).eval()
@@ -176,7 +182,7 @@ def encode_shard(
     num_classes = loaded.num_classes
     latent_dim = loaded.config.model.latent_dim
     generator = torch.Generator(device=device).manual_seed(seed) if samples else None
-    n = len(data)
+    n = len(rows)
     writer = LatentStoreWriter(
         path,
         n,
@@ -198,8 +204,10 @@ def encode_shard(
         if progress:
             progress(0, n)
         for lo in range(0, n, window):
-            images = data.images[lo : lo + window]
-            labels = data.labels[lo : lo + window] if num_classes else None
+            take = rows[lo : lo + window]
+            span = data.images[take[0] : take[-1] + 1]  # a view: the rows the window spans
+            images = span if len(span) == len(take) else data.images[take]
+            labels = data.labels[take] if num_classes else None
             with warnings.catch_warnings():  # read-only memory maps: encode never writes
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 batches = DeviceBatches(images, device, labels, layout)
@@ -215,21 +223,21 @@ def encode_shard(
                 draws = None
                 if samples:  # (B, K, D)
                     draws = q.rsample(samples, generator).transpose(0, 1).cpu().numpy()
-                rows = slice(start, stop)
+                batch = rows[start:stop]
                 writer.append(
                     mu.float().cpu().numpy(),
                     logvar.float().cpu().numpy(),
                     samples=draws,
-                    labels=None if data.labels is None else data.labels[rows],
-                    attributes=None if data.attributes is None else data.attributes[rows],
-                    ids=data.ids[rows],
-                    split=None if data.split is None else data.split[rows],
+                    labels=None if data.labels is None else data.labels[batch],
+                    attributes=None if data.attributes is None else data.attributes[batch],
+                    ids=data.ids[batch],
+                    split=None if data.split is None else data.split[batch],
                 )
                 start = stop
                 if progress:
                     progress(stop, n)
-            del batches
-            release_mapped_pages(images)
+            del batches, images
+            release_mapped_pages(span)
             trim_heap()
         writer.finish(mark_complete)
 
@@ -282,7 +290,8 @@ def release_mapped_pages(array: np.ndarray) -> None:
 
 def _encode_distributed(
     ctx: DistContext,
-    shard: ImageDataset,
+    data: ImageDataset,
+    shard: np.ndarray,
     loaded: LoadedRun,
     accelerator: Any,
     output: Path,
@@ -310,6 +319,7 @@ def _encode_distributed(
     error = None
     try:
         encode_shard(
+            data,
             shard,
             loaded,
             accelerator,
