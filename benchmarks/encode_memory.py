@@ -18,6 +18,10 @@ larger): its peak RSS is the ``ru_maxrss`` that ``os.wait4`` reports for it. Arm
 alternate; the medians of ``--runs`` runs each are printed, and their ratio.
 Target (issue 22): vaekit / hand-written <= 1.05.
 
+Children run in a temporary folder, so the vaekit they import is the one on
+``PYTHONPATH`` (or installed), not the current folder's: ``PYTHONPATH=/other/tree``
+measures another tree with this script.
+
 The model is made by the script: ``vaekit train`` for one epoch on the first
 ``--train-images`` training images (an .npz), mlp encoder, 16 latents.
 
@@ -90,9 +94,11 @@ def hand_written(data: Path, run: Path, out: Path, batch_size: int) -> None:
             logvar[i : i + len(x)] = q.logvar.numpy()
 
 
-def peak_mib(command: list[str], env: dict[str, str]) -> float:
-    """Run ``command``; its peak RSS (MiB) from ``os.wait4``. It must succeed."""
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def peak_mib(command: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Run ``command`` in ``cwd``; its peak RSS (MiB) from ``os.wait4``. It must succeed."""
+    child = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     out, err = child.stdout.read().decode(), child.stderr.read().decode()
@@ -111,7 +117,7 @@ def make_run(root: Path, data: Path, n: int, env: dict[str, str]) -> Path:
     command = [sys.executable, "-m", "vaekit", "train", str(root / "subset.npz"), "--epochs", "1"]
     command += ["--encoder", "mlp", "--accelerator", "cpu", "--no-figures", "--fit-prior", "0"]
     command += ["--runs-dir", str(root / "runs"), "--name", "bench"]
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run(command, env=env, cwd=root, check=True, capture_output=True)
     return root / "runs" / "bench"
 
 
@@ -135,12 +141,12 @@ def main() -> None:
         vaekit = [sys.executable, "-m", "vaekit", "encode", str(args.data), "-m", str(run)]
         vaekit += ["-o", str(root / "vaekit.h5"), "--split", "train", "--overwrite"]
         vaekit += ["--batch-size", str(args.batch_size)]
-        hand = [sys.executable, __file__, "--batch-size", str(args.batch_size)]
+        hand = [sys.executable, str(Path(__file__).resolve()), "--batch-size", str(args.batch_size)]
         hand += ["--hand", str(run), str(root / "hand.h5"), str(args.data)]
         peaks: dict[str, list[float]] = {"vaekit": [], "hand": []}
         for i in range(args.runs):  # alternating: other load and allocator noise hit both
-            peaks["vaekit"].append(peak_mib(vaekit, env))
-            peaks["hand"].append(peak_mib(hand, env))
+            peaks["vaekit"].append(peak_mib(vaekit, env, root))
+            peaks["hand"].append(peak_mib(hand, env, root))
             print(
                 f"run {i + 1}: vaekit {peaks['vaekit'][-1]:.1f} MiB, "
                 f"hand-written {peaks['hand'][-1]:.1f} MiB"

@@ -196,8 +196,10 @@ def encode_shard(
         attrs=attrs,
     )
     # Windows of whole batches: a memory-mapped dataset's pages are handed back after each
-    # window, so even the images' share of resident memory does not grow with N.
-    window = window_rows(data.images, batch_size)
+    # window, so even the images' share of resident memory does not grow with N. Rows that
+    # are not one run (a split) are gathered, a copy: one batch at a time.
+    contiguous = n == 0 or rows[-1] - rows[0] + 1 == n
+    window = window_rows(data.images, batch_size) if contiguous else batch_size
     layout = batch_memory_format(accelerator)
     release_mapped_pages(data.images)  # pages touched by loading (fingerprint, checks)
     with writer, torch.inference_mode():
