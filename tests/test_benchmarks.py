@@ -71,3 +71,18 @@ def test_frechet_reference_agrees_with_vaekit_on_gaussian_features():
     assert out.count("reference") == 4, out
     worst = float(out.rsplit("largest relative difference: ", 1)[1])
     assert worst < 1e-6, out
+
+
+def test_encode_memory_measures_both_arms_on_idx_files(tmp_path):
+    idx_folder(tmp_path / "fashion", n_train=300, n_test=20)
+    out = run_benchmark(
+        "encode_memory.py",
+        "--data",
+        str(tmp_path / "fashion"),
+        "--runs",
+        "1",
+        "--train-images",
+        "100",
+    )
+    assert "--split train (270 rows; same mu in both: True)" in out, out
+    assert "ratio vaekit / hand-written: " in out, out
