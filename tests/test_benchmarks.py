@@ -94,3 +94,18 @@ def test_latent_scores_runs_end_to_end(tmp_path):
     assert (
         set(scores["vae"]["probe"]) == set(scores["pca"]["probe"]) and scores["rows_scored"] == 300
     )
+
+
+def test_encode_memory_measures_both_arms_on_idx_files(tmp_path):
+    idx_folder(tmp_path / "fashion", n_train=300, n_test=20)
+    out = run_benchmark(
+        "encode_memory.py",
+        "--data",
+        str(tmp_path / "fashion"),
+        "--runs",
+        "1",
+        "--train-images",
+        "100",
+    )
+    assert "--split train (270 rows; same mu in both: True)" in out, out
+    assert "ratio vaekit / hand-written: " in out, out

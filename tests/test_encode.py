@@ -391,3 +391,23 @@ def test_part_files_of_a_killed_torchrun_encode_are_removed_by_the_next_write(tm
     encode_dataset(None, out, model_dir=run_dir)
     assert not any(p.exists() for p in stale)
     assert live.exists()
+
+
+def test_a_split_of_idx_files_is_encoded_from_its_own_files_with_the_same_rows(tmp_path):
+    from tests.dataset_fixtures import idx_folder
+
+    data = idx_folder(tmp_path / "idx", n_train=60, n_test=10)
+    run = train_tiny(tmp_path, data=str(data), epochs=1).run.path
+    whole = encode_dataset(data, tmp_path / "whole.h5", model_dir=run)
+    (data / "t10k-images-idx3-ubyte.gz").write_bytes(b"not an IDX file")  # train never reads it
+    for split, code in (("train", 0), ("val", 1)):
+        path = encode_dataset(data, tmp_path / f"{split}.h5", model_dir=run, split=split)
+        with LatentStore.open(path) as part, LatentStore.open(whole) as everything:
+            rows = np.flatnonzero(everything.split() == code)
+            assert part.n == len(rows) == (54 if split == "train" else 6)
+            np.testing.assert_array_equal(part.ids(), everything.ids()[rows])
+            np.testing.assert_array_equal(part.labels(), everything.labels()[rows])
+            np.testing.assert_allclose(
+                part.read(slice(None))[0], everything.read(rows)[0], atol=1e-5
+            )
+            assert part.attrs["split_selected"] == split

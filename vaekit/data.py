@@ -16,6 +16,7 @@ import numpy as np
 
 from vaekit.dataset import (  # noqa: F401 - the data types, importable here as always
     HELD_OUT,
+    SOURCE_SPLITS,
     SPLITS,
     UNLABELLED,
     ImageDataset,
@@ -76,6 +77,7 @@ def load_dataset(
     image_size: int | None = None,
     channels: int | None = None,
     skip_bad: bool = False,
+    split: str | None = None,
     **options: Any,
 ) -> ImageDataset:
     """Load images through a dataset plugin and apply the image options.
@@ -86,7 +88,11 @@ def load_dataset(
     the converted images are kept in the decode cache (keyed by the files at
     ``path``), so the next load reads them back instead of converting again.
     ``skip_bad`` (leave out unreadable images and report the count) goes to
-    plugins that accept it. Other ``options`` go to the plugin as given.
+    plugins that accept it. ``split`` (``train``, ``val``, ``test``; None or ``all``:
+    everything): the split the caller will take, passed to plugins that accept a
+    ``splits`` keyword as the dataset's own splits it needs (:data:`SOURCE_SPLITS`), so
+    they can leave the others unread; the images come back with every image of that
+    split (and possibly others). Other ``options`` go to the plugin as given.
     """
     from vaekit.options import check_options
 
@@ -94,7 +100,9 @@ def load_dataset(
     name, source = resolve_source(path, dataset)
     load = source.load
     accepted = inspect.signature(load).parameters
-    for key, value in (("image_size", image_size), ("channels", channels), ("skip_bad", skip_bad)):
+    splits = SOURCE_SPLITS.get(split or "all")
+    given = (("image_size", image_size), ("channels", channels), ("skip_bad", skip_bad))
+    for key, value in (*given, ("splits", splits)):
         if value not in (None, False) and key in accepted:
             options[key] = value
     check_options("dataset", name, load, options, skip=1)
@@ -104,16 +112,21 @@ def load_dataset(
     )
 
 
-def load_training_data(config: TrainConfig) -> ImageDataset:
-    """The data a training config names, with its preprocessing and validation split."""
-    return _read(config, config.data, config.dataset, dict(config.dataset_options))
+def load_training_data(config: TrainConfig, split: str | None = None) -> ImageDataset:
+    """The data a training config names, with its preprocessing and validation split
+    (``split``: the one split the caller takes, which may then be all that is read)."""
+    return _read(config, config.data, config.dataset, dict(config.dataset_options), split)
 
 
-def load_run_data(config: TrainConfig, data: str | Path | ImageDataset | None) -> ImageDataset:
+def load_run_data(
+    config: TrainConfig, data: str | Path | ImageDataset | None, split: str | None = None
+) -> ImageDataset:
     """``data`` (None: the run's training data) read with the run's preprocessing (image
     size, channels, skip-bad) and validation split. The run's dataset plugin and options
     are used for its own data, or when that plugin recognises ``data``; otherwise the
-    plugin is detected."""
+    plugin is detected. ``split``: the one split the caller takes (None: all), passed to
+    :func:`load_dataset`; its images, and the validation ones carved out, are the same
+    as in a whole read."""
     if isinstance(data, ImageDataset):
         dataset = apply_image_options(data, image_size=config.image_size, channels=config.channels)
         return _non_empty(dataset).with_splits(config.val_fraction, config.seed)
@@ -123,15 +136,19 @@ def load_run_data(config: TrainConfig, data: str | Path | ImageDataset | None) -
                 f"the run was trained on '{config.data}', which is not found from here; "
                 "pass the data as DATA"
             )
-        return load_training_data(config)
+        return load_training_data(config, split)
     source, options = config.dataset, dict(config.dataset_options)
     if source is not None and not _detects(source, data):
         source, options = None, {}
-    return _read(config, data, source, options)
+    return _read(config, data, source, options, split)
 
 
 def _read(
-    config: TrainConfig, path: str | Path | None, source: str | None, options: dict[str, Any]
+    config: TrainConfig,
+    path: str | Path | None,
+    source: str | None,
+    options: dict[str, Any],
+    split: str | None = None,
 ) -> ImageDataset:
     dataset = load_dataset(
         path,
@@ -139,6 +156,7 @@ def _read(
         image_size=config.image_size,
         channels=config.channels,
         skip_bad=config.skip_bad,
+        split=split,
         **options,
     )
     return _non_empty(dataset).with_splits(config.val_fraction, config.seed)

@@ -15,6 +15,13 @@ from vaekit.errors import DataError, UsageError
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: the splits evaluated when none is named: the test images, else the validation ones
 HELD_OUT: tuple[str, ...] = ("test", "val")
+#: a dataset's own splits that hold each split's images (validation images are carved from
+#: the training ones): what a dataset plugin that reads by split is asked for
+SOURCE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("train", "val"),
+    "test": ("test",),
+}
 UNLABELLED = -1
 
 
@@ -95,13 +102,20 @@ class ImageDataset:
 
     def select_split(self, name: str | None) -> ImageDataset:
         """Only the images of split ``name`` (``None`` or ``"all"``: everything)."""
-        if name in (None, "all"):
+        chosen = self._split_mask(name)
+        if chosen is None or chosen.all():  # all of it: no copy
             return self
+        return self.subset(chosen)
+
+    def _split_mask(self, name: str | None) -> np.ndarray | None:
+        """Which rows are in split ``name`` (None for ``None`` or ``"all"``: every row)."""
+        if name in (None, "all"):
+            return None
         if name not in SPLITS:
             raise UsageError(f"unknown split '{name}'; choose one of: all, {', '.join(SPLITS)}")
         if self.split is None:
             raise UsageError(f"dataset '{self.source}' has no splits; use --split all")
-        return self.subset(self.split == SPLITS.index(name))
+        return self.split == SPLITS.index(name)
 
     def first_split(self, order: Sequence[str] = HELD_OUT) -> str:
         """The first split of ``order`` that has images here, else ``all``."""
@@ -122,14 +136,24 @@ class ImageDataset:
     def require_split(self, name: str | None) -> ImageDataset:
         """Like :meth:`select_split` (for a ``--split`` option), but an empty selection is an
         error that names the splits the data has."""
-        chosen = self.select_split(name)
-        if len(chosen) == 0 and len(self) and self.split is not None:
+        rows = self.split_rows(name)
+        return self if len(rows) == len(self) else self.subset(rows)
+
+    def split_rows(self, name: str | None) -> np.ndarray:
+        """The row numbers (ascending) of split ``name`` (``None`` or ``"all"``: every row),
+        checked as :meth:`require_split` checks them. Going through a split by row numbers
+        needs no copy of its images."""
+        chosen = self._split_mask(name)
+        if chosen is None:
+            return np.arange(len(self))
+        rows = np.flatnonzero(chosen)
+        if len(rows) == 0 and len(self):
             present = [s for i, s in enumerate(SPLITS) if (self.split == i).any()]
             raise UsageError(
                 f"dataset '{self.source}' has no '{name}' images; its splits are: "
                 f"{', '.join(present)} (use --split {present[-1]} or --split all)"
             )
-        return chosen
+        return rows
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for run configs and file attributes."""

@@ -144,10 +144,11 @@ def encode_latents(
         check_output(output, overwrite)  # not a store that says what made it: refused now
 
     loaded = open_run(model_dir)
-    data = loaded.load_data(data_path).require_split(split)
-    rows = len(data) * (2 if hflip else 1)
+    data = loaded.load_data(data_path, split)
+    rows = data.split_rows(split)  # the split's rows by number: no copy of its images
+    n_out = len(rows) * (2 if hflip else 1)
     record = EncodeRecord(
-        data_sha256=data_sha256(data),
+        data_sha256=data_sha256(data, rows),
         weights_sha256=loaded.weights_sha256,
         dataset_source=data.source,
         dataset_location=data.location,
@@ -157,20 +158,21 @@ def encode_latents(
     if output.exists() and not overwrite:
         fresh = check_existing(output, record)  # every rank reads the same file alike
         if fresh.status == "up-to-date":
-            return EncodeResult(output, "up-to-date", rows)
+            return EncodeResult(output, "up-to-date", n_out)
         reasons = fresh.reasons
     status = "updated" if reasons else "written"
     replace_ok = overwrite or bool(reasons)
 
     ctx = DistContext.start()
     try:
-        lo, hi = ctx.shard(len(data))
-        shard = data.subset(slice(lo, hi))
+        lo, hi = ctx.shard(len(rows))
+        shard = rows[lo:hi]
         backend = _accelerator(accelerator, ctx.local_rank)
         attrs = {**store_attrs(loaded, data, split, ctx.world_size), **record.attrs()}
         if ctx.world_size == 1:
             with atomic_path(output) as tmp:
                 encode_shard(
+                    data,
                     shard,
                     loaded,
                     backend,
@@ -184,9 +186,10 @@ def encode_latents(
                     hflip=hflip,
                 )
                 check_output(output, replace_ok)  # a file made meanwhile is not clobbered
-            return EncodeResult(output, status, rows, reasons)
+            return EncodeResult(output, status, n_out, reasons)
         _encode_distributed(
             ctx,
+            data,
             shard,
             loaded,
             backend,
@@ -200,7 +203,7 @@ def encode_latents(
             progress,
             hflip,
         )
-        return EncodeResult(output, status, rows, reasons)
+        return EncodeResult(output, status, n_out, reasons)
     finally:
         ctx.stop()
 
@@ -261,6 +264,7 @@ def _accelerator(name: str, local_rank: int) -> Any:
 
 def encode_shard(
     data: ImageDataset,
+    rows: np.ndarray,
     loaded: LoadedRun,
     accelerator: Any,
     path: Path,
@@ -273,9 +277,11 @@ def encode_shard(
     mark_complete: bool = True,
     hflip: bool = False,
 ) -> None:
-    """Encode every image of ``data`` into a store at ``path`` (marked complete unless
-    ``mark_complete`` is false: a part file that claims nothing until it is joined).
-    With ``hflip`` each image's row is followed by its mirror image's (flagged)."""
+    """Encode the images of ``data`` at ``rows`` (ascending row numbers) into a store at
+    ``path`` (marked complete unless ``mark_complete`` is false: a part file that claims
+    nothing until it is joined). The rows are gathered a window at a time: a split is
+    never copied whole. With ``hflip`` each image's row is followed by its mirror
+    image's (flagged)."""
     from vaekit.devices import batch_memory_format
 
     model = accelerator.prepare(loaded.model).eval()
@@ -283,7 +289,7 @@ def encode_shard(
     num_classes = loaded.num_classes
     latent_dim = loaded.config.model.latent_dim
     generator = torch.Generator(device=device).manual_seed(seed) if samples else None
-    n = len(data)
+    n = len(rows)
     copies = 2 if hflip else 1  # rows per image
     writer = LatentStoreWriter(
         path,
@@ -299,16 +305,20 @@ def encode_shard(
         hflip=hflip,
     )
     # Windows of whole batches: a memory-mapped dataset's pages are handed back after each
-    # window, so even the images' share of resident memory does not grow with N.
-    window = window_rows(data.images, batch_size)
+    # window, so even the images' share of resident memory does not grow with N. Rows that
+    # are not one run (a split) are gathered, a copy: one batch at a time.
+    contiguous = n == 0 or rows[-1] - rows[0] + 1 == n
+    window = window_rows(data.images, batch_size) if contiguous else batch_size
     layout = batch_memory_format(accelerator)
     release_mapped_pages(data.images)  # pages touched by loading (fingerprint, checks)
     with writer, torch.inference_mode():
         if progress:
             progress(0, n)
         for lo in range(0, n, window):
-            images = data.images[lo : lo + window]
-            labels = data.labels[lo : lo + window] if num_classes else None
+            take = rows[lo : lo + window]
+            span = data.images[take[0] : take[-1] + 1]  # a view: the rows the window spans
+            images = span if len(span) == len(take) else data.images[take]
+            labels = data.labels[take] if num_classes else None
             with warnings.catch_warnings():  # read-only memory maps: encode never writes
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 batches = DeviceBatches(images, device, labels, layout)
@@ -327,24 +337,24 @@ def encode_shard(
                     logvars.append(q.logvar.float().cpu().numpy())
                     if samples:  # (B, K, D)
                         draws.append(q.rsample(samples, generator).transpose(0, 1).cpu().numpy())
-                rows = slice(start, stop)
+                batch = rows[start:stop]
                 writer.append(
                     interleave(mus),
                     interleave(logvars),
                     samples=interleave(draws) if samples else None,
-                    labels=None if data.labels is None else repeat(data.labels[rows], copies),
+                    labels=None if data.labels is None else repeat(data.labels[batch], copies),
                     attributes=None
                     if data.attributes is None
-                    else repeat(data.attributes[rows], copies),
-                    ids=repeat(data.ids[rows], copies),
-                    split=None if data.split is None else repeat(data.split[rows], copies),
+                    else repeat(data.attributes[batch], copies),
+                    ids=repeat(data.ids[batch], copies),
+                    split=None if data.split is None else repeat(data.split[batch], copies),
                     hflip=np.tile([False, True], stop - start) if hflip else None,
                 )
                 start = stop
                 if progress:
                     progress(stop, n)
-            del batches
-            release_mapped_pages(images)
+            del batches, images
+            release_mapped_pages(span)
             trim_heap()
         writer.finish(mark_complete)
 
@@ -409,7 +419,8 @@ def release_mapped_pages(array: np.ndarray) -> None:
 
 def _encode_distributed(
     ctx: DistContext,
-    shard: ImageDataset,
+    data: ImageDataset,
+    shard: np.ndarray,
     loaded: LoadedRun,
     accelerator: Any,
     output: Path,
@@ -438,6 +449,7 @@ def _encode_distributed(
     error = None
     try:
         encode_shard(
+            data,
             shard,
             loaded,
             accelerator,

@@ -158,7 +158,13 @@ def register_datasets(register: Register) -> None:
       ``--image-size``, ``--channels`` and ``--skip-bad`` are passed to it (decode
       at the right size once; :func:`vaekit.imageio.read_image` and
       :func:`vaekit.sources.cache.decode_files` do this for image files); the
-      image options are applied afterwards either way;
+      image options are applied afterwards either way. If it accepts a ``splits``
+      keyword, a command that takes one split passes the dataset's own splits that
+      split needs (a tuple of ``"train"``, ``"val"``, ``"test"``: ``--split val``
+      needs the training images too, as the validation ones are carved from them;
+      None: all), and the source may leave the images of other splits unread: it
+      must return every image of those splits, in the order a whole read gives them
+      (images without a split of their own count as ``train``), and may return more;
     - ``detect_priority`` (optional int, default 0) -- higher is tried first
       (built-ins: celeba 30, idx 20, arrays 10, folder 0).
 

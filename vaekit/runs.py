@@ -536,12 +536,15 @@ class LoadedRun:
         ids = torch.as_tensor(np.asarray(labels, dtype=np.int64))
         return one_hot_labels(ids, self.num_classes).to(self.device)
 
-    def load_data(self, data: str | Path | ImageDataset | None = None) -> ImageDataset:
+    def load_data(
+        self, data: str | Path | ImageDataset | None = None, split: str | None = None
+    ) -> ImageDataset:
         """``data`` (None: the run's training data) read with the run's preprocessing and
-        split, checked to fit the model (shape, classes)."""
+        split, checked to fit the model (shape, classes). ``split``: the one split the
+        caller takes, which may then be all that is read (:func:`vaekit.data.load_dataset`)."""
         from vaekit.data import load_run_data
 
-        dataset = load_run_data(self.config.train, data)
+        dataset = load_run_data(self.config.train, data, split)
         self.check_fits(dataset)
         return dataset
 

@@ -37,21 +37,24 @@ from vaekit.errors import DataError, OutputExistsError
 BLOCK_BYTES = 8 << 20
 
 
-def data_sha256(data: ImageDataset) -> str:
+def data_sha256(data: ImageDataset, rows: np.ndarray | None = None) -> str:
     """SHA-256 (hex) of everything an encode of ``data`` reads: each array's name, dtype
     and shape, then every row (images, ids, labels, attributes, split), block by block,
-    so memory stays at one block whatever N is."""
+    so memory stays at one block whatever N is. ``rows`` (ascending row numbers): only
+    those, hashed as ``data.subset(rows)`` would be, without that copy."""
     digest = hashlib.sha256()
     for name in ("images", "ids", "labels", "attributes", "split"):
         array = getattr(data, name)
         if array is None:
             digest.update(f"{name}|none|".encode())
             continue
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        n = len(array) if rows is None else len(rows)
+        digest.update(f"{name}|{array.dtype.str}|{(n, *array.shape[1:])}|".encode())
         per_row = max(1, array.nbytes // max(1, len(array)))
         step = max(1, BLOCK_BYTES // per_row)
-        for lo in range(0, len(array), step):
-            digest.update(np.ascontiguousarray(array[lo : lo + step]).tobytes())
+        for lo in range(0, n, step):
+            block = array[lo : lo + step] if rows is None else array[rows[lo : lo + step]]
+            digest.update(np.ascontiguousarray(block).tobytes())
     return digest.hexdigest()
 
 

@@ -83,10 +83,12 @@ class IdxSource:
         return detect(path)
 
     @staticmethod
-    def load(path: Path, class_names: list[str] | None = None) -> ImageDataset:
+    def load(
+        path: Path, class_names: list[str] | None = None, splits: tuple[str, ...] | None = None
+    ) -> ImageDataset:
         from vaekit.sources.idx import load_idx
 
-        return load_idx(path, class_names=class_names)
+        return load_idx(path, class_names=class_names, splits=splits)
 
 
 class ArraysSource:
