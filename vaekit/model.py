@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -192,7 +192,14 @@ class CVAE(VAE):
 
     needs_labels: ClassVar[bool] = True
 
-    def __init__(self, config: ModelConfig, components: Components, class_prior: bool = True):
+    def __init__(
+        self,
+        config: ModelConfig,
+        components: Components,
+        class_prior: Annotated[
+            bool, "learn p(z|y), the prior moved and scaled per class (false: p(z) for all)"
+        ] = True,
+    ):
         if config.num_classes < 1:
             raise UsageError("model 'cvae' needs data with class labels (e.g. the digits)")
         super().__init__(config, components)

@@ -171,7 +171,9 @@ def _annotation_problem(value: Any, annotation: Any) -> str | None:
     origin = get_origin(annotation)
     if origin is typing.Literal:
         choices = get_args(annotation)
-        return None if value in choices else "one of " + ", ".join(map(repr, choices))
+        # by type too: True == 1, so ``Literal[1, 2]`` would otherwise accept ``true``
+        fits = any(value == c and type(value) is type(c) for c in choices)
+        return None if fits else "one of " + ", ".join(map(repr, choices))
     if origin in (typing.Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
         if value is None:
@@ -300,8 +302,26 @@ def _annotations(factory: Callable[..., Any]) -> dict[str, Any]:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         return typing.get_type_hints(target, include_extras=True)
-    except Exception:  # noqa: BLE001 - a plugin's annotations may not evaluate; fall back
-        return dict(getattr(target, "__annotations__", {}))
+    except Exception:  # noqa: BLE001 - one annotation does not evaluate: each on its own
+        pass
+    raw = dict(getattr(target, "__annotations__", {}))
+    scope = getattr(inspect.unwrap(target), "__globals__", {})
+    hints = {}
+    for name, annotation in raw.items():
+        try:
+            hints[name] = typing.get_type_hints(
+                _Annotated1(name, annotation), globalns=scope, include_extras=True
+            )[name]
+        except Exception:  # noqa: BLE001 - a name imported only for type checkers
+            hints[name] = annotation
+    return hints
+
+
+class _Annotated1:
+    """An object with one annotation, for evaluating a factory's annotations one by one."""
+
+    def __init__(self, name: str, annotation: Any):
+        self.__annotations__ = {name: annotation}
 
 
 def _split_annotated(annotation: Any) -> tuple[Any, str]:

@@ -490,8 +490,9 @@ def option_target(family: str, product: Any) -> tuple[Any, int]:
     """The callable whose keyword parameters are a component's options, and how many
     positional arguments come first (a dataset's options are those of its ``load``)."""
     if family == "datasets":
-        load = product.load
-        return load, OPTION_SKIP[family] + (1 if inspect.isclass(product) else 0)
+        declared = inspect.getattr_static(product, "load", None)
+        unbound = inspect.isclass(product) and not isinstance(declared, (staticmethod, classmethod))
+        return product.load, OPTION_SKIP[family] + (1 if unbound else 0)  # + self
     return product, OPTION_SKIP[family]
 
 

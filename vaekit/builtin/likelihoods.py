@@ -8,6 +8,7 @@ libraries. Data ``x`` are floats in [0, 1].
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from vaekit import hookimpl
 
@@ -22,7 +23,11 @@ def _build():
 
         params_per_channel = 1
 
-        def __init__(self, sigma: float = 0.1, learn_sigma: bool = False):
+        def __init__(
+            self,
+            sigma: Annotated[float, "standard deviation of each pixel ([0, 1] pixel scale)"] = 0.1,
+            learn_sigma: Annotated[bool, "learn sigma (one scalar) instead of fixing it"] = False,
+        ):
             super().__init__()
             if sigma <= 0:
                 raise ValueError(f"gaussian sigma must be > 0, got {sigma}")
@@ -51,6 +56,9 @@ def _build():
         params_per_channel = 1
         support = "binary"  # a distribution over {0, 1}: bits/dim are exact on binary images
 
+        def __init__(self) -> None:  # no options (nn.Module's own would take any)
+            super().__init__()
+
         def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
             nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
             return -nll.flatten(1).sum(1)
@@ -66,7 +74,11 @@ def _build():
 
         params_per_channel = 1
 
-        def __init__(self, scale: float = 0.1, learn_scale: bool = False):
+        def __init__(
+            self,
+            scale: Annotated[float, "scale b of each pixel ([0, 1] pixel scale)"] = 0.1,
+            learn_scale: Annotated[bool, "learn b (one scalar) instead of fixing it"] = False,
+        ):
             super().__init__()
             if scale <= 0:
                 raise ValueError(f"laplace scale must be > 0, got {scale}")

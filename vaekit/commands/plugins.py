@@ -126,7 +126,9 @@ def show_command(
 
 def _bounds(bounds: tuple) -> str:
     low, high = bounds
-    return f"{'' if low is None else f'{low:g}'} to {'' if high is None else f'{high:g}'}".strip()
+    if low is None:
+        return f"<= {high:g}"
+    return f">= {low:g}" if high is None else f"{low:g} to {high:g}"
 
 
 def _shown(value: object) -> str:
