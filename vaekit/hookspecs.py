@@ -20,8 +20,11 @@ Each component family has one ``register_<family>(register)`` hook. The hook is
 called once, the first time vaekit needs that family, with a ``register``
 callable: ``register(name, factory)``. vaekit owns naming: a name registered by
 two plugins is an error naming both, and an unknown name fails with the list of
-registered names and the closest match. Import heavy libraries (torch) inside
-the hook body, not at module level, so ``vaekit --help`` stays fast.
+registered names and the closest match. ``factory`` may be given by its import
+path, ``register("name", "package.module:attribute")``: vaekit imports it when the
+component is first used, so ``vaekit --help`` and ``vaekit plugins`` never import
+torch; a plugin that registers the object itself imports heavy libraries inside the
+hook body, not at module level.
 
 Factories are called with keyword options. Any option a user passes with
 ``--encoder-opt key=value`` (and the like) must be a keyword parameter of the

@@ -37,7 +37,13 @@ import pluggy
 
 from vaekit import hookspecs
 from vaekit.contract import FAMILIES, SINGULAR, check_component
-from vaekit.errors import PluginConflictError, UnknownComponentError, UsageError, VaekitError
+from vaekit.errors import (
+    ContractError,
+    PluginConflictError,
+    UnknownComponentError,
+    UsageError,
+    VaekitError,
+)
 from vaekit.options import OptionSpec, check_options, describe_options
 from vaekit.version import __version__
 
@@ -92,14 +98,48 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Component:
-    """A named factory in one family, with the plugin that registered it."""
+    """A named factory in one family, with the plugin that registered it.
 
-    family: str
-    name: str
-    factory: Any
-    plugin: str
+    A plugin registers the factory itself, or lazily its import path
+    (``"package.module:attribute"``): then nothing is imported until the component is
+    used, so listing components (``vaekit plugins``) imports no torch.
+    """
+
+    def __init__(self, family: str, name: str, factory: Any, plugin: str):
+        self.family, self.name, self.plugin = family, name, plugin
+        self._target = factory
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the factory is still an import path, not imported yet."""
+        return isinstance(self._target, str)
+
+    @property
+    def factory(self) -> Any:
+        """The factory (imported on first use when it was registered by its path)."""
+        if isinstance(self._target, str):
+            self._target = resolve_factory(self.family, self.name, self.plugin, self._target)
+        return self._target
+
+    def __repr__(self) -> str:
+        return f"Component({self.family!r}, {self.name!r}, plugin={self.plugin!r})"
+
+
+def resolve_factory(family: str, name: str, plugin: str, path: str) -> Any:
+    """Import the factory that ``path`` (``"module:attribute"``) names; a path that does
+    not import is one line naming the plugin and the component. A dataset is checked
+    against its protocol here, when it is first used."""
+    try:
+        found = EntryPoint(name, path).load()
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ContractError(
+            f"{SINGULAR[family]} '{name}' from plugin '{plugin}' names {path!r}, which does "
+            f"not import ({type(exc).__name__}: {exc}); reinstall the plugin or ask its author"
+        ) from None
+    if family == "datasets":  # the registered object is the product
+        check_component(family, name, plugin, found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -386,7 +426,13 @@ class PluginHost:
         def register(name: str, factory: Any) -> None:
             if not isinstance(name, str) or not name:
                 raise VaekitError(f"plugin '{plugin}' registered a {family} with no name")
-            if family == "datasets":  # the registered object is the product
+            if isinstance(factory, str):  # lazy: "module:attribute", imported when used
+                if _ENTRY_POINT_VALUE.match(factory) is None or ":" not in factory:
+                    raise VaekitError(
+                        f"plugin '{plugin}' registered {SINGULAR[family]} '{name}' as "
+                        f"{factory!r}; a lazy factory is named 'package.module:attribute'"
+                    )
+            elif family == "datasets":  # the registered object is the product
                 check_component(family, name, plugin, factory)
             if name in registry and registry[name].plugin != plugin:
                 other = registry[name].plugin

@@ -7,8 +7,9 @@ libraries. Data ``x`` are floats in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from vaekit import hookimpl
 
@@ -103,10 +104,24 @@ def _build():
     return GaussianLikelihood, BernoulliLikelihood, LaplaceLikelihood
 
 
+_NAMES = ("GaussianLikelihood", "BernoulliLikelihood", "LaplaceLikelihood")
+
+
+def __getattr__(name: str) -> Any:
+    # the classes need torch: built on first access (the import paths registered below)
+    if name in _NAMES:
+        return dict(zip(_NAMES, _built(), strict=True))[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _built() -> tuple[type, type, type]:
+    return _build()
+
+
 @hookimpl
 def register_likelihoods(register):
-    """Register the built-in likelihoods."""
-    gaussian, bernoulli, laplace = _build()
-    register("gaussian", gaussian)
-    register("bernoulli", bernoulli)
-    register("laplace", laplace)
+    """Register the built-in likelihoods, by import path (torch loads when one is built)."""
+    register("gaussian", f"{__name__}:GaussianLikelihood")
+    register("bernoulli", f"{__name__}:BernoulliLikelihood")
+    register("laplace", f"{__name__}:LaplaceLikelihood")
