@@ -918,22 +918,42 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
         scale_at_least_one = scaler._get_scale_async() >= 1.0
         for optimizer in session.optimizers.values():
             scaler.unscale_(optimizer)  # clip and check the true gradients
-    clip = session.config.grad_clip or math.inf
-    loss_finite = torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all()
-    grads_finite = torch.ones((), dtype=torch.bool, device=loss_finite.device)
-    for params in session.groups.values():
-        norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        grads_finite = grads_finite & torch.isfinite(norm)
+    clip = session.config.grad_clip
+    if len(losses) == 1:
+        loss_finite = torch.isfinite(objective.loss.detach())
+    else:
+        stacked = torch.stack([v.detach().float() for v in losses.values()])
+        loss_finite = torch.isfinite(stacked).all()
+    # One read of the gradients per group, their norm, serves both the finiteness check and
+    # clipping: the clip is fused into the optimiser (fused Adam divides the gradients by
+    # grad_scale = max(1, norm / clip) as it reads them), so no pass rescales them first.
+    norms = {name: gradient_norm(params) for name, params in session.groups.items()}
+    grads_finite = torch.stack([torch.isfinite(n) for n in norms.values()]).all()
     taken = loss_finite & grads_finite
     skip = (~taken).float()
-    for optimizer in session.optimizers.values():
+    for name, optimizer in session.optimizers.items():
         optimizer.found_inf = skip  # fused Adam leaves parameters and moments untouched
+        optimizer.grad_scale = (norms[name] / clip).clamp(min=1.0) if clip else None
         optimizer.step()
     if scaler is None:
         return taken, torch.zeros_like(taken)
     scaler.update()  # halves the scale after non-finite gradients, else grows it in time
     overflow = loss_finite & ~grads_finite & scale_at_least_one
     return taken | overflow, overflow
+
+
+def gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of all of ``params``' gradients (0-dim, not synced): NaN or infinite
+    when any gradient is. One read of the gradients (as ``clip_grad_norm_`` computes it,
+    without its rescaling pass)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=params[0].device if params else None)
+    if hasattr(torch, "_foreach_norm"):  # one kernel per device and dtype
+        per_tensor = torch._foreach_norm(grads)
+    else:  # pragma: no cover - torch builds without it
+        per_tensor = [torch.linalg.vector_norm(g) for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in per_tensor]))
 
 
 def check_skipped(session: Session, skipped: int, epoch: int) -> None:
