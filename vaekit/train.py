@@ -928,12 +928,15 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
     # clipping: the clip is fused into the optimiser (fused Adam divides the gradients by
     # grad_scale = max(1, norm / clip) as it reads them), so no pass rescales them first.
     norms = {name: gradient_norm(params) for name, params in session.groups.items()}
-    grads_finite = torch.stack([torch.isfinite(n) for n in norms.values()]).all()
+    if len(norms) == 1:
+        grads_finite = torch.isfinite(next(iter(norms.values())))
+    else:
+        grads_finite = torch.isfinite(torch.stack(list(norms.values()))).all()
     taken = loss_finite & grads_finite
     skip = (~taken).float()
     for name, optimizer in session.optimizers.items():
         optimizer.found_inf = skip  # fused Adam leaves parameters and moments untouched
-        optimizer.grad_scale = (norms[name] / clip).clamp(min=1.0) if clip else None
+        optimizer.grad_scale = norms[name].div(clip).clamp_(min=1.0) if clip else None
         optimizer.step()
     if scaler is None:
         return taken, torch.zeros_like(taken)
@@ -953,7 +956,9 @@ def gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
         per_tensor = torch._foreach_norm(grads)
     else:  # pragma: no cover - torch builds without it
         per_tensor = [torch.linalg.vector_norm(g) for g in grads]
-    return torch.linalg.vector_norm(torch.stack([n.float() for n in per_tensor]))
+    if any(n.dtype != torch.float32 for n in per_tensor):
+        per_tensor = [n.float() for n in per_tensor]
+    return torch.linalg.vector_norm(torch.stack(per_tensor))
 
 
 def check_skipped(session: Session, skipped: int, epoch: int) -> None:
