@@ -95,7 +95,7 @@ def readable_help(app: typer.Typer) -> None:
     options their panels (typer's own show ``<int>``, ``<list[str]>``, one long list)."""
     import typing
 
-    from typer.core import TyperArgument
+    from typer.core import TyperArgument, TyperOption
     from typer.models import ArgumentInfo, OptionInfo
 
     shown_type = TyperArgument.display_type_rich
@@ -106,9 +106,23 @@ def readable_help(app: typer.Typer) -> None:
 
         argument_type.vaekit = True  # type: ignore[attr-defined]
         TyperArgument.display_type_rich = argument_type  # type: ignore[method-assign]
+    option_type = TyperOption.display_type_rich
+    if not getattr(option_type, "vaekit", False):  # a flag (--help too) takes no value
+
+        def flag_type(self: Any, ctx: Any) -> str | None:
+            return None if self.is_flag and self.metavar is None else option_type(self, ctx)
+
+        flag_type.vaekit = True  # type: ignore[attr-defined]
+        TyperOption.display_type_rich = flag_type  # type: ignore[method-assign]
     panel_of = {name: panel for panel, names in TRAIN_PANELS.items() for name in names}
-    for command in app.registered_commands:
-        callback = command.callback
+    callbacks = [c.callback for c in app.registered_commands]
+    for group in app.registered_groups:  # a command group: its own options and commands
+        sub = group.typer_instance
+        if sub is not None:
+            callbacks += [c.callback for c in sub.registered_commands]
+            if sub.registered_callback is not None:
+                callbacks.append(sub.registered_callback.callback)
+    for callback in callbacks:
         if callback is None:
             continue
         hints = typing.get_type_hints(callback, include_extras=True)
