@@ -364,14 +364,16 @@ def test_cli_exit_codes(store, tmp_path, monkeypatch):
 
 
 def test_the_default_fit_is_a_gated_mixture_whose_draws_pass_the_gate(store, tmp_path):
-    """Since 0.5: up to 5 components (as the subset allows) and a linear probe that every
-    draw must pass; the file is version 2 and reads back the same."""
+    """Since 0.5: up to 5 components (as the subset allows) and a probe that every draw
+    must pass (since 0.6 quadratic in up to 32 dimensions: the file is version 3) that
+    reads back the same."""
     path, ref = store
     cluster = fit_cluster(path, "smiling", output=tmp_path / "s.json")
     assert cluster.components == 5 and cluster.gate is not None
     assert cluster.gate["threshold"] == 0.9 and cluster.gate["accuracy"] > 0.95
     again = Cluster.load(tmp_path / "s.json")
-    assert json.loads((tmp_path / "s.json").read_text())["format_version"] == 2
+    assert json.loads((tmp_path / "s.json").read_text())["format_version"] == 3
+    assert again.gate["kind"] == "quadratic" and len(again.gate["coef"]) == D + D * (D + 1) // 2
     assert again.gate["coef"] == pytest.approx(cluster.gate["coef"])
     z = again.sample(2000, seed=1)
     assert z.shape == (2000, D) and (again.gate_probability(z) >= 0.9).all()
@@ -406,7 +408,7 @@ def test_gate_errors(store, tmp_path):
     with pytest.raises(DataError, match="has a gate of shape"):
         Cluster.load(tmp_path / "bad.json")
     # a gate that no draw can pass: an error naming the fix, not an endless loop
-    cluster.gate = {**cluster.gate, "coef": [0.0] * D, "intercept": -50.0}
+    cluster.gate = {**cluster.gate, "coef": [0.0] * len(cluster.gate["coef"]), "intercept": -50.0}
     with pytest.raises(DataError, match="too few draws pass its gate.*--gate 0"):
         cluster.sample(10)
     out = runner.invoke(
@@ -422,3 +424,40 @@ def test_a_gated_cluster_draws_none_and_auto_components_honour_max_rows(store):
     # 30 fitted rows hold 5 full-covariance components in 5 dims: the count follows --max-rows
     assert fit_cluster(path, "smiling", max_rows=30).components == 5
     assert fit_cluster(path, "smiling", max_rows=12).components == 2
+
+
+def test_a_quadratic_gate_keeps_a_label_its_neighbours_surround(tmp_path):
+    """Latents of a label between two others on one axis (sneakers between sandals and
+    boots): no line tells it from both, a quadratic gate does; a linear gate (the file
+    layout of vaekit 0.5, and the gate above 32 dimensions) still reads and draws."""
+    from vaekit.cluster import fit_gate, gate_features
+
+    rng = np.random.default_rng(0)
+    middle = rng.normal([0.0, 0.0], 0.3, (400, 2))
+    sides = np.concatenate(
+        [rng.normal([-2.0, 0.0], 0.3, (400, 2)), rng.normal([2.0, 0.0], 0.3, (400, 2))]
+    )
+    gate = fit_gate(middle, sides)
+    assert gate["kind"] == "quadratic" and gate["accuracy"] > 0.97
+    features = gate_features(np.array([[0.0, 0.0], [-2.0, 0.0], [2.0, 0.0]]), gate)
+    p = 1 / (1 + np.exp(-(features @ np.array(gate["coef"]) + gate["intercept"])))
+    assert p[0] > 0.9 and p[1] < 0.1 and p[2] < 0.1
+    wide = fit_gate(rng.normal(0, 1, (200, 40)) + 1, rng.normal(0, 1, (200, 40)))
+    assert wide["kind"] == "linear" and len(wide["coef"]) == 40
+
+
+def test_a_version_2_linear_gate_still_loads(store, tmp_path):
+    path, _ = store
+    fit_cluster(path, "smiling", output=tmp_path / "s.json")
+    data = json.loads((tmp_path / "s.json").read_text())
+    for key in ("kind", "mean", "scale"):
+        data["gate"].pop(key)
+    data["gate"]["coef"] = [0.5] * D
+    data["format_version"] = 2
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = Cluster.load(tmp_path / "old.json")
+    assert old.gate["kind"] == "linear" and old.sample(50, seed=0).shape == (50, D)
+    data["gate"]["kind"] = "cubic"
+    (tmp_path / "odd.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="gate of kind 'cubic'"):
+        Cluster.load(tmp_path / "odd.json")

@@ -36,8 +36,8 @@ def fit_cluster_command(
     gate: Annotated[
         float,
         typer.Option(
-            help="Keep only draws a linear probe on the latents gives at least this "
-            "probability of carrying the label (0: no gate)."
+            help="Keep only draws a probe on the latents (quadratic up to 32 dims) gives "
+            "at least this probability of carrying the label (0: no gate)."
         ),
     ] = 0.9,
     max_rows: Annotated[
@@ -84,7 +84,8 @@ def fit_cluster_command(
         gated = ""
         if cluster.gate is not None:  # on the same line: scripts read one line per fit
             gated = (
-                f", gated at p ≥ {cluster.gate['threshold']:.2g} by a linear probe "
+                f", gated at p ≥ {cluster.gate['threshold']:.2g} by a "
+                f"{cluster.gate.get('kind', 'linear')} probe "
                 f"({cluster.gate['accuracy']:.1%} right on the rows)"
             )
         console.print(
