@@ -16,10 +16,12 @@ from torch import nn
 from vaekit.evaluate import evaluate_model
 from vaekit.importance import (
     CHUNK_BYTES,
+    DEVICE_CHUNK_BYTES,
     LadderLogMeanExp,
     batch_terms,
     chunk_rows,
     decoded_row_bytes,
+    default_chunk_bytes,
 )
 from vaekit.runs import open_run
 
@@ -37,6 +39,8 @@ def test_chunk_rows_fill_the_budget_and_never_reach_zero():
     assert chunk_rows(1000, 10_999) == 10  # whole rows within the budget
     assert chunk_rows(10**9, 1) == 1  # a row larger than the budget: still one
     assert chunk_rows(0, 5) == 5
+    assert default_chunk_bytes(torch.device("cpu")) == CHUNK_BYTES
+    assert default_chunk_bytes(torch.device("meta")) == DEVICE_CHUNK_BYTES > CHUNK_BYTES
     for row_bytes in (1, 7, 3136, 62_720, 10**6):
         rows = chunk_rows(row_bytes, CHUNK_BYTES)
         assert rows >= 1 and (rows == 1 or rows * row_bytes <= CHUNK_BYTES)

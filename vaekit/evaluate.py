@@ -33,7 +33,6 @@ import torch
 from vaekit.data import HELD_OUT, ImageDataset
 from vaekit.errors import UsageError
 from vaekit.figures import ACTIVE_THRESHOLD
-from vaekit.importance import CHUNK_BYTES
 
 if TYPE_CHECKING:
     from vaekit.runs import LoadedRun
@@ -253,32 +252,40 @@ def evaluate_model(
     keep_means: int = KEEP_MEANS,
     split: str = "",
     run_dir: str = "",
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` (eval mode, on ``device``) on every image of ``data``
     (already preprocessed as the model expects); see the module docstring.
-    ``chunk_bytes``: the memory a chunk of decoded importance samples may use
-    (:func:`vaekit.importance.chunk_rows`); it changes the speed, not the figures."""
+    ``chunk_bytes``: the memory a chunk of decoded importance samples may use (None:
+    :func:`vaekit.importance.default_chunk_bytes`); it changes the speed, not the figures."""
     from vaekit.encode import release_mapped_pages, trim_heap, window_rows
-    from vaekit.importance import batch_terms, chunk_rows, decoded_row_bytes, keep_in_arena
+    from vaekit.importance import (
+        batch_terms,
+        chunk_rows,
+        decoded_row_bytes,
+        default_chunk_bytes,
+        keep_in_arena,
+    )
     from vaekit.limits import check_iwae_k
 
     check_iwae_k(iwae_k)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
-    if chunk_bytes < 1:
+    if chunk_bytes is not None and chunk_bytes < 1:
         raise UsageError(f"the chunk budget must be >= 1 byte, got {chunk_bytes}")
     n = len(data)
     if n == 0:
         raise UsageError(f"no images to evaluate in split '{split or 'all'}'")
     device = torch.device(device)
+    chunk_bytes = default_chunk_bytes(device) if chunk_bytes is None else chunk_bytes
     config = model.config
     num_classes = int(config.num_classes)
     latent_dim = int(config.latent_dim)
     ladder = iwae_ladder(iwae_k)
     names, kind, membership = _memberships(data, by_label)
     chunk = chunk_rows(decoded_row_bytes(model, latent_dim, num_classes, device), chunk_bytes)
-    keep_in_arena(chunk_bytes)
+    if device.type == "cpu":
+        keep_in_arena(chunk_bytes)
     sums: _Sums | None = None  # made at the first batch: it knows the KL's columns
     generator = torch.Generator(device=device).manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -407,7 +414,7 @@ def evaluate(
     samples: int | None = None,
     judge_steps: int | None = None,
     judge_progress: Progress | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> Evaluation:
     """Evaluate the run in ``model_dir`` on ``split`` of ``data`` (None: the run's own
     data), read with the run's preprocessing and split; ``max_images``: a seeded random

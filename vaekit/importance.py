@@ -4,10 +4,11 @@ importance-weighted bounds, with the decoder fed in chunks sized from a memory b
 The K importance samples of a batch are decoded a chunk of rows (images × draws) at a
 time. A chunk's rows come from a budget in bytes, not a fixed count: what one decoded
 row costs is measured once per model (:func:`decoded_row_bytes`), and a chunk holds as
-many rows as :data:`CHUNK_BYTES` pays for (:func:`chunk_rows`). A few tens of MB stay in
-the allocator's arena from chunk to chunk; chunks of hundreds of MB are handed back to
-the system and faulted in again each time, which made evaluation slower than a plain
-loop (issue 22).
+many rows as :data:`CHUNK_BYTES` pays for (:func:`chunk_rows`). Memory of that size
+stays in the allocator's heap from chunk to chunk (:func:`keep_in_arena`). The fixed
+4,096-row chunks before (about 100 MB of activations for a conv decoder at 28x28) were
+mapped, handed back to the system and faulted in again at every chunk, which made
+evaluation slower than a plain loop (issue 22).
 
 The bounds are accumulated as running log-sum-exps, so what a batch holds does not grow
 with K. The draws do not depend on the chunk: draw k of a batch is one ``(B, D)`` normal
@@ -22,9 +23,22 @@ from typing import Any
 
 import torch
 
-#: Bytes a chunk of decoded importance samples may use: the decoder's activations, its
-#: output, the likelihood's temporaries (see :func:`decoded_row_bytes`).
-CHUNK_BYTES = 16 * 2**20
+#: Bytes a chunk of decoded importance samples may use on the CPU: the decoder's
+#: activations, its output, the likelihood's temporaries (see :func:`decoded_row_bytes`).
+#: 8 MiB: a conv decoder at 28x28 gets 133 rows, as fast as larger chunks and the least
+#: peak memory (docs/benchmarks.md).
+CHUNK_BYTES = 8 * 2**20
+
+#: The same on an accelerator, whose caching allocator keeps freed memory anyway and whose
+#: kernels want many rows: about the 4,096 rows a conv decoder at 28x28 got before 0.6.
+#: Not measured on a GPU yet.
+DEVICE_CHUNK_BYTES = 256 * 2**20
+
+
+def default_chunk_bytes(device: torch.device) -> int:
+    """:data:`CHUNK_BYTES` on the CPU, :data:`DEVICE_CHUNK_BYTES` on an accelerator."""
+    return CHUNK_BYTES if device.type == "cpu" else DEVICE_CHUNK_BYTES
+
 
 #: Output-sized tensors alive while a chunk is scored, besides the decoder's own
 #: activations: its output, the image repeated per draw, and the likelihood's temporaries.
