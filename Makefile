@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -- installs into .venv, then runs the whole pipeline on the embedded digits
 #   make test   -- installs into .venv, then runs ruff and the test suite
+# Both install the optional `export` extra (anndata, pyarrow) so the export round trips
+# are tested, not skipped.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml plugins/vaekit-zoo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]" -e plugins/vaekit-zoo
+	$(BIN)/pip install --quiet -e ".[dev,export]" -e plugins/vaekit-zoo
 	touch $@
 
 # The example plugin (test components, a logger that writes example-log.csv into every

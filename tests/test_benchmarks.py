@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.dataset_fixtures import idx_folder
 
@@ -71,3 +74,38 @@ def test_frechet_reference_agrees_with_vaekit_on_gaussian_features():
     assert out.count("reference") == 4, out
     worst = float(out.rsplit("largest relative difference: ", 1)[1])
     assert worst < 1e-6, out
+
+
+def test_latent_dataset_memory_checks_every_row_in_its_smallest_setting():
+    out = run_benchmark(
+        "latent_dataset_memory.py", "--sizes", "300", "600", "--runs", "1", "--epochs", "1"
+    )
+    assert "every row once per epoch: checked" in out and "ratio 600 / 300" in out
+    assert "2 workers" in out
+
+
+@pytest.mark.slow
+def test_latent_scores_runs_end_to_end(tmp_path):
+    out = run_benchmark(
+        "latent_scores.py", "--n", "300", "--epochs", "1", "--work", str(tmp_path), timeout=600
+    )
+    assert out.count("per factor") == 2 and "Smiling" in out, out
+    scores = json.loads(out.strip().splitlines()[-1])
+    assert (
+        set(scores["vae"]["probe"]) == set(scores["pca"]["probe"]) and scores["rows_scored"] == 300
+    )
+
+
+def test_encode_memory_measures_both_arms_on_idx_files(tmp_path):
+    idx_folder(tmp_path / "fashion", n_train=300, n_test=20)
+    out = run_benchmark(
+        "encode_memory.py",
+        "--data",
+        str(tmp_path / "fashion"),
+        "--runs",
+        "1",
+        "--train-images",
+        "100",
+    )
+    assert "--split train (270 rows; same mu in both: True)" in out, out
+    assert "ratio vaekit / hand-written: " in out, out

@@ -145,7 +145,7 @@ def test_help_skips_what_it_does_not_use_and_lists_plugin_commands(tmp_path):
 def test_help_formatter_stand_ins_load_the_real_classes():
     code = (
         "import sys, vaekit.cli\n"
-        "vaekit.cli._import_help_formatter()\n"
+        "vaekit.commands.help.import_help_formatter()\n"
         "from typer import rich_utils\n"
         "assert 'rich.markdown' not in sys.modules\n"
         "import rich.markdown, rich.traceback\n"

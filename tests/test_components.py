@@ -55,7 +55,8 @@ def test_resnet_norm_options(host, norm):
 
 
 def test_resnet_rejects_unknown_norm(host):
-    with pytest.raises(UsageError, match="norm must be one of batch, layer"):
+    match = "option 'norm' must be one of 'batch', 'layer', 'identity'"
+    with pytest.raises(UsageError, match=match):
         host.create("encoders", "resnet", (1, 8, 8), norm="instance")
 
 

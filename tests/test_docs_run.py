@@ -42,12 +42,25 @@ def blocks(doc: str) -> list[tuple[str, str]]:
     return [(m[1], m[2]) for m in FENCE.finditer(text) if m[1] in ("bash", "python")]
 
 
+HEREDOC = re.compile(r"<<-?'?(\w+)'?")
+
+
 def commands(block: str) -> list[str]:
-    """The block's commands: continuation lines joined, comment-only lines dropped."""
-    joined = block.replace("\\\n", " ")
-    return [
-        line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
+    """The block's commands: continuation lines joined, comment-only lines dropped, a
+    here-document kept whole with the command that reads it."""
+    found: list[str] = []
+    lines = iter(block.replace("\\\n", " ").splitlines())
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        heredoc = HEREDOC.search(line)
+        if heredoc:
+            for more in lines:
+                line += "\n" + more
+                if more.strip() == heredoc[1]:
+                    break
+        found.append(line)
+    return found
 
 
 def shorter(line: str) -> str:

@@ -285,6 +285,10 @@ def test_torchrun_two_processes_join_into_one_store(tmp_path, run_dir):
         np.testing.assert_array_equal(joined.labels(), one.labels())
         np.testing.assert_array_equal(joined.split(), one.split())
         assert joined.read_samples(slice(None)).shape == (1797, 2, 4)
+        # each part's statistics, merged in the join, equal one process's
+        assert joined.stats().count == one.stats().count == 1797
+        np.testing.assert_allclose(joined.stats().mean, one.stats().mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(joined.stats().z_std, one.stats().z_std, rtol=1e-4)
 
 
 def test_cli_encode_and_inspect(tmp_path, run_dir):
@@ -293,9 +297,16 @@ def test_cli_encode_and_inspect(tmp_path, run_dir):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "1,797 rows" in result.output
-    again = runner.invoke(app, args)
-    assert again.exit_code == 1 and "--overwrite" in again.output
-    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    before = out.stat().st_mtime_ns
+    again = runner.invoke(app, args)  # the same encode: the store is up to date
+    assert (
+        again.exit_code == 0 and "up to date" in again.output and "nothing written" in again.output
+    )
+    assert out.stat().st_mtime_ns == before
+    forced = runner.invoke(app, [*args, "--overwrite"])
+    assert forced.exit_code == 0 and "wrote" in forced.output
+    other = runner.invoke(app, [*args, "--split", "val"])  # other options: never silently
+    assert other.exit_code == 1 and "--overwrite" in other.output
     bad = runner.invoke(app, [*args, "--overwrite", "--compression", "zip"])
     assert bad.exit_code == 2 and "gzip, lzf, none" in bad.output
 
@@ -380,3 +391,23 @@ def test_part_files_of_a_killed_torchrun_encode_are_removed_by_the_next_write(tm
     encode_dataset(None, out, model_dir=run_dir)
     assert not any(p.exists() for p in stale)
     assert live.exists()
+
+
+def test_a_split_of_idx_files_is_encoded_from_its_own_files_with_the_same_rows(tmp_path):
+    from tests.dataset_fixtures import idx_folder
+
+    data = idx_folder(tmp_path / "idx", n_train=60, n_test=10)
+    run = train_tiny(tmp_path, data=str(data), epochs=1).run.path
+    whole = encode_dataset(data, tmp_path / "whole.h5", model_dir=run)
+    (data / "t10k-images-idx3-ubyte.gz").write_bytes(b"not an IDX file")  # train never reads it
+    for split, code in (("train", 0), ("val", 1)):
+        path = encode_dataset(data, tmp_path / f"{split}.h5", model_dir=run, split=split)
+        with LatentStore.open(path) as part, LatentStore.open(whole) as everything:
+            rows = np.flatnonzero(everything.split() == code)
+            assert part.n == len(rows) == (54 if split == "train" else 6)
+            np.testing.assert_array_equal(part.ids(), everything.ids()[rows])
+            np.testing.assert_array_equal(part.labels(), everything.labels()[rows])
+            np.testing.assert_allclose(
+                part.read(slice(None))[0], everything.read(rows)[0], atol=1e-5
+            )
+            assert part.attrs["split_selected"] == split

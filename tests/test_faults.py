@@ -3,6 +3,7 @@ rate, a bounded number of tries, nothing non-finite saved; early stopping."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -128,3 +129,30 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path):
     compiled = train_tiny(tmp_path / "b", epochs=1, accelerator_options={"compile": True})
     assert compiled.history[0]["val_loss"] == pytest.approx(eager["val_loss"], rel=0.01)
     assert open_run(compiled.run.path).model is not None  # saved without the wrapper
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e4])  # gradients under the clip, and far over it
+def test_the_clip_fused_into_adam_steps_as_clip_grad_norm_does(scale):
+    """vaekit clips by handing fused Adam grad_scale = max(1, norm / clip) (no rescaling
+    pass over the gradients); the weights after a step equal clip_grad_norm_'s."""
+    from vaekit.train import gradient_norm
+
+    torch.manual_seed(0)
+    clip = 1.0
+    reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    fused = copy.deepcopy(reference)
+    x = torch.randn(8, 6)
+    steps = []
+    for model in (reference, fused):
+        (model(x).square().sum() * scale).backward()
+        steps.append(torch.optim.Adam(model.parameters(), lr=0.1, fused=True))
+    torch.nn.utils.clip_grad_norm_(list(reference.parameters()), clip)
+    steps[0].step()
+    params = list(fused.parameters())
+    norm = gradient_norm(params)
+    assert torch.isclose(norm, torch.nn.utils.get_total_norm([p.grad for p in params]))
+    steps[1].grad_scale = (norm / clip).clamp(min=1.0)
+    steps[1].found_inf = torch.zeros(())
+    steps[1].step()
+    for a, b in zip(reference.parameters(), fused.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -228,7 +228,7 @@ def test_the_cli_defaults_are_the_library_s():
     at start-up); it must not drift from the library's."""
     import inspect
 
-    from vaekit.cli import evaluate_command
+    from vaekit.commands.evaluate import evaluate_command
     from vaekit.generation import SAMPLES
     from vaekit.judge import JUDGE_STEPS
 

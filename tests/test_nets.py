@@ -106,7 +106,7 @@ def test_resnet_norm_identity_has_no_normalisation(host):
     for family, args in (("encoders", ((1, 28, 28),)), ("decoders", (4, (1, 28, 28)))):
         net = host.create(family, "resnet", *args, width=8, norm="identity")
         assert not [m for m in net.modules() if "Norm" in type(m).__name__]
-        with pytest.raises(UsageError, match="norm must be one of batch, layer, identity"):
+        with pytest.raises(UsageError, match="'norm' must be one of 'batch', 'layer', 'identity'"):
             host.create(family, "resnet", *args, width=8, norm="group")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -12,9 +13,9 @@ import warnings
 import pytest
 
 import vaekit
-from tests.helpers import write_fake_distribution
+from tests.helpers import registered, write_fake_distribution
 from vaekit import plugins
-from vaekit.errors import PluginConflictError, UnknownComponentError, VaekitError
+from vaekit.errors import ContractError, PluginConflictError, UnknownComponentError, VaekitError
 from vaekit.plugins import FAMILIES, PluginHost, VaekitPluginWarning, get_plugin_host
 
 GOOD_PLUGIN = """
@@ -255,3 +256,61 @@ def test_only_the_newest_entry_point_caches_are_kept(tmp_path):
     newest = range(5, 5 + plugins.KEEP_ENTRY_POINT_CACHES)
     assert kept == [f"entry-points-{i:08x}.json" for i in newest]
     assert (tmp_path / "celeba-cache.npy").exists()
+
+
+def test_listing_plugins_imports_no_torch():
+    """``vaekit plugins`` (table and --json) lists every component, the example's and the
+    zoo's included, without importing torch or numpy: components are registered by
+    import path and imported when first used."""
+    code = (
+        "import io, sys, contextlib, json\n"
+        "from vaekit.cli import main\n"
+        "for args in (['plugins'], ['plugins', '--json']):\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        main(args)\n"
+        "listed = json.loads(out.getvalue())['components']\n"
+        "assert {'resnet', 'linear'} <= set(listed['encoders']), listed\n"
+        "assert 'mog' in listed['priors'] and 'normal' in listed['priors'], listed\n"
+        "heavy = [m for m in ('torch', 'numpy', 'h5py', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class LazyPlugin:
+    """Registers by import path: one that imports, one that does not, one malformed."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    @vaekit.hookimpl
+    def register_encoders(self, register):
+        register("lazy-one", self.path)
+
+
+def test_a_factory_registered_by_path_is_imported_when_first_used():
+    host = get_plugin_host()
+    with registered(LazyPlugin("vaekit.builtin.nets.mlp:MLPEncoder"), "lazy-ok"):
+        component = host.get("encoders", "lazy-one")
+        assert component.lazy
+        from vaekit.builtin.nets.mlp import MLPEncoder
+
+        assert component.factory is MLPEncoder and not component.lazy
+        built = host.create("encoders", "lazy-one", (1, 8, 8), hidden=8)
+        assert built.out_features == 8
+
+
+def test_a_path_that_does_not_import_is_one_line_naming_the_plugin():
+    host = get_plugin_host()
+    with registered(LazyPlugin("vaekit_nowhere.nets:Encoder"), "lazy-missing"):
+        with pytest.raises(ContractError, match="plugin 'lazy-missing' names 'vaekit_nowhere"):
+            host.create("encoders", "lazy-one", (1, 8, 8))
+
+
+def test_a_malformed_path_is_refused_when_registered():
+    host = get_plugin_host()
+    with registered(LazyPlugin("not a path"), "lazy-bad"):
+        with pytest.warns(VaekitPluginWarning, match="'package.module:attribute'"):
+            names = host.names("encoders")  # the plugin is skipped as broken; vaekit goes on
+        assert "lazy-one" not in names and "mlp" in names

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-__version__ = "0.5.0"
+from vaekit.version import __version__
 
 #: Decorator for plugin hook implementations: ``@vaekit.hookimpl``.
 hookimpl = pluggy.HookimplMarker("vaekit")

@@ -49,9 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from vaekit import __version__
 from vaekit.config import MAX_LATENT_DIM
 from vaekit.errors import DataError, UsageError
+from vaekit.version import __version__
 
 COVARIANCE_TYPES = ("full", "diag", "shrunk", "spherical")
 FORMAT = "vaekit-cluster"

@@ -27,8 +27,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vaekit.model import sample_prior
 from vaekit.posterior import DiagonalGaussian
+from vaekit.prior_ops import sample_prior
 
 
 class ClassConditionalPrior(nn.Module):

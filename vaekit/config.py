@@ -335,6 +335,15 @@ def typed_dataclass(
         raise DataError(f"{what}: {exc}") from None
 
 
+def check_setting(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it is of type ``annotation``, else a one-line :class:`UsageError`
+    naming ``where`` and the type expected (for settings a user wrote, e.g. a config file)."""
+    try:
+        return _checked(value, annotation, where)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _checked(value: Any, annotation: Any, where: str) -> Any:
     """``value`` if it is of type ``annotation`` (JSON lists become tuples where asked)."""
     origin = typing.get_origin(annotation)

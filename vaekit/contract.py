@@ -47,9 +47,46 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-    from vaekit.data import ImageDataset
-    from vaekit.model import ELBOTerms, Objective
+    from vaekit.dataset import ImageDataset
+    from vaekit.objective import ELBOTerms, Objective
     from vaekit.posterior import DiagonalGaussian
+
+
+class RunDirectory(Protocol):
+    """What the lifecycle hooks receive as ``run``: a run directory (vaekit passes its
+    :class:`vaekit.runs.Run`, which offers more; a plugin may rely on these)."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The run's name: its folder's name."""
+        ...
+
+
+#: The component families a plugin can add to, as registries are named.
+FAMILIES: tuple[str, ...] = (
+    "encoders",
+    "decoders",
+    "likelihoods",
+    "priors",
+    "kl_schedules",
+    "datasets",
+    "accelerators",
+    "models",
+)
+
+#: The word for one member of each family, used in messages.
+SINGULAR: dict[str, str] = {
+    "encoders": "encoder",
+    "decoders": "decoder",
+    "likelihoods": "likelihood",
+    "priors": "prior",
+    "kl_schedules": "KL schedule",
+    "datasets": "dataset",
+    "accelerators": "accelerator",
+    "models": "model",
+}
 
 
 @runtime_checkable
@@ -229,8 +266,6 @@ def missing_members(family: str, product: Any) -> list[str]:
 def check_component(family: str, name: str, plugin: str, product: Any) -> Any:
     """Return ``product`` if it meets ``family``'s protocol; else raise :class:`ContractError`
     naming the plugin, the component and the missing members."""
-    from vaekit.plugins import SINGULAR
-
     missing = missing_members(family, product)
     if missing:
         what = (

@@ -33,6 +33,7 @@ import numpy as np
 from vaekit.errors import UsageError
 from vaekit.genmetrics import frechet_distance, precision_recall, psnr, ssim, total_variation
 from vaekit.judge import JUDGE_STEPS, Judge, JudgeOutput, has_labels, judge_for
+from vaekit.run_data import open_run_data
 
 #: Generated images per set (prior, each cluster): the default of ``--samples``.
 SAMPLES = 1000
@@ -385,7 +386,6 @@ def generation(
     """:func:`evaluate_generation` for the run in ``model_dir`` on ``data`` (None: the
     run's own), against held-out ``split`` (default: test, else val)."""
     from vaekit.data import HELD_OUT
-    from vaekit.evaluate import open_run_data
 
     loaded, everything, _, name, _ = open_run_data(model_dir, data, split or HELD_OUT, accelerator)
     return evaluate_generation(
@@ -495,7 +495,6 @@ def judge_cluster(
     trained on first use and reused after. ``cluster``: a cluster file or name."""
     from vaekit.data import HELD_OUT
     from vaekit.errors import DataError
-    from vaekit.evaluate import open_run_data
     from vaekit.generate import default_model_dir, load_cluster, sample
 
     if samples < 1:

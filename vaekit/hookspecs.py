@@ -20,8 +20,11 @@ Each component family has one ``register_<family>(register)`` hook. The hook is
 called once, the first time vaekit needs that family, with a ``register``
 callable: ``register(name, factory)``. vaekit owns naming: a name registered by
 two plugins is an error naming both, and an unknown name fails with the list of
-registered names and the closest match. Import heavy libraries (torch) inside
-the hook body, not at module level, so ``vaekit --help`` stays fast.
+registered names and the closest match. ``factory`` may be given by its import
+path, ``register("name", "package.module:attribute")``: vaekit imports it when the
+component is first used, so ``vaekit --help`` and ``vaekit plugins`` never import
+torch; a plugin that registers the object itself imports heavy libraries inside the
+hook body, not at module level.
 
 Factories are called with keyword options. Any option a user passes with
 ``--encoder-opt key=value`` (and the like) must be a keyword parameter of the
@@ -52,7 +55,7 @@ import pluggy
 if TYPE_CHECKING:  # heavy types only for readers and type checkers
     import typer
 
-    from vaekit.runs import Run
+    from vaekit.contract import RunDirectory
 
 hookspec = pluggy.HookspecMarker("vaekit")
 
@@ -158,7 +161,13 @@ def register_datasets(register: Register) -> None:
       ``--image-size``, ``--channels`` and ``--skip-bad`` are passed to it (decode
       at the right size once; :func:`vaekit.imageio.read_image` and
       :func:`vaekit.sources.cache.decode_files` do this for image files); the
-      image options are applied afterwards either way;
+      image options are applied afterwards either way. If it accepts a ``splits``
+      keyword, a command that takes one split passes the dataset's own splits that
+      split needs (a tuple of ``"train"``, ``"val"``, ``"test"``: ``--split val``
+      needs the training images too, as the validation ones are carved from them;
+      None: all), and the source may leave the images of other splits unread: it
+      must return every image of those splits, in the order a whole read gives them
+      (images without a split of their own count as ``train``), and may return more;
     - ``detect_priority`` (optional int, default 0) -- higher is tried first
       (built-ins: celeba 30, idx 20, arrays 10, folder 0).
 
@@ -214,7 +223,7 @@ def register_commands(cli: typer.Typer) -> None:
 
 
 @hookspec
-def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
+def vaekit_train_start(run: RunDirectory, config: dict[str, Any]) -> None:
     """Called once before the first training step (also on resume).
 
     ``run`` is the run directory (:class:`vaekit.runs.Run`: ``path``, ``name``,
@@ -224,7 +233,7 @@ def vaekit_train_start(run: Run, config: dict[str, Any]) -> None:
 
 
 @hookspec
-def vaekit_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
+def vaekit_epoch_end(run: RunDirectory, epoch: int, metrics: dict[str, float]) -> None:
     """Called after each epoch, once its checkpoint is written.
 
     ``metrics`` holds the epoch's mean training loss, reconstruction NLL, KL,
@@ -233,5 +242,5 @@ def vaekit_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
 
 
 @hookspec
-def vaekit_train_end(run: Run, metrics: dict[str, float]) -> None:
+def vaekit_train_end(run: RunDirectory, metrics: dict[str, float]) -> None:
     """Called once after the last epoch, when the final model is saved."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.errors import DataError, UsageError
+from vaekit.resize import resize_square
 
 #: File suffixes treated as images (anything Pillow decodes; checked lower-case).
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -33,7 +34,7 @@ def read_image(
     ``channels``: 1 (grayscale, Pillow's "L") or 3 (RGB); ``None`` keeps
     grayscale images at 1 channel and gives everything else 3 (alpha is
     dropped, palettes expanded). ``image_size``: scale the short side to this
-    size and centre-crop a square (:func:`vaekit.data.resize_square`).
+    size and centre-crop a square (:func:`vaekit.resize.resize_square`).
 
     Raises :class:`vaekit.errors.DataError` naming the file when it cannot be
     read or decoded.
@@ -63,8 +64,6 @@ def read_image(
         raise DataError(f"cannot read image '{path}': {exc}") from exc
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     if image_size is not None:
-        from vaekit.data import resize_square
-
         array = resize_square(array, image_size)
     return np.ascontiguousarray(array)
 

@@ -14,14 +14,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from vaekit.conditional import ClassConditionalPrior
 from vaekit.config import ModelConfig
 from vaekit.errors import UsageError
+from vaekit.objective import ELBOTerms, Objective
+from vaekit.plugins import create, factory
 from vaekit.posterior import DiagonalGaussian
+from vaekit.prior_ops import (  # noqa: F401 - importable from vaekit.model as before
+    kl_divergence,
+    prior_log_prob,
+    sample_prior,
+)
 
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite; far outside any useful posterior
 
@@ -34,39 +42,6 @@ class Components:
     decoder: nn.Module
     likelihood: nn.Module
     prior: nn.Module
-
-
-class ELBOTerms(NamedTuple):
-    """Per-sample terms of one ELBO evaluation."""
-
-    recon_nll: Tensor  # (B,) -log p(x|z), nats
-    kl_terms: Tensor  # (B, D) per latent dimension, or (B, 1) when the KL does not split
-    posterior: DiagonalGaussian  # q(z|x)
-    z: Tensor  # (B, D) the latent the reconstruction used
-    params: Tensor  # (B, C*k, H, W) likelihood parameters
-
-    @property
-    def kl(self) -> Tensor:
-        """(B,) total KL per sample."""
-        return self.kl_terms.sum(1)
-
-    @property
-    def neg_elbo(self) -> Tensor:
-        """(B,) -ELBO = recon NLL + KL (beta = 1)."""
-        return self.recon_nll + self.kl
-
-
-class Objective(NamedTuple):
-    """What a model kind's ``forward`` returns: the loss to minimise and what to log.
-
-    A kind with extra networks trained by their own losses (a discriminator) declares
-    them with ``parameter_groups()`` and returns one loss per extra group in ``extra``.
-    """
-
-    loss: Tensor  # scalar, minimised over the "model" parameter group
-    recon_nll: Tensor  # (B,) for the progress display and metrics
-    kl: Tensor  # (B,)
-    extra: dict[str, Tensor] | None = None  # group name -> scalar loss for that group
 
 
 MAIN_GROUP = "model"
@@ -92,56 +67,6 @@ def parameter_groups(model: Any) -> dict[str, list[nn.Parameter]]:
     return groups
 
 
-def _condition(prior: Any, y: Tensor | None) -> dict[str, Tensor]:
-    """``{"y": y}`` for a prior that declares ``conditional = True`` and a given ``y``."""
-    return {"y": y} if y is not None and getattr(prior, "conditional", False) else {}
-
-
-def kl_divergence(
-    prior: Any, posterior: DiagonalGaussian, z: Tensor, y: Tensor | None = None
-) -> Tensor:
-    """KL(q || p): the prior's closed form when it has ``kl`` and it gives one (``(B, D)``
-    or ``(B, 1)``), else the one-sample Monte Carlo estimate log q(z|x) - log p(z) at
-    ``z``, ``(B, 1)``. A conditional prior gets the one-hot ``y``."""
-    condition = _condition(prior, y)
-    closed_form = getattr(prior, "kl", None)
-    if closed_form is not None:
-        kl = closed_form(posterior, **condition)
-        if kl is not None:
-            return kl if kl.dim() == 2 else kl.reshape(len(kl), -1)
-    return (posterior.log_prob(z) - prior.log_prob(z, **condition))[:, None]
-
-
-def prior_log_prob(prior: Any, z: Tensor, y: Tensor | None = None) -> Tensor:
-    """log p(z) ``(B,)``, or log p(z|y) for a conditional prior given ``y``."""
-    return prior.log_prob(z, **_condition(prior, y))
-
-
-def sample_prior(
-    prior: Any,
-    n: int,
-    generator: torch.Generator | None = None,
-    y: Tensor | None = None,
-    temperature: float = 1.0,
-    name: str | None = None,
-) -> Tensor:
-    """``n`` draws ``(n, D)`` through ``prior.sample``, the only way vaekit draws from a
-    prior: ``y`` (one-hot ``(n, K)``) goes to a conditional prior, and ``temperature``
-    (when not 1) to a prior whose ``sample`` accepts it; any other is a UsageError naming
-    the prior (``name``, else its class)."""
-    import inspect
-
-    options: dict[str, Any] = _condition(prior, y)
-    if temperature != 1.0:
-        if "temperature" not in inspect.signature(prior.sample).parameters:
-            raise UsageError(
-                f"prior '{name or type(prior).__name__}' does not support --temperature; "
-                "leave it at 1"
-            )
-        options["temperature"] = temperature
-    return prior.sample(n, generator=generator, **options)
-
-
 def elbo_loss(
     terms: ELBOTerms, beta: float | Tensor = 1.0, free_bits: float = 0.0, latent_dim: int = 1
 ) -> Tensor:
@@ -164,8 +89,6 @@ def one_hot_labels(y: Tensor | None, num_classes: int) -> Tensor | None:
 def build_components(config: ModelConfig) -> Components:
     """Build encoder, decoder, likelihood and prior from the registries (each checked
     against its protocol in :mod:`vaekit.contract`)."""
-    from vaekit.plugins import create
-
     if config.input_shape is None:
         raise UsageError("the model config has no input shape; it comes from the data")
     likelihood = create("likelihoods", config.likelihood, **config.likelihood_options)
@@ -188,15 +111,11 @@ def build_components(config: ModelConfig) -> Components:
 
 def needs_labels(kind: str) -> bool:
     """Whether model kind ``kind`` conditions on class labels (its factory declares it)."""
-    from vaekit.plugins import factory
-
     return bool(getattr(factory("models", kind), "needs_labels", False))
 
 
 def build_model(config: ModelConfig) -> nn.Module:
     """Build the model kind ``config.kind`` with freshly initialised weights."""
-    from vaekit.plugins import create
-
     components = build_components(config)
     return create("models", config.kind, config, components, **config.kind_options)
 
@@ -273,13 +192,18 @@ class CVAE(VAE):
 
     needs_labels: ClassVar[bool] = True
 
-    def __init__(self, config: ModelConfig, components: Components, class_prior: bool = True):
+    def __init__(
+        self,
+        config: ModelConfig,
+        components: Components,
+        class_prior: Annotated[
+            bool, "learn p(z|y), the prior moved and scaled per class (false: p(z) for all)"
+        ] = True,
+    ):
         if config.num_classes < 1:
             raise UsageError("model 'cvae' needs data with class labels (e.g. the digits)")
         super().__init__(config, components)
         if class_prior:
-            from vaekit.conditional import ClassConditionalPrior
-
             self.prior = ClassConditionalPrior(
                 components.prior, config.num_classes, config.latent_dim
             )

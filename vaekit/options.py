@@ -8,7 +8,7 @@ import json
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from vaekit.errors import UsageError
 
@@ -162,6 +162,30 @@ def _type_problem(value: Any, default: Any) -> str | None:
     return None
 
 
+def _annotation_problem(value: Any, annotation: Any) -> str | None:
+    """What ``value`` should be, judged by the parameter's declared type (None when it
+    fits, or when the declaration is not one of the plain types options take)."""
+    import types
+    import typing
+
+    origin = get_origin(annotation)
+    if origin is typing.Literal:
+        choices = get_args(annotation)
+        # by type too: True == 1, so ``Literal[1, 2]`` would otherwise accept ``true``
+        fits = any(value == c and type(value) is type(c) for c in choices)
+        return None if fits else "one of " + ", ".join(map(repr, choices))
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None if type(None) in get_args(annotation) else type_name(annotation)
+        problems = [_annotation_problem(value, a) for a in members]
+        return None if any(p is None for p in problems) else type_name(annotation)
+    for kind, default in ((bool, False), (int, 0), (float, 0.0), (str, "")):
+        if annotation is kind:
+            return _type_problem(value, default)
+    return None
+
+
 def check_options(
     family: str, name: str, factory: Callable[..., Any], options: dict[str, Any], skip: int = 0
 ) -> None:
@@ -187,11 +211,150 @@ def check_options(
             f"{family} '{name}' has no option {', '.join(repr(u) for u in unknown)}; "
             f"it accepts: {listing}"
         )
+    hints = _annotations(factory)
     for key, value in options.items():
-        expected = _type_problem(value, params[key].default)
+        declared, _ = _split_annotated(hints.get(key, inspect.Parameter.empty))
+        expected = _annotation_problem(value, declared)
+        if expected is None and (declared is inspect.Parameter.empty or isinstance(declared, str)):
+            expected = _type_problem(value, params[key].default)
         if expected is not None:
             hint = " (none and null on the command line mean None)" if value is None else ""
             raise UsageError(
                 f"{family} '{name}' option '{key}' must be {expected} "
                 f"(default {params[key].default!r}), got {value!r}{hint}"
             )
+
+
+# -- describing a factory's options (``vaekit plugins show``) ------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """One option of a component, as its factory's signature declares it: the keyword
+    parameter's name, type, default, help (``Annotated[int, "help"]``) and range
+    (:func:`option_ranges`)."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+    range: Range | None = None
+    required: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``vaekit plugins show --json``)."""
+        default = self.default if _is_plain(self.default) else repr(self.default)
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": None if self.required else default,
+            "required": self.required,
+            "help": self.help,
+            "range": None if self.range is None else list(self.range),
+        }
+
+
+def describe_options(factory: Callable[..., Any], skip: int = 0) -> list[OptionSpec] | None:
+    """The options ``factory`` accepts, typed, with defaults, help and ranges, in the
+    order of its signature (``None`` when it takes ``**kwargs``: any option).
+
+    A component declares its options once, in its factory's signature::
+
+        def my_encoder(
+            input_shape,
+            width: Annotated[int, "channels of the first stage"] = 32,
+            norm: Literal["layer", "batch"] = "layer",
+        ): ...
+
+    The same declaration serves ``--encoder-opt``, the ``[encoder]`` table of a config
+    file, the check of unknown options and values (:func:`check_options`), and this
+    listing.
+    """
+    params = _option_parameters(factory, skip)
+    if params is None:
+        return None
+    hints = _annotations(factory)
+    ranges = declared_ranges(factory)
+    specs = []
+    for name, param in params.items():
+        annotation = hints.get(name, param.annotation)
+        base, help_text = _split_annotated(annotation)
+        required = param.default is param.empty
+        default = None if required else param.default
+        specs.append(
+            OptionSpec(
+                name=name,
+                type=type_name(base, default),
+                default=default,
+                help=help_text,
+                range=ranges.get(name),
+                required=required,
+            )
+        )
+    return specs
+
+
+def _annotations(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The factory's parameter annotations, evaluated where they can be (a string
+    annotation naming something imported only for type checkers stays a string)."""
+    import typing
+
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:  # noqa: BLE001 - one annotation does not evaluate: each on its own
+        pass
+    raw = dict(getattr(target, "__annotations__", {}))
+    scope = getattr(inspect.unwrap(target), "__globals__", {})
+    hints = {}
+    for name, annotation in raw.items():
+        try:
+            hints[name] = typing.get_type_hints(
+                _Annotated1(name, annotation), globalns=scope, include_extras=True
+            )[name]
+        except Exception:  # noqa: BLE001 - a name imported only for type checkers
+            hints[name] = annotation
+    return hints
+
+
+class _Annotated1:
+    """An object with one annotation, for evaluating a factory's annotations one by one."""
+
+    def __init__(self, name: str, annotation: Any):
+        self.__annotations__ = {name: annotation}
+
+
+def _split_annotated(annotation: Any) -> tuple[Any, str]:
+    """``(type, help)`` of ``Annotated[type, "help", ...]``; other annotations have no help."""
+    import typing
+
+    if get_origin(annotation) is typing.Annotated:
+        base, *extras = get_args(annotation)
+        return base, next((e for e in extras if isinstance(e, str)), "")
+    return annotation, ""
+
+
+def type_name(annotation: Any, default: Any = None) -> str:
+    """A short readable name of an option's type: ``int``, ``float or none``,
+    ``"layer" | "batch"``; from the default's type when there is no annotation."""
+    import types
+    import typing
+
+    if annotation is inspect.Parameter.empty or annotation is None:
+        return type(default).__name__ if default is not None else "any"
+    if isinstance(annotation, str):
+        return annotation
+    origin = get_origin(annotation)
+    if origin is typing.Literal:
+        return " | ".join(json.dumps(a) for a in get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in get_args(annotation) if a is not type(None)]
+        none = type(None) in get_args(annotation)
+        return " or ".join(names) + (" or none" if none else "")
+    if origin is not None:
+        return repr(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", repr(annotation))
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str, type(None)))

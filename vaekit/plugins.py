@@ -20,6 +20,7 @@ protocol (:mod:`vaekit.contract`) when it is built.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -35,31 +36,29 @@ from typing import Any
 import pluggy
 
 from vaekit import hookspecs
-from vaekit.contract import check_component
-from vaekit.errors import PluginConflictError, UnknownComponentError, UsageError, VaekitError
-from vaekit.options import check_options
-
-FAMILIES: tuple[str, ...] = (
-    "encoders",
-    "decoders",
-    "likelihoods",
-    "priors",
-    "kl_schedules",
-    "datasets",
-    "accelerators",
-    "models",
+from vaekit.contract import FAMILIES, SINGULAR, check_component
+from vaekit.errors import (
+    ContractError,
+    PluginConflictError,
+    UnknownComponentError,
+    UsageError,
+    VaekitError,
 )
+from vaekit.options import OptionSpec, check_options, describe_options
+from vaekit.version import __version__
 
-#: The word for one member of each family, used in messages.
-SINGULAR: dict[str, str] = {
-    "encoders": "encoder",
-    "decoders": "decoder",
-    "likelihoods": "likelihood",
-    "priors": "prior",
-    "kl_schedules": "KL schedule",
-    "datasets": "dataset",
-    "accelerators": "accelerator",
-    "models": "model",
+#: Positional arguments each family's factory takes before its options (``encoders``:
+#: the input shape; ``decoders``: the latent size and output shape...; ``datasets``: the
+#: path its ``load`` reads).
+OPTION_SKIP: dict[str, int] = {
+    "encoders": 1,
+    "decoders": 2,
+    "likelihoods": 0,
+    "priors": 1,
+    "kl_schedules": 1,
+    "datasets": 1,
+    "accelerators": 0,
+    "models": 2,
 }
 
 BUILTIN_MODULES: tuple[str, ...] = (
@@ -99,14 +98,48 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Component:
-    """A named factory in one family, with the plugin that registered it."""
+    """A named factory in one family, with the plugin that registered it.
 
-    family: str
-    name: str
-    factory: Any
-    plugin: str
+    A plugin registers the factory itself, or lazily its import path
+    (``"package.module:attribute"``): then nothing is imported until the component is
+    used, so listing components (``vaekit plugins``) imports no torch.
+    """
+
+    def __init__(self, family: str, name: str, factory: Any, plugin: str):
+        self.family, self.name, self.plugin = family, name, plugin
+        self._target = factory
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the factory is still an import path, not imported yet."""
+        return isinstance(self._target, str)
+
+    @property
+    def factory(self) -> Any:
+        """The factory (imported on first use when it was registered by its path)."""
+        if isinstance(self._target, str):
+            self._target = resolve_factory(self.family, self.name, self.plugin, self._target)
+        return self._target
+
+    def __repr__(self) -> str:
+        return f"Component({self.family!r}, {self.name!r}, plugin={self.plugin!r})"
+
+
+def resolve_factory(family: str, name: str, plugin: str, path: str) -> Any:
+    """Import the factory that ``path`` (``"module:attribute"``) names; a path that does
+    not import is one line naming the plugin and the component. A dataset is checked
+    against its protocol here, when it is first used."""
+    try:
+        found = EntryPoint(name, path).load()
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ContractError(
+            f"{SINGULAR[family]} '{name}' from plugin '{plugin}' names {path!r}, which does "
+            f"not import ({type(exc).__name__}: {exc}); reinstall the plugin or ask its author"
+        ) from None
+    if family == "datasets":  # the registered object is the product
+        check_component(family, name, plugin, found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -289,8 +322,6 @@ class PluginHost:
         self._registries: dict[str, dict[str, Component]] = {}
         #: family -> name -> the message of a name that two plugins registered
         self.conflicts: dict[str, dict[str, str]] = {}
-        from vaekit import __version__
-
         for module_name in BUILTIN_MODULES:
             module = importlib.import_module(module_name)
             self.add_plugin(module, module_name, "vaekit", __version__, builtin=True)
@@ -395,7 +426,13 @@ class PluginHost:
         def register(name: str, factory: Any) -> None:
             if not isinstance(name, str) or not name:
                 raise VaekitError(f"plugin '{plugin}' registered a {family} with no name")
-            if family == "datasets":  # the registered object is the product
+            if isinstance(factory, str):  # lazy: "module:attribute", imported when used
+                if _ENTRY_POINT_VALUE.match(factory) is None or ":" not in factory:
+                    raise VaekitError(
+                        f"plugin '{plugin}' registered {SINGULAR[family]} '{name}' as "
+                        f"{factory!r}; a lazy factory is named 'package.module:attribute'"
+                    )
+            elif family == "datasets":  # the registered object is the product
                 check_component(family, name, plugin, factory)
             if name in registry and registry[name].plugin != plugin:
                 other = registry[name].plugin
@@ -471,3 +508,72 @@ def create(family: str, name: str, *args: Any, **options: Any) -> Any:
 def factory(family: str, name: str) -> Callable[..., Any]:
     """The registered factory for ``name`` in ``family``."""
     return get_plugin_host().get(family, name).factory
+
+
+@dataclass(frozen=True)
+class ComponentDescription:
+    """What ``vaekit plugins show NAME`` prints for one component."""
+
+    family: str
+    name: str
+    plugin: str
+    summary: str
+    #: ``None``: the factory takes ``**options`` (any option)
+    options: list[OptionSpec] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "family": self.family,
+            "name": self.name,
+            "plugin": self.plugin,
+            "summary": self.summary,
+            "options": None if self.options is None else [o.to_dict() for o in self.options],
+        }
+
+
+def option_target(family: str, product: Any) -> tuple[Any, int]:
+    """The callable whose keyword parameters are a component's options, and how many
+    positional arguments come first (a dataset's options are those of its ``load``)."""
+    if family == "datasets":
+        declared = inspect.getattr_static(product, "load", None)
+        unbound = inspect.isclass(product) and not isinstance(declared, (staticmethod, classmethod))
+        return product.load, OPTION_SKIP[family] + (1 if unbound else 0)  # + self
+    return product, OPTION_SKIP[family]
+
+
+def describe_component(name: str, family: str | None = None) -> list[ComponentDescription]:
+    """Every registered component called ``name`` (in ``family`` when given), with its
+    options as its factory declares them (:func:`vaekit.options.describe_options`).
+    None found: a :class:`UsageError` listing the names there are."""
+    host = get_plugin_host()
+    families = FAMILIES if family is None else (_family(family),)
+    found = []
+    for fam in families:
+        component = host.registry(fam).get(name)
+        if component is None:
+            continue
+        target, skip = option_target(fam, component.factory)
+        doc = inspect.getdoc(component.factory) or ""
+        found.append(
+            ComponentDescription(
+                family=SINGULAR[fam],
+                name=name,
+                plugin=component.plugin,
+                summary=doc.strip().split("\n\n")[0].replace("\n", " "),
+                options=describe_options(target, skip),
+            )
+        )
+    if not found:
+        names = sorted({n for fam in families for n in host.registry(fam)})
+        where = "" if family is None else f" {SINGULAR[_family(family)]}"
+        raise UsageError(f"no{where} component named '{name}'; there are: {', '.join(names)}")
+    return found
+
+
+def _family(name: str) -> str:
+    """A family from its plural or singular name (``encoder``, ``kl_schedule``)."""
+    for family, singular in SINGULAR.items():
+        if name in (family, singular, singular.replace(" ", "_").lower(), family[:-1]):
+            return family
+    raise UsageError(f"unknown family '{name}'; families: {', '.join(SINGULAR.values())}")

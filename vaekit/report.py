@@ -180,7 +180,8 @@ def evaluate_and_draw(
     ``figures/generated_*.png``."""
     import torch
 
-    from vaekit.evaluate import evaluate_model, open_run_data, subsample
+    from vaekit.evaluate import evaluate_model
+    from vaekit.run_data import open_run_data, subsample
 
     loaded, everything, dataset, split, device = open_run_data(model_dir, data, split, accelerator)
     dataset = subsample(dataset, max_images, seed)

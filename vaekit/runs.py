@@ -10,6 +10,7 @@ names and the hash of its weights.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaekit.config import RunConfig
+from vaekit.config_file import config_toml
 from vaekit.errors import DataError, UnknownComponentError, UsageError
 from vaekit.files import (
     atomic_path,
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from vaekit.data import ImageDataset
 
 CONFIG = "config.json"
+#: The run's settings as a config file: ``vaekit train --config RUN/config.toml``.
+CONFIG_TOML = "config.toml"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint/state.pt"
 METRICS = "metrics.jsonl"
@@ -219,6 +223,11 @@ class Run:
                 "a setting is NaN or infinite; give finite numbers (config.json is strict JSON)"
             ) from None
         atomic_write_text(self.config_path, text)
+        settings = copy.deepcopy(config.train)
+        settings.fit_prior = settings.fit_prior_components
+        settings.name = None  # training from the file makes a new run
+        toml = config_toml(settings, config.vaekit_version, config.plugins)
+        atomic_write_text(self.path / CONFIG_TOML, toml)
 
     def save_weights(self, model: nn.Module) -> str:
         """Write model.safetensors atomically; returns the file's SHA-256."""
@@ -527,12 +536,15 @@ class LoadedRun:
         ids = torch.as_tensor(np.asarray(labels, dtype=np.int64))
         return one_hot_labels(ids, self.num_classes).to(self.device)
 
-    def load_data(self, data: str | Path | ImageDataset | None = None) -> ImageDataset:
+    def load_data(
+        self, data: str | Path | ImageDataset | None = None, split: str | None = None
+    ) -> ImageDataset:
         """``data`` (None: the run's training data) read with the run's preprocessing and
-        split, checked to fit the model (shape, classes)."""
+        split, checked to fit the model (shape, classes). ``split``: the one split the
+        caller takes, which may then be all that is read (:func:`vaekit.data.load_dataset`)."""
         from vaekit.data import load_run_data
 
-        dataset = load_run_data(self.config.train, data)
+        dataset = load_run_data(self.config.train, data, split)
         self.check_fits(dataset)
         return dataset
 

@@ -3,13 +3,19 @@
 A store (``latents.h5``) holds one row per encoded image (layout in
 docs/formats.md): ``mu`` and ``logvar`` (N x D float32), optionally ``samples``
 (N x K x D), ``labels`` + ``class_names``, ``attributes`` (N x A bool) +
-``attribute_names``, ``ids``, ``split`` + ``split_names``. Strings are UTF-8
+``attribute_names``, ``ids``, ``split`` + ``split_names``, ``hflip`` (N bool: a
+mirrored image's row), and a ``stats`` group of per-dimension statistics
+(:mod:`vaekit.latent_stats`). Strings are UTF-8
 variable-length, so plain h5py (or any HDF5 reader) can read everything; the
 file attributes say what made it and whether it is complete.
 
 The writer buffers rows into whole chunks and writes each chunk once (a
 compressed chunk written piecemeal would be recompressed per batch), so memory
-is one chunk per dataset whatever N is.
+is one chunk per dataset whatever N is. It folds every batch into the store's
+per-dimension statistics as it goes, so they cost no second pass.
+
+:class:`vaekit.latent_dataset.LatentDataset` is a torch data set over a store (in
+its own module: importing this one does not import torch).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vaekit import __version__
 from vaekit.config import MAX_LATENT_DIM
 from vaekit.errors import DataError, UsageError
+from vaekit.latent_stats import LatentStats
 from vaekit.query import label_counts, parse_query
+from vaekit.version import __version__
 
 FORMAT = "vaekit-latents"
 FORMAT_VERSION = 1
@@ -37,8 +44,10 @@ CHUNK_BYTES = 1 << 20  # about 1 MiB per chunk of the widest dataset
 GZIP_LEVEL = 4
 
 #: datasets with one row per image, in the order they are hashed and joined
-ROW_DATASETS = ("mu", "logvar", "samples", "labels", "attributes", "ids", "split")
+ROW_DATASETS = ("mu", "logvar", "samples", "labels", "attributes", "ids", "split", "hflip")
 NAME_DATASETS = ("class_names", "attribute_names", "split_names")
+#: the per-dimension arrays of the ``stats`` group (see vaekit.latent_stats)
+STATS_ARRAYS = ("mean", "std", "z_mean", "z_std")
 
 Rows = slice | np.ndarray | Sequence[int]
 
@@ -94,6 +103,7 @@ class LatentStoreWriter:
         compression: str = "gzip",
         attrs: dict[str, Any] | None = None,
         chunk_rows: int | None = None,
+        hflip: bool = False,
     ):
         self.path = Path(path)
         self.n, self.latent_dim, self.samples = int(n), int(latent_dim), int(samples)
@@ -118,6 +128,8 @@ class LatentStoreWriter:
         shapes["ids"] = ((), strings)
         if split_names is not None:
             shapes["split"] = ((), np.uint8)
+        if hflip:
+            shapes["hflip"] = ((), np.bool_)
         self.datasets: dict[str, h5py.Dataset] = {}
         self.buffers: dict[str, np.ndarray] = {}
         for name, (row_shape, dtype) in shapes.items():
@@ -153,6 +165,7 @@ class LatentStoreWriter:
             self.file.attrs[key] = _json_attr(value)
         self.written = 0  # rows on disk
         self.filled = 0  # rows waiting in the buffers
+        self.stats = LatentStats.empty(self.latent_dim)
 
     def __enter__(self) -> LatentStoreWriter:
         return self
@@ -170,6 +183,7 @@ class LatentStoreWriter:
         attributes: np.ndarray | None = None,
         ids: np.ndarray | Sequence[str] | None = None,
         split: np.ndarray | None = None,
+        hflip: np.ndarray | None = None,
     ) -> None:
         """Add the next ``len(mu)`` rows; every per-row dataset the store has must be given."""
         given = {
@@ -180,6 +194,7 @@ class LatentStoreWriter:
             "attributes": attributes,
             "ids": ids,
             "split": split,
+            "hflip": hflip,
         }
         count = len(mu)
         if self.written + self.filled + count > self.n:
@@ -213,6 +228,7 @@ class LatentStoreWriter:
                     f"latent store {self.path} is not written: use a run whose training "
                     "did not diverge"
                 )
+        self.stats.update(arrays["mu"], arrays["logvar"])
         start = 0
         while start < count:
             take = min(count - start, self.chunk_rows - self.filled)
@@ -239,6 +255,11 @@ class LatentStoreWriter:
             raise DataError(
                 f"latent store {self.path}: {self.written} of {self.n} rows were written"
             )
+        if self.n:
+            group = self.file.create_group("stats")
+            group.attrs["count"] = self.stats.count
+            for name, values in self.stats.as_arrays().items():
+                group.create_dataset(name, data=values)
         self.file.attrs["complete"] = bool(mark_complete)
         self.file.flush()
         self.close()
@@ -339,6 +360,7 @@ class LatentStore:
             "attributes": (2, "biu"),
             "ids": (1, None),
             "split": (1, "iu"),
+            "hflip": (1, "b"),
         }
         for name, (ndim, kinds) in expected.items():
             if name not in f:
@@ -361,6 +383,8 @@ class LatentStore:
         for name in ROW_DATASETS:
             if name in f:
                 _check_declared_size(f[name], bad)
+        if "stats" in f:
+            _validate_stats(f["stats"], n, d, bad)
         try:
             config = json.loads(self.attrs.get("model_config") or "{}")
         except (TypeError, ValueError, RecursionError):
@@ -461,6 +485,32 @@ class LatentStore:
         """(N,) uint8 index into :attr:`split_names`, or None."""
         return self.file["split"][()] if "split" in self.file else None
 
+    @property
+    def has_hflip(self) -> bool:
+        """Whether the encode also stored mirrored images (``encode(hflip=True)``)."""
+        return "hflip" in self.file
+
+    def hflip(self, rows: Rows | None = None) -> np.ndarray:
+        """(N,) bool (or the ``rows`` asked): true where the row is a horizontally mirrored
+        image. A store written without ``hflip`` (and any store before vaekit 0.6) is all
+        false."""
+        if rows is None:
+            rows = slice(0, self.n)
+        if "hflip" in self.file:
+            return read_rows(self.file["hflip"], rows).astype(bool)
+        count = len(range(*rows.indices(self.n))) if isinstance(rows, slice) else None
+        return np.zeros(len(_as_indices(rows, self.n)) if count is None else count, dtype=bool)
+
+    def stats(self) -> LatentStats | None:
+        """The per-dimension statistics ``encode`` stored (:mod:`vaekit.latent_stats`), or
+        None for a store written before vaekit 0.6 (:func:`compute_stats` makes them)."""
+        if "stats" not in self.file:
+            return None
+        group = self.file["stats"]
+        return LatentStats.from_arrays(
+            int(group.attrs["count"]), group["mean"][()], group["std"][()], group["z_std"][()]
+        )
+
     def label_counts(self) -> dict[str, dict[str, int]]:
         """Rows per class and rows where each attribute is true."""
         return label_counts(
@@ -547,6 +597,8 @@ class LatentStore:
             "vaekit_version": attrs.get("vaekit_version"),
             "created": attrs.get("created"),
             "compression": attrs.get("compression"),
+            "hflip_rows": int(self.hflip().sum()) if self.has_hflip else 0,
+            "data_sha256": attrs.get("data_sha256"),
         }
 
     def split_counts(self) -> dict[str, int]:
@@ -556,6 +608,22 @@ class LatentStore:
             return {}
         counts = np.bincount(split, minlength=len(names))
         return {name: int(c) for name, c in zip(names, counts, strict=False)}
+
+
+def _validate_stats(group: Any, n: int, d: int, bad: Any) -> None:
+    """The ``stats`` group: a row count equal to N and four finite (D,) float arrays."""
+    if not isinstance(group, h5py.Group):
+        raise bad("'stats' is not a group")
+    count = group.attrs.get("count")
+    if not isinstance(count, (int, np.integer)) or int(count) != n:
+        shown = int(count) if isinstance(count, (int, np.integer)) else repr(count)
+        raise bad(f"'stats' counts {shown} rows, the store has {n:,}")
+    for name in STATS_ARRAYS:
+        ds = group.get(name)
+        if not isinstance(ds, h5py.Dataset) or ds.shape != (d,) or ds.dtype.kind != "f":
+            raise bad(f"'stats/{name}' must be {d} floats")
+        if not np.isfinite(ds[()]).all():
+            raise bad(f"'stats/{name}' holds NaN or infinite values")
 
 
 def _check_declared_size(dataset: h5py.Dataset, bad: Any) -> None:
@@ -666,6 +734,7 @@ def join_stores(
             split_names=first.split_names,
             compression=compression,
             attrs=header,
+            hflip="hflip" in f0,
         )
         with writer:
             for store in opened:
@@ -680,12 +749,29 @@ def join_stores(
                         attributes=f["attributes"][rows] if "attributes" in f else None,
                         ids=f["ids"].asstr()[rows] if "ids" in f else None,
                         split=f["split"][rows] if "split" in f else None,
+                        hflip=f["hflip"][rows] if "hflip" in f else None,
                     )
             writer.finish()
     finally:
         for store in opened:
             store.close()
     return Path(output)
+
+
+def compute_stats(store: LatentStore, rows: Rows | None = None) -> LatentStats:
+    """The per-dimension statistics of ``store``'s rows (all, or ``rows``: a split, a
+    query's subset), streamed block by block: for a store without stored ones, or a
+    subset of one."""
+    stats = LatentStats.empty(store.latent_dim)
+    for mu, logvar in store.iter_chunks(rows):
+        stats.update(mu, logvar)
+    return stats
+
+
+def latent_stats(store: LatentStore) -> LatentStats:
+    """The store's per-dimension statistics: the stored ones, or (a store written before
+    vaekit 0.6) computed by streaming through it."""
+    return store.stats() or compute_stats(store)
 
 
 def remove_quietly(path: str | Path) -> None:

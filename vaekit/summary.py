@@ -66,6 +66,7 @@ def store_summary(path: Path) -> list[RenderableType]:
 
     with LatentStore.open(path, allow_incomplete=True) as store:
         info = store.describe()
+        stats = store.stats()
     model = info["model"]
     complete = "[green]yes[/]" if info["complete"] else "[red]no (an unfinished encode)[/]"
     dataset = info["dataset"]
@@ -73,6 +74,7 @@ def store_summary(path: Path) -> list[RenderableType]:
         ("rows (N)", f"{info['n']:,}"),
         ("latent size (D)", info["latent_dim"]),
         ("posterior samples (K)", info["samples"] or None),
+        ("mirrored rows (hflip)", f"{info['hflip_rows']:,}" if info["hflip_rows"] else None),
         ("complete", complete),
         ("splits", ", ".join(f"{k} {v:,}" for k, v in info["splits"].items() if v)),
         ("model kind", model.get("model")),
@@ -82,6 +84,8 @@ def store_summary(path: Path) -> list[RenderableType]:
         ("weights sha256", (info["weights_sha256"] or "")[:16]),
         ("dataset", f"{dataset['source']} at {dataset['location']}"),
         ("dataset fingerprint", dataset["fingerprint"]),
+        ("data sha256", (info["data_sha256"] or "")[:16]),
+        ("per-dimension stats", None if stats else "not stored (an encode before vaekit 0.6)"),
         ("compression", info["compression"]),
         ("created", info["created"]),
         ("vaekit", info["vaekit_version"]),
@@ -95,7 +99,29 @@ def store_summary(path: Path) -> list[RenderableType]:
             for name, count in counts.items():
                 table.add_row(name, f"{count:,}")
             out.append(table)
+    if stats is not None:
+        out.append(stats_table(stats))
     return out
+
+
+#: Dimensions ``inspect`` lists; the rest are in ``LatentStore.stats()``.
+MAX_STATS_ROWS = 32
+
+
+def stats_table(stats: Any, max_dims: int = MAX_STATS_ROWS) -> Table:
+    """The per-dimension statistics of a store (:class:`vaekit.latent_stats.LatentStats`):
+    mean and standard deviation of the posterior means, standard deviation of draws."""
+    d = len(stats.mean)
+    table = Table(title=f"latent statistics over {stats.count:,} rows", title_justify="left")
+    for column in ("dim", "mean", "std of μ", "std of z = μ + σε"):
+        table.add_column(column, justify="right")
+    for i in range(min(d, max_dims)):
+        table.add_row(
+            str(i), f"{stats.mean[i]:.4g}", f"{stats.std[i]:.4g}", f"{stats.z_std[i]:.4g}"
+        )
+    if d > max_dims:
+        table.caption = f"first {max_dims} of {d} dimensions; all: LatentStore.stats()"
+    return table
 
 
 def _shape(value: Any) -> str:

@@ -51,7 +51,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.config import ModelConfig, RunConfig, TrainConfig
 from vaekit.data import DeviceBatches, ImageDataset, load_training_data
 from vaekit.devices import batch_memory_format, choose_accelerator, resolve_accelerator_name
@@ -85,6 +84,7 @@ from vaekit.runs import (
     resolve_run,
     unwrap,
 )
+from vaekit.version import __version__
 
 LOG_EVERY = 10
 
@@ -384,6 +384,45 @@ def with_option_defaults(config: ModelConfig) -> ModelConfig:
     return replace(config, **options)
 
 
+def resolved_config(config: TrainConfig) -> TrainConfig:
+    """``config`` as a run trains it, before any data is read: every component's options
+    completed with their factories' defaults, the fitted prior's size decided, and the
+    data path made absolute (what ``--print-config`` prints and config.toml holds)."""
+    from vaekit.options import with_defaults
+    from vaekit.plugins import factory
+
+    resolved = copy.deepcopy(config)
+    resolved.model = with_option_defaults(resolved.model)
+    resolved.kl_schedule_options = with_defaults(
+        factory("kl_schedules", resolved.kl_schedule), resolved.kl_schedule_options, skip=1
+    )
+    if resolved.accelerator != "auto":
+        resolved.accelerator_options = with_defaults(
+            factory("accelerators", resolved.accelerator), resolved.accelerator_options
+        )
+    resolved.fit_prior = resolved.fit_prior_components
+    if resolved.data is not None and Path(resolved.data).exists():
+        resolved.data = str(Path(resolved.data).resolve())
+    return resolved
+
+
+def config_from_file(path: str | Path, given: dict[str, Any]) -> TrainConfig:
+    """The training config of config file ``path`` overridden by the command line's
+    ``given`` settings (:func:`vaekit.config_file.merge_settings`). The file's own
+    settings are checked first, so a wrong component or option in it is one line that
+    names the file, before anything is read or written."""
+    from vaekit.config_file import merge_settings, read_config_file
+
+    from_file = read_config_file(path)
+    try:
+        with warnings.catch_warnings():  # the merged config warns, once
+            warnings.simplefilter("ignore")
+            validate_components(TrainConfig.build(**from_file))
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    return TrainConfig.build(**merge_settings(from_file, given))
+
+
 def new_run(config: TrainConfig) -> Run:
     """Create ``runs_dir/<name>`` (a timestamped name when none is given)."""
     name = config.name if config.name is None else check_run_name(config.name)
@@ -526,8 +565,8 @@ def _set_up(config: TrainConfig, resume: bool, claimed: list[Run]) -> Session:
         config.epochs = epochs or config.epochs
     else:
         validate_components(config)
-        if config.data is not None and Path(config.data).exists():
-            config.data = str(Path(config.data).resolve())  # later commands run from anywhere
+        # every default recorded, the data path absolute: later commands run from anywhere
+        config = resolved_config(config)
         run = None
 
     torch.manual_seed(config.seed)
@@ -879,22 +918,47 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
         scale_at_least_one = scaler._get_scale_async() >= 1.0
         for optimizer in session.optimizers.values():
             scaler.unscale_(optimizer)  # clip and check the true gradients
-    clip = session.config.grad_clip or math.inf
-    loss_finite = torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all()
-    grads_finite = torch.ones((), dtype=torch.bool, device=loss_finite.device)
-    for params in session.groups.values():
-        norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        grads_finite = grads_finite & torch.isfinite(norm)
+    clip = session.config.grad_clip
+    if len(losses) == 1:
+        loss_finite = torch.isfinite(objective.loss.detach())
+    else:
+        stacked = torch.stack([v.detach().float() for v in losses.values()])
+        loss_finite = torch.isfinite(stacked).all()
+    # One read of the gradients per group, their norm, serves both the finiteness check and
+    # clipping: the clip is fused into the optimiser (fused Adam divides the gradients by
+    # grad_scale = max(1, norm / clip) as it reads them), so no pass rescales them first.
+    norms = {name: gradient_norm(params) for name, params in session.groups.items()}
+    if len(norms) == 1:
+        grads_finite = torch.isfinite(next(iter(norms.values())))
+    else:
+        grads_finite = torch.isfinite(torch.stack(list(norms.values()))).all()
     taken = loss_finite & grads_finite
     skip = (~taken).float()
-    for optimizer in session.optimizers.values():
+    for name, optimizer in session.optimizers.items():
         optimizer.found_inf = skip  # fused Adam leaves parameters and moments untouched
+        optimizer.grad_scale = norms[name].div(clip).clamp_(min=1.0) if clip else None
         optimizer.step()
     if scaler is None:
         return taken, torch.zeros_like(taken)
     scaler.update()  # halves the scale after non-finite gradients, else grows it in time
     overflow = loss_finite & ~grads_finite & scale_at_least_one
     return taken | overflow, overflow
+
+
+def gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of all of ``params``' gradients (0-dim, not synced): NaN or infinite
+    when any gradient is. One read of the gradients (as ``clip_grad_norm_`` computes it,
+    without its rescaling pass)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=params[0].device if params else None)
+    if hasattr(torch, "_foreach_norm"):  # one kernel per device and dtype
+        per_tensor = torch._foreach_norm(grads)
+    else:  # pragma: no cover - torch builds without it
+        per_tensor = [torch.linalg.vector_norm(g) for g in grads]
+    if any(n.dtype != torch.float32 for n in per_tensor):
+        per_tensor = [n.float() for n in per_tensor]
+    return torch.linalg.vector_norm(torch.stack(per_tensor))
 
 
 def check_skipped(session: Session, skipped: int, epoch: int) -> None:

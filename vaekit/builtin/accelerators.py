@@ -10,7 +10,7 @@ Both take ``fp16=true``: float16 autocast with a gradient scaler
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 
 from vaekit import hookimpl
 from vaekit.errors import UsageError, VaekitError
@@ -18,6 +18,12 @@ from vaekit.options import option_ranges
 
 #: More intra-op threads than this is a typo (10**6 of them crash torch's thread pool).
 MAX_THREADS = 256
+
+# The options both built-in accelerators take, declared once.
+Compile = Annotated[bool, "wrap the model in torch.compile"]
+FP16 = Annotated[bool, "float16 autocast with a gradient scaler (excludes bf16)"]
+ChannelsLast = Annotated[bool, "lay out weights and inputs channels-last"]
+InitScale = Annotated[float, "the gradient scaler's first scale (fp16 only)"]
 
 
 def not_available(name: str) -> VaekitError:
@@ -98,12 +104,14 @@ class CPUAccelerator(_Precision):
 
     def __init__(
         self,
-        threads: int | None = None,
-        compile: bool = False,
-        bf16: bool = False,
-        fp16: bool = False,
-        channels_last: bool = False,
-        init_scale: float = 2.0**16,
+        threads: Annotated[
+            int | None, "torch's intra-op threads (none or 0: torch's default)"
+        ] = None,
+        compile: Compile = False,
+        bf16: Annotated[bool, "bfloat16 autocast (excludes fp16)"] = False,
+        fp16: FP16 = False,
+        channels_last: ChannelsLast = False,
+        init_scale: InitScale = 2.0**16,
     ):
         import torch
 
@@ -140,12 +148,14 @@ class CUDAAccelerator(_Precision):
 
     def __init__(
         self,
-        index: int = 0,
-        bf16: bool | None = None,
-        fp16: bool = False,
-        channels_last: bool = True,
-        compile: bool = False,
-        init_scale: float = 2.0**16,
+        index: Annotated[int, "which GPU: cuda:INDEX"] = 0,
+        bf16: Annotated[
+            bool | None, "bfloat16 autocast (none: where the GPU has native bf16)"
+        ] = None,
+        fp16: FP16 = False,
+        channels_last: ChannelsLast = True,
+        compile: Compile = False,
+        init_scale: InitScale = 2.0**16,
     ):
         import torch
 

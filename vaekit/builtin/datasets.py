@@ -9,9 +9,17 @@ specific kind first (higher ``detect_priority``): celeba, idx, arrays, folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from vaekit import hookimpl
+
+# Options vaekit itself fills in from `train`'s flags (and from --split), declared with the
+# help `vaekit plugins show` prints.
+Channels = Annotated[int | None, "convert to 1 or 3 channels while decoding (from --channels)"]
+ImageSize = Annotated[
+    int | None, "resize and centre-crop to this square size while decoding (from --image-size)"
+]
+SkipBad = Annotated[bool, "leave out unreadable images and count them (from --skip-bad)"]
 
 if TYPE_CHECKING:  # numpy and vaekit.data load on first use: ``vaekit --help`` needs neither
     from vaekit.data import ImageDataset
@@ -59,10 +67,12 @@ class CelebASource:
     @staticmethod
     def load(
         path: Path,
-        images: str | None = None,
-        channels: int | None = None,
-        image_size: int | None = None,
-        skip_bad: bool = False,
+        images: Annotated[
+            str | None, "the folder of image files (default: found beside the text files)"
+        ] = None,
+        channels: Channels = None,
+        image_size: ImageSize = None,
+        skip_bad: SkipBad = False,
     ) -> ImageDataset:
         from vaekit.sources.celeba import load_celeba
 
@@ -83,10 +93,20 @@ class IdxSource:
         return detect(path)
 
     @staticmethod
-    def load(path: Path, class_names: list[str] | None = None) -> ImageDataset:
+    def load(
+        path: Path,
+        class_names: Annotated[
+            list[str] | None, "names of the class ids (default: Fashion-MNIST's or MNIST's)"
+        ] = None,
+        splits: Annotated[
+            tuple[str, ...] | None,
+            "read only these of its own splits, train and/or test (vaekit asks for what "
+            "--split needs; default: both)",
+        ] = None,
+    ) -> ImageDataset:
         from vaekit.sources.idx import load_idx
 
-        return load_idx(path, class_names=class_names)
+        return load_idx(path, class_names=class_names, splits=splits)
 
 
 class ArraysSource:
@@ -101,7 +121,12 @@ class ArraysSource:
         return detect(path)
 
     @staticmethod
-    def load(path: Path, layout: str | None = None) -> ImageDataset:
+    def load(
+        path: Path,
+        layout: Annotated[
+            Literal["nchw", "nhwc"] | None, "the arrays' axis order when the shape is ambiguous"
+        ] = None,
+    ) -> ImageDataset:
         from vaekit.sources.arrays import load_arrays
 
         return load_arrays(path, layout=layout)
@@ -121,10 +146,12 @@ class FolderSource:
     @staticmethod
     def load(
         path: Path,
-        labels: str | None = None,
-        channels: int | None = None,
-        image_size: int | None = None,
-        skip_bad: bool = False,
+        labels: Annotated[
+            str | None, "a CSV of labels or attributes per image (default: labels.csv if any)"
+        ] = None,
+        channels: Channels = None,
+        image_size: ImageSize = None,
+        skip_bad: SkipBad = False,
     ) -> ImageDataset:
         from vaekit.sources.folder import load_folder
 

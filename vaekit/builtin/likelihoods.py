@@ -7,7 +7,9 @@ libraries. Data ``x`` are floats in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Annotated, Any
 
 from vaekit import hookimpl
 
@@ -22,7 +24,11 @@ def _build():
 
         params_per_channel = 1
 
-        def __init__(self, sigma: float = 0.1, learn_sigma: bool = False):
+        def __init__(
+            self,
+            sigma: Annotated[float, "standard deviation of each pixel ([0, 1] pixel scale)"] = 0.1,
+            learn_sigma: Annotated[bool, "learn sigma (one scalar) instead of fixing it"] = False,
+        ):
             super().__init__()
             if sigma <= 0:
                 raise ValueError(f"gaussian sigma must be > 0, got {sigma}")
@@ -51,6 +57,9 @@ def _build():
         params_per_channel = 1
         support = "binary"  # a distribution over {0, 1}: bits/dim are exact on binary images
 
+        def __init__(self) -> None:  # no options (nn.Module's own would take any)
+            super().__init__()
+
         def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
             nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
             return -nll.flatten(1).sum(1)
@@ -66,7 +75,11 @@ def _build():
 
         params_per_channel = 1
 
-        def __init__(self, scale: float = 0.1, learn_scale: bool = False):
+        def __init__(
+            self,
+            scale: Annotated[float, "scale b of each pixel ([0, 1] pixel scale)"] = 0.1,
+            learn_scale: Annotated[bool, "learn b (one scalar) instead of fixing it"] = False,
+        ):
             super().__init__()
             if scale <= 0:
                 raise ValueError(f"laplace scale must be > 0, got {scale}")
@@ -91,10 +104,24 @@ def _build():
     return GaussianLikelihood, BernoulliLikelihood, LaplaceLikelihood
 
 
+_NAMES = ("GaussianLikelihood", "BernoulliLikelihood", "LaplaceLikelihood")
+
+
+def __getattr__(name: str) -> Any:
+    # the classes need torch: built on first access (the import paths registered below)
+    if name in _NAMES:
+        return dict(zip(_NAMES, _built(), strict=True))[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _built() -> tuple[type, type, type]:
+    return _build()
+
+
 @hookimpl
 def register_likelihoods(register):
-    """Register the built-in likelihoods."""
-    gaussian, bernoulli, laplace = _build()
-    register("gaussian", gaussian)
-    register("bernoulli", bernoulli)
-    register("laplace", laplace)
+    """Register the built-in likelihoods, by import path (torch loads when one is built)."""
+    register("gaussian", f"{__name__}:GaussianLikelihood")
+    register("bernoulli", f"{__name__}:BernoulliLikelihood")
+    register("laplace", f"{__name__}:LaplaceLikelihood")

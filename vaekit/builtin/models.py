@@ -7,8 +7,7 @@ from vaekit import hookimpl
 
 @hookimpl
 def register_models(register):
-    """Register the built-in model kinds (``cvae`` declares ``needs_labels``)."""
-    from vaekit.model import CVAE, VAE
-
-    register("vae", VAE)
-    register("cvae", CVAE)
+    """Register the built-in model kinds (``cvae`` declares ``needs_labels``), by import
+    path: :mod:`vaekit.model` (and torch) load when a model is built."""
+    register("vae", "vaekit.model:VAE")
+    register("cvae", "vaekit.model:CVAE")

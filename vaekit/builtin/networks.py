@@ -7,23 +7,15 @@ from vaekit import hookimpl
 
 @hookimpl
 def register_encoders(register):
-    """Register the built-in encoders."""
-    from vaekit.builtin.nets.conv import conv_encoder
-    from vaekit.builtin.nets.mlp import MLPEncoder
-    from vaekit.builtin.nets.resnet import resnet_encoder
-
-    register("mlp", MLPEncoder)
-    register("conv", conv_encoder)
-    register("resnet", resnet_encoder)
+    """Register the built-in encoders (by import path: nothing is imported until used)."""
+    register("mlp", "vaekit.builtin.nets.mlp:MLPEncoder")
+    register("conv", "vaekit.builtin.nets.conv:conv_encoder")
+    register("resnet", "vaekit.builtin.nets.resnet:resnet_encoder")
 
 
 @hookimpl
 def register_decoders(register):
-    """Register the built-in decoders."""
-    from vaekit.builtin.nets.conv import conv_decoder
-    from vaekit.builtin.nets.mlp import MLPDecoder
-    from vaekit.builtin.nets.resnet import resnet_decoder
-
-    register("mlp", MLPDecoder)
-    register("conv", conv_decoder)
-    register("resnet", resnet_decoder)
+    """Register the built-in decoders (by import path)."""
+    register("mlp", "vaekit.builtin.nets.mlp:MLPDecoder")
+    register("conv", "vaekit.builtin.nets.conv:conv_decoder")
+    register("resnet", "vaekit.builtin.nets.resnet:resnet_decoder")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 from vaekit import hookimpl
 
@@ -39,7 +41,19 @@ def _build():
     return NormalPrior
 
 
+@functools.cache
+def _built() -> type:
+    return _build()
+
+
+def __getattr__(name: str) -> Any:
+    # the class needs torch: built on first access (the import path registered below)
+    if name == "NormalPrior":
+        return _built()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def register_priors(register):
-    """Register the built-in prior."""
-    register("normal", _build())
+    """Register the built-in prior, by import path (torch loads when it is built)."""
+    register("normal", f"{__name__}:NormalPrior")

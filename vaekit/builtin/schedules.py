@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 from vaekit import hookimpl
 from vaekit.options import option_ranges
 
 DEFAULT_WARMUP_FRACTION = 0.3
+
+#: The KL weight a schedule reaches (every schedule's ``beta``).
+Beta = Annotated[float, "the KL weight beta it reaches (1: the exact ELBO)"]
 
 
 def _steps(steps: int | None, total_steps: int, fraction: float) -> int:
@@ -35,7 +39,14 @@ class WarmupSchedule:
     ``steps`` defaults to 30% of the run's optimiser steps.
     """
 
-    def __init__(self, total_steps: int, steps: int | None = None, beta: float = 1.0):
+    def __init__(
+        self,
+        total_steps: int,
+        steps: Annotated[
+            int | None, "optimiser steps beta rises over (none: 30% of the run)"
+        ] = None,
+        beta: Beta = 1.0,
+    ):
         self.steps = _steps(steps, total_steps, DEFAULT_WARMUP_FRACTION)
         self.beta = beta
 
@@ -53,9 +64,11 @@ class SigmoidSchedule:
     def __init__(
         self,
         total_steps: int,
-        midpoint: int | None = None,
-        k: float | None = None,
-        beta: float = 1.0,
+        midpoint: Annotated[
+            int | None, "step at which beta is half its value (none: 15% of the run)"
+        ] = None,
+        k: Annotated[float | None, "steepness, per optimiser step (none: 10 / midpoint)"] = None,
+        beta: Beta = 1.0,
     ):
         self.midpoint = _steps(midpoint, total_steps, DEFAULT_WARMUP_FRACTION / 2)
         self.k = k if k is not None else 10.0 / self.midpoint
@@ -73,7 +86,13 @@ class CyclicalSchedule:
     exactly, so the run ends at the top of its last cycle (beta = ``beta``), never at the
     start of a new one."""
 
-    def __init__(self, total_steps: int, cycles: int = 4, ratio: float = 0.5, beta: float = 1.0):
+    def __init__(
+        self,
+        total_steps: int,
+        cycles: Annotated[int, "cycles the run's optimiser steps are split into"] = 4,
+        ratio: Annotated[float, "share of each cycle over which beta rises from 0"] = 0.5,
+        beta: Beta = 1.0,
+    ):
         if cycles < 1 or not 0 < ratio <= 1:
             raise ValueError("cyclical needs cycles >= 1 and 0 < ratio <= 1")
         self.period = max(1.0, total_steps / cycles)  # a fraction: no leftover steps
@@ -87,7 +106,10 @@ class CyclicalSchedule:
 
 
 @option_ranges(beta=(0, 1e6))
-def _constant(total_steps: int, beta: float = 1.0) -> ConstantSchedule:
+def _constant(
+    total_steps: int, beta: Annotated[float, "the KL weight beta at every step"] = 1.0
+) -> ConstantSchedule:
+    """beta = ``beta`` at every step."""
     return ConstantSchedule(beta)
 
 

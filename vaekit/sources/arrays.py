@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vaekit.data import SPLITS, ImageDataset
+from vaekit.dataset import SPLITS, ImageDataset
 from vaekit.errors import DataError
 
 SUFFIXES = (".npz", ".npy", ".h5", ".hdf5", ".hdf")

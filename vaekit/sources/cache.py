@@ -25,7 +25,9 @@ import numpy as np
 
 from vaekit.cachedir import cache_dir
 from vaekit.errors import DataError
-from vaekit.files import free_bytes
+from vaekit.files import atomic_path, atomic_write_text, free_bytes
+from vaekit.imageio import read_image
+from vaekit.resize import convert_images
 
 FORMAT = 2  # bump when the cache layout or decoding changes
 SKIP_HINT = "fix or remove it, or pass --skip-bad to skip unreadable images"
@@ -113,8 +115,6 @@ def decode_files(
         failed = _decode_into(images, [files[i] for i in ok], channels, image_size)
         return _finish(images, ok, failed, files, bad, skip_bad, signature)
 
-    from vaekit.runs import atomic_path
-
     with atomic_path(array_path) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         reserve(tmp)  # a mapped page with no disk behind it would kill us with SIGBUS
@@ -143,7 +143,6 @@ def decode_files(
         "root": str(root),
         "source": source,
     }
-    from vaekit.runs import atomic_write_text
 
     atomic_write_text(meta_path, json.dumps(meta))
     return Decoded(images, kept, skipped, False, signature)
@@ -261,7 +260,6 @@ def _decode_into(
     """Decode ``files[j]`` into ``out[j]`` on a thread pool with a progress bar."""
     from rich.console import Console
 
-    from vaekit.imageio import read_image
     from vaekit.progress import make_progress
 
     failed: dict[int, str] = {}
@@ -334,12 +332,11 @@ def cached_conversion(
     """``images`` converted to ``channels`` and ``image_size`` squares, through the cache.
 
     For sources that read arrays (``idx``, ``arrays``) rather than decode image
-    files: the conversion (one batched resize, :func:`vaekit.data.convert_images`)
+    files: the conversion (one batched resize, :func:`vaekit.resize.convert_images`)
     is saved under the cache directory and read back memory-mapped while the files
     at ``path`` (sizes, modification times), the data's fingerprint and the
     options are unchanged.
     """
-    from vaekit.data import convert_images
 
     path = Path(path).resolve()
     root = path.parent if path.is_file() else path
@@ -361,7 +358,6 @@ def cached_conversion(
     converted = convert_images(images, image_size, channels)
     if not _ensure_dir(directory):
         return converted
-    from vaekit.runs import atomic_path, atomic_write_text
 
     try:
         with atomic_path(array_path) as tmp, open(tmp, "wb") as fh:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.data import ImageDataset
+from vaekit.dataset import ImageDataset
 from vaekit.errors import DataError
 from vaekit.imageio import is_image_file
 from vaekit.sources.cache import decode_files

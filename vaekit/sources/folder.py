@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.data import UNLABELLED, ImageDataset
+from vaekit.dataset import UNLABELLED, ImageDataset
 from vaekit.errors import DataError
 from vaekit.imageio import is_image_file
 from vaekit.sources.cache import decode_files

@@ -14,11 +14,14 @@ import gzip
 import math
 import re
 import zlib
+from collections.abc import Collection, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from vaekit.data import SPLITS, ImageDataset
+from vaekit.dataset import SPLITS, ImageDataset
 from vaekit.errors import DataError
 
 FASHION_CLASSES = [
@@ -47,13 +50,32 @@ PART_SPLIT = {
 }
 
 
+#: The most a deflate stream expands (258 bytes from 2 bits, the format's best case): a
+#: gzipped file of ``n`` bytes decompresses to at most ``DEFLATE_MAX_RATIO * n``.
+DEFLATE_MAX_RATIO = 1032
+#: Bytes decompressed per read: the only transient copy while a file is read.
+BLOCK = 1 << 22
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (gzipped when it starts with the gzip magic) into a numpy array.
 
-    The header is read and checked first: its declared size must fit the file (for a
-    plain file) and the memory limit (:mod:`vaekit.limits`), and a gzipped file is
-    decompressed only up to what the header declares, so a crafted header or a
+    The header is read and checked first (:func:`open_idx`); the data is then
+    decompressed block by block straight into the array, so a crafted header or a
     decompression bomb is one line, never an allocation of whatever it claims."""
+    with open_idx(path) as (fh, dtype, shape):
+        out = np.empty(shape, dtype=dtype)
+        read_into(fh, out, path)
+    return out
+
+
+@contextmanager
+def open_idx(path: Path) -> Iterator[tuple[BinaryIO, np.dtype, tuple[int, ...]]]:
+    """Open an IDX file and check its header: ``(stream at the data, dtype, shape)``.
+
+    The declared size must fit the file (for a plain file: its size; for a gzipped
+    one: what its compressed bytes can hold at deflate's best ratio) and the memory
+    limit (:mod:`vaekit.limits`). Errors reading the file are one-line DataErrors."""
     from vaekit.files import check_input_file
     from vaekit.limits import check_memory
 
@@ -77,36 +99,42 @@ def read_idx(path: Path) -> np.ndarray:
             if any(d < 0 for d in shape):
                 raise DataError(f"IDX file '{path}' declares a negative size {shape}")
             expected = math.prod(shape) * dtype.itemsize
-            if not gzipped and expected > path.stat().st_size:
+            size = path.stat().st_size
+            if not gzipped and expected > size:
                 raise DataError(
                     f"IDX file '{path}' is truncated: its header promises {expected:,} data "
-                    f"bytes, the file has {path.stat().st_size:,}; download it again"
+                    f"bytes, the file has {size:,}; download it again"
                 )
             check_memory(
                 expected, f"IDX file '{path}' ({shape})", "check that it is the right file"
             )
-            data = _read_at_most(fh, expected)
+            if gzipped and expected > DEFLATE_MAX_RATIO * size:
+                raise DataError(
+                    f"IDX file '{path}' is truncated: its header promises {expected:,} data "
+                    f"bytes, more than its {size:,} compressed bytes can hold; download it again"
+                )
+            yield fh, dtype, shape
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read IDX file '{path}': {exc}") from None
-    if len(data) < expected:
+
+
+def read_into(fh: BinaryIO, out: np.ndarray, path: Path) -> None:
+    """Fill the contiguous array ``out`` from ``fh`` (an IDX stream at its data, inside
+    :func:`open_idx`, which turns read errors into DataErrors), ``BLOCK`` bytes at a
+    time: nothing beyond ``out`` is decompressed, and besides ``out`` nothing larger
+    than a block is set aside."""
+    expected, got = out.nbytes, 0
+    with memoryview(out.reshape(-1).view(np.uint8)) as view:
+        while got < expected:
+            n = fh.readinto(view[got : got + BLOCK])
+            if not n:
+                break
+            got += n
+    if got < expected:
         raise DataError(
-            f"IDX file '{path}' is truncated: {len(data):,} data bytes, header promises "
+            f"IDX file '{path}' is truncated: {got:,} data bytes, header promises "
             f"{expected:,}; download it again"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
-
-
-def _read_at_most(fh, n: int, block: int = 1 << 22) -> bytes:
-    """Up to ``n`` bytes of ``fh``, in blocks: ``read(n)`` would set aside ``n`` bytes at
-    once, whatever the file holds, and ``n`` comes from a header that may lie."""
-    parts, got = [], 0
-    while got < n:
-        part = fh.read(min(block, n - got))
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
 
 
 def find_idx_files(path: Path) -> dict[str, dict[str, Path]]:
@@ -129,8 +157,17 @@ def detect(path: Path) -> bool:
         return False
 
 
-def load_idx(root: Path, class_names: list[str] | None = None) -> ImageDataset:
-    """Read IDX image (and label) files; ``class_names`` overrides the recognised names."""
+def load_idx(
+    root: Path, class_names: list[str] | None = None, splits: Collection[str] | None = None
+) -> ImageDataset:
+    """Read IDX image (and label) files; ``class_names`` overrides the recognised names.
+
+    ``splits`` (names of :data:`vaekit.data.SPLITS`; None: all): read only the image
+    files of those splits (``train`` files for ``train`` and ``val``, ``t10k`` for
+    ``test``; all of them when none is there, so that the caller can say which splits
+    there are). The label files are all read, whatever ``splits``: they are small and
+    decide the class names, which must not depend on the split asked for. The images
+    are decompressed straight into the one array returned."""
     root = Path(root)
     parts = find_idx_files(root)
     parts = {part: files for part, files in parts.items() if "images" in files}
@@ -139,50 +176,85 @@ def load_idx(root: Path, class_names: list[str] | None = None) -> ImageDataset:
             f"no IDX image files (train-images-idx3-ubyte[.gz]) in '{root}'; "
             "see docs/datasets.md for Fashion-MNIST"
         )
-    images, labels, ids, split = [], [], [], []
-    have_labels = all("labels" in files for files in parts.values())
-    first_train_labels = None
-    for part in sorted(parts, key=lambda p: PART_SPLIT[p]):
-        files = parts[part]
-        array = read_idx(files["images"])
-        if array.ndim == 3:
-            array = array[:, None]
-        elif array.ndim != 4:
-            raise DataError(f"'{files['images']}' holds shape {array.shape}, not images")
-        if array.dtype != np.uint8:
-            raise DataError(
-                f"'{files['images']}' holds {array.dtype} values; expected unsigned bytes"
-            )
-        images.append(array)
-        if have_labels:
-            y = read_idx(files["labels"]).astype(np.int64).reshape(-1)
-            if len(y) != len(array):
+    order = sorted(parts, key=lambda p: PART_SPLIT[p])
+    labels = _read_labels(parts) if all("labels" in f for f in parts.values()) else None
+    if splits is not None:
+        order = [p for p in order if SPLITS[PART_SPLIT[p]] in splits] or order
+    images, counts = _read_images([parts[part]["images"] for part in order])
+    if labels is not None:
+        for part, n in zip(order, counts, strict=True):
+            if len(labels[part]) != n:
                 raise DataError(
-                    f"'{files['labels']}' has {len(y)} labels for {len(array)} images; "
+                    f"'{parts[part]['labels']}' has {len(labels[part])} labels for {n} images; "
                     "use matching files"
                 )
-            labels.append(y)
-            if part == "train":
-                first_train_labels = y[: len(FASHION_TRAIN_HEAD)].tolist()
-        ids.extend(f"{part}/{i}" for i in range(len(array)))
-        split.append(np.full(len(array), PART_SPLIT[part], dtype=np.uint8))
-    y_all = np.concatenate(labels) if have_labels else None
-    if class_names is None and y_all is not None:
-        fashion = (
-            "fashion" in str(root.resolve()).lower() or first_train_labels == FASHION_TRAIN_HEAD
-        )
+        class_names = _class_names(root, labels, class_names)
+    ids = [[f"{part}/{i}" for i in range(n)] for part, n in zip(order, counts, strict=True)]
+    return ImageDataset(
+        images=images,
+        ids=np.concatenate(ids),
+        source="idx",
+        location=str(root),
+        labels=None if labels is None else np.concatenate([labels[p] for p in order]),
+        class_names=class_names if labels is not None else None,
+        split=np.repeat(np.array([PART_SPLIT[p] for p in order], dtype=np.uint8), counts),
+    )
+
+
+def _read_images(paths: list[Path]) -> tuple[np.ndarray, list[int]]:
+    """The image files' data as one uint8 (N, C, H, W) array, each file decompressed
+    straight into its rows (no copy of a whole file, no concatenation); and how many
+    images each file holds."""
+    from vaekit.limits import check_memory
+
+    with ExitStack() as stack:
+        opened = [stack.enter_context(open_idx(path)) for path in paths]
+        shapes = []
+        for path, (_, dtype, shape) in zip(paths, opened, strict=True):
+            if len(shape) == 3:
+                shape = (shape[0], 1, *shape[1:])
+            elif len(shape) != 4:
+                raise DataError(f"'{path}' holds shape {shape}, not images")
+            if dtype != np.uint8:
+                raise DataError(f"'{path}' holds {dtype} values; expected unsigned bytes")
+            if shapes and shape[1:] != shapes[0][1:]:
+                raise DataError(
+                    f"'{path}' holds images of shape {shape[1:]}, '{paths[0]}' of "
+                    f"{shapes[0][1:]}; use matching files"
+                )
+            shapes.append(shape)
+        counts = [shape[0] for shape in shapes]
+        total = (sum(counts), *shapes[0][1:])
+        check_memory(math.prod(total), f"the IDX images {total}", "check the files")
+        images = np.empty(total, dtype=np.uint8)
+        start = 0
+        for path, (fh, _, _), n in zip(paths, opened, counts, strict=True):
+            read_into(fh, images[start : start + n], path)
+            start += n
+    return images, counts
+
+
+def _read_labels(parts: dict[str, dict[str, Path]]) -> dict[str, np.ndarray]:
+    """Every part's labels (int64), whatever split is asked for: they are small."""
+    return {
+        part: read_idx(files["labels"]).astype(np.int64).reshape(-1)
+        for part, files in parts.items()
+    }
+
+
+def _class_names(
+    root: Path, labels: dict[str, np.ndarray], class_names: list[str] | None
+) -> list[str]:
+    """``class_names``, else Fashion-MNIST's (recognised by ``fashion`` in the path or by
+    its first training labels), else "0", "1", ...; checked against every label."""
+    y_all = np.concatenate(list(labels.values()))
+    if class_names is None:
+        head = labels["train"][: len(FASHION_TRAIN_HEAD)].tolist() if "train" in labels else None
+        fashion = "fashion" in str(root.resolve()).lower() or head == FASHION_TRAIN_HEAD
         if fashion and y_all.max(initial=0) < len(FASHION_CLASSES):
             class_names = list(FASHION_CLASSES)
         else:
             class_names = [str(i) for i in range(int(y_all.max(initial=-1)) + 1)]
-    if class_names is not None and y_all is not None and y_all.max(initial=0) >= len(class_names):
+    if y_all.max(initial=0) >= len(class_names):
         raise DataError(f"labels go up to {y_all.max()} but only {len(class_names)} class names")
-    return ImageDataset(
-        images=np.ascontiguousarray(np.concatenate(images)),
-        ids=np.asarray(ids),
-        source="idx",
-        location=str(root),
-        labels=y_all,
-        class_names=class_names if y_all is not None else None,
-        split=np.concatenate(split),
-    )
+    return class_names

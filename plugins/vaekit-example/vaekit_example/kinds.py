@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import Tensor
@@ -14,7 +15,9 @@ class IWAE(VAE):
     """Trains on -log (1/k sum_i p(x, z_i) / q(z_i|x)) with k posterior draws; k = 1 is
     the ELBO. Everything else (encode, sample, evaluate) is the VAE's."""
 
-    def __init__(self, config, components, k: int = 5):
+    def __init__(
+        self, config, components, k: Annotated[int, "posterior draws per image (1: the ELBO)"] = 5
+    ):
         super().__init__(config, components)
         if k < 1:
             from vaekit.errors import UsageError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -12,7 +14,7 @@ class LogisticLikelihood(nn.Module):
 
     params_per_channel = 2  # the decoder gives mu and log s for every data channel
 
-    def __init__(self, min_log_scale: float = -5.0):
+    def __init__(self, min_log_scale: Annotated[float, "lower bound of log s per pixel"] = -5.0):
         super().__init__()
         self.min_log_scale = min_log_scale
 

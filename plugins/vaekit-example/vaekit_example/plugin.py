@@ -5,7 +5,9 @@ encoder (``linear``), a prior with no closed-form KL (``mixture``), a
 non-Gaussian likelihood (``logistic``), a KL schedule (``step``), a dataset
 source (``csv``), a model kind with its own objective (``iwae``), a command
 (``vaekit runs``) and a lifecycle logger (``example-log.csv`` in each run).
-Heavy imports (torch) stay inside the hooks so ``vaekit --help`` stays fast.
+Each component is registered by its import path (``"module:attribute"``): vaekit
+imports it when it is first used, so ``vaekit --help`` and ``vaekit plugins`` never
+load torch.
 """
 
 from __future__ import annotations
@@ -16,49 +18,37 @@ import vaekit
 @vaekit.hookimpl
 def register_encoders(register):
     """Register the ``linear`` encoder."""
-    from vaekit_example.encoder import LinearEncoder
-
-    register("linear", LinearEncoder)
+    register("linear", "vaekit_example.encoder:LinearEncoder")
 
 
 @vaekit.hookimpl
 def register_priors(register):
     """Register the learned ``mixture`` prior (Monte Carlo KL)."""
-    from vaekit_example.prior import MixturePrior
-
-    register("mixture", MixturePrior)
+    register("mixture", "vaekit_example.prior:MixturePrior")
 
 
 @vaekit.hookimpl
 def register_likelihoods(register):
     """Register the ``logistic`` likelihood."""
-    from vaekit_example.likelihood import LogisticLikelihood
-
-    register("logistic", LogisticLikelihood)
+    register("logistic", "vaekit_example.likelihood:LogisticLikelihood")
 
 
 @vaekit.hookimpl
 def register_kl_schedules(register):
     """Register the ``step`` KL schedule."""
-    from vaekit_example.schedule import StepSchedule
-
-    register("step", StepSchedule)
+    register("step", "vaekit_example.schedule:StepSchedule")
 
 
 @vaekit.hookimpl
 def register_datasets(register):
     """Register the ``csv`` dataset source."""
-    from vaekit_example.csvdata import CSVImages
-
-    register("csv", CSVImages)
+    register("csv", "vaekit_example.csvdata:CSVImages")
 
 
 @vaekit.hookimpl
 def register_models(register):
     """Register the ``iwae`` model kind."""
-    from vaekit_example.kinds import IWAE
-
-    register("iwae", IWAE)
+    register("iwae", "vaekit_example.kinds:IWAE")
 
 
 @vaekit.hookimpl

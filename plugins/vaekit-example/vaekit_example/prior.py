@@ -7,6 +7,7 @@ Carlo (log q(z|x) - log p(z) at the drawn z).
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +19,11 @@ class MixturePrior(nn.Module):
     ``scale``."""
 
     def __init__(
-        self, latent_dim: int, components: int = 4, offset: float = 5.0, scale: float = 0.7
+        self,
+        latent_dim: int,
+        components: Annotated[int, "number of Gaussians"] = 4,
+        offset: Annotated[float, "Gaussian k's mean starts at offset + k in every dimension"] = 5.0,
+        scale: Annotated[float, "each Gaussian's first standard deviation"] = 0.7,
     ):
         super().__init__()
         if components < 1:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 
 class StepSchedule:
-    def __init__(self, total_steps: int, at: float = 0.2, beta: float = 1.0):
+    """beta = 0 for the first ``at`` of the run's steps, then ``beta``."""
+
+    def __init__(
+        self,
+        total_steps: int,
+        at: Annotated[float, "share of the run's steps with beta = 0"] = 0.2,
+        beta: Annotated[float, "the KL weight from then on"] = 1.0,
+    ):
         self.switch = int(at * total_steps)
         self.beta = beta
 

@@ -18,6 +18,7 @@ saved in the checkpoint, so a resumed run switches the term on at the same step.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -58,11 +59,11 @@ class AdversarialVAE(VAE):
         self,
         config,
         components: Components,
-        weight: float = 0.1,
-        start: int = 500,
-        width: int = 32,
-        layers: int = 3,
-        prior_samples: bool = True,
+        weight: Annotated[float, "weight of the adversarial term, nats per data dimension"] = 0.1,
+        start: Annotated[int, "optimiser steps before the adversarial term is on"] = 500,
+        width: Annotated[int, "channels of the discriminator's first layer (doubled each)"] = 32,
+        layers: Annotated[int, "stride-2 layers of the discriminator (capped by image size)"] = 3,
+        prior_samples: Annotated[bool, "also show the discriminator decoded prior draws"] = True,
     ):
         from vaekit.errors import UsageError
 

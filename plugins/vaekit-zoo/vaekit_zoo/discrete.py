@@ -11,6 +11,7 @@ of data channel c are the contiguous block ``[c * k, (c + 1) * k)``.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,12 @@ class DiscretisedLogisticMixture(nn.Module):
     support = "8bit"  # a distribution over the 256 values: `vaekit evaluate` gives bits/dim
 
     def __init__(
-        self, mixtures: int = 10, min_log_scale: float = -7.0, init_log_scale: float = -3.0
+        self,
+        mixtures: Annotated[int, "logistic components per channel of each pixel"] = 10,
+        min_log_scale: Annotated[float, "lower bound of each component's log-scale"] = -7.0,
+        init_log_scale: Annotated[
+            float, "added to the decoder's log-scales: a fresh decoder's start width"
+        ] = -3.0,
     ):
         super().__init__()
         from vaekit.errors import UsageError
@@ -115,6 +121,9 @@ class Categorical256(nn.Module):
 
     params_per_channel = LEVELS
     support = "8bit"  # a distribution over the 256 values: `vaekit evaluate` gives bits/dim
+
+    def __init__(self) -> None:  # no options (nn.Module's own would take any)
+        super().__init__()
 
     def _log_probs(self, params: Tensor) -> Tensor:
         channels = params.shape[1] // LEVELS

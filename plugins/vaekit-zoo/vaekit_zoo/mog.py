@@ -7,6 +7,7 @@ closed-form KL to a Gaussian posterior, so vaekit uses its Monte Carlo estimate.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -53,11 +54,11 @@ class MixtureOfGaussians(nn.Module):
     def __init__(
         self,
         latent_dim: int,
-        components: int = 10,
-        spread: float = 1.0,
-        scale: float = 1.0,
-        learn_weights: bool = True,
-        seed: int = 0,
+        components: Annotated[int, "number of Gaussians K"] = 10,
+        spread: Annotated[float, "the means start at spread x a standard-normal draw"] = 1.0,
+        scale: Annotated[float, "each Gaussian's first standard deviation"] = 1.0,
+        learn_weights: Annotated[bool, "learn the weights (false: uniform)"] = True,
+        seed: Annotated[int, "seed of the means' first draw"] = 0,
     ):
         super().__init__()
         from vaekit.errors import UsageError

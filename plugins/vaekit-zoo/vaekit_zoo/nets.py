@@ -17,8 +17,10 @@ from __future__ import annotations
 from torch import nn
 
 from vaekit.builtin.nets.conv import ConvDecoder
+from vaekit.options import NETWORK_RANGES, option_ranges
 
 
+@option_ranges(NETWORK_RANGES)  # width, hidden: as vaekit's conv decoder's
 class UpsampleDecoder(ConvDecoder):
     """vaekit's ``conv`` decoder (``hidden`` units, a small feature map, stages that double
     it) whose every stage is a nearest 2x upsampling (to the stage's exact size) and a 3x3

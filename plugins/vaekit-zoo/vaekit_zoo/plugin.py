@@ -10,7 +10,8 @@ Registers, all prefixed by what they are so they do not clash with other package
 - likelihoods: ``dmol`` (discretised logistic mixture) and ``cat256`` (256-way
   categorical), both normalised over the 256 values of an 8-bit pixel
 
-torch is imported inside the hooks only, so ``vaekit --help`` stays fast.
+Components are registered by import path, so ``vaekit --help`` and ``vaekit plugins``
+never load torch.
 """
 
 from __future__ import annotations
@@ -21,36 +22,27 @@ import vaekit
 @vaekit.hookimpl
 def register_priors(register):
     """Register the ``mog`` prior."""
-    from vaekit_zoo.mog import MixtureOfGaussians
-
-    register("mog", MixtureOfGaussians)
+    register("mog", "vaekit_zoo.mog:MixtureOfGaussians")
 
 
 @vaekit.hookimpl
 def register_decoders(register):
     """Register the ``upsample`` decoder."""
-    from vaekit_zoo.nets import UpsampleDecoder
-
-    register("upsample", UpsampleDecoder)
+    register("upsample", "vaekit_zoo.nets:UpsampleDecoder")
 
 
 @vaekit.hookimpl
 def register_likelihoods(register):
     """Register the ``dmol`` and ``cat256`` likelihoods."""
-    from vaekit_zoo.discrete import Categorical256, DiscretisedLogisticMixture
-
-    register("dmol", DiscretisedLogisticMixture)
-    register("cat256", Categorical256)
+    register("dmol", "vaekit_zoo.discrete:DiscretisedLogisticMixture")
+    register("cat256", "vaekit_zoo.discrete:Categorical256")
 
 
 @vaekit.hookimpl
 def register_models(register):
     """Register the ``vamp`` and ``adversarial`` model kinds."""
-    from vaekit_zoo.adversarial import AdversarialVAE
-    from vaekit_zoo.vamp import VampVAE
-
-    register("vamp", VampVAE)
-    register("adversarial", AdversarialVAE)
+    register("vamp", "vaekit_zoo.vamp:VampVAE")
+    register("adversarial", "vaekit_zoo.adversarial:AdversarialVAE")
 
 
 @vaekit.hookimpl

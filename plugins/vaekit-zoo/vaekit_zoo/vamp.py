@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -100,7 +101,11 @@ class VampVAE(VAE):
     """
 
     def __init__(
-        self, config, components: Components, pseudo_inputs: int = 500, init_std: float = 0.01
+        self,
+        config,
+        components: Components,
+        pseudo_inputs: Annotated[int, "number of pseudo-inputs K (the prior's components)"] = 500,
+        init_std: Annotated[float, "spread of the pseudo-inputs' first logits (mid-grey)"] = 0.01,
     ):
         from vaekit.errors import UsageError
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from torch import Tensor, nn
 
-NORMS = ("batch", "layer", "identity")
+from vaekit.builtin.nets.optiontypes import NormName
+
+NORMS: tuple[str, ...] = get_args(NormName)  # ("batch", "layer", "identity")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

@@ -15,6 +15,7 @@ import math
 from torch import Tensor, nn
 
 from vaekit.builtin.nets.legacy import ConvDecoderV1, ConvEncoderV1
+from vaekit.builtin.nets.optiontypes import ConvArch, ConvHidden, Width
 from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
 from vaekit.options import NETWORK_RANGES, option_ranges
 
@@ -32,7 +33,9 @@ def check_arch(arch: int, known: tuple[int, ...]) -> int:
 class ConvEncoder(nn.Module):
     """Stride-2 4x4 convolutions to at most 8x8, flatten, one ``hidden``-unit layer."""
 
-    def __init__(self, input_shape: tuple[int, int, int], width: int = 32, hidden: int = 256):
+    def __init__(
+        self, input_shape: tuple[int, int, int], width: Width = 32, hidden: ConvHidden = 256
+    ):
         super().__init__()
         channels, height, width_px = input_shape
         plan = halving_plan(height, width_px)
@@ -58,8 +61,8 @@ class ConvDecoder(nn.Module):
         self,
         latent_dim: int,
         output_shape: tuple[int, int, int],
-        width: int = 32,
-        hidden: int = 256,
+        width: Width = 32,
+        hidden: ConvHidden = 256,
     ):
         super().__init__()
         out_channels, height, width_px = output_shape
@@ -92,7 +95,10 @@ class ConvDecoder(nn.Module):
 
 @option_ranges(NETWORK_RANGES)
 def conv_encoder(
-    input_shape: tuple[int, int, int], width: int = 32, hidden: int = 256, arch: int = ARCH
+    input_shape: tuple[int, int, int],
+    width: Width = 32,
+    hidden: ConvHidden = 256,
+    arch: ConvArch = ARCH,
 ) -> nn.Module:
     """The ``conv`` encoder; ``arch=1`` is vaekit 0.1.0's (it takes no ``hidden``)."""
     if check_arch(arch, ARCHS) == 1:
@@ -104,9 +110,9 @@ def conv_encoder(
 def conv_decoder(
     latent_dim: int,
     output_shape: tuple[int, int, int],
-    width: int = 32,
-    hidden: int = 256,
-    arch: int = ARCH,
+    width: Width = 32,
+    hidden: ConvHidden = 256,
+    arch: ConvArch = ARCH,
 ) -> nn.Module:
     """The ``conv`` decoder; ``arch=1`` is vaekit 0.1.0's (it takes no ``hidden``)."""
     if check_arch(arch, ARCHS) == 1:

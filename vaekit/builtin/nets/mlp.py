@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor, nn
 
+from vaekit.builtin.nets.optiontypes import MLPDepth, MLPHidden
 from vaekit.options import NETWORK_RANGES, option_ranges
 
 
@@ -20,7 +21,9 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class MLPEncoder(nn.Module):
     """Flattens the image and applies ``depth`` hidden layers of size ``hidden``."""
 
-    def __init__(self, input_shape: tuple[int, int, int], hidden: int = 512, depth: int = 2):
+    def __init__(
+        self, input_shape: tuple[int, int, int], hidden: MLPHidden = 512, depth: MLPDepth = 2
+    ):
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), _mlp([math.prod(input_shape)] + [hidden] * depth))
         self.out_features = hidden
@@ -34,7 +37,11 @@ class MLPDecoder(nn.Module):
     """Maps z through ``depth`` hidden layers to a flat output, reshaped to the image."""
 
     def __init__(
-        self, latent_dim: int, output_shape: tuple[int, int, int], hidden: int = 512, depth: int = 2
+        self,
+        latent_dim: int,
+        output_shape: tuple[int, int, int],
+        hidden: MLPHidden = 512,
+        depth: MLPDepth = 2,
     ):
         super().__init__()
         self.output_shape = tuple(output_shape)

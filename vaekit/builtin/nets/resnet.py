@@ -22,6 +22,15 @@ from torch import Tensor, nn
 from vaekit.builtin.nets.blocks import NORMS, BottleneckBlock, ResidualBlock, make_norm
 from vaekit.builtin.nets.conv import check_arch
 from vaekit.builtin.nets.legacy import ResNetDecoderV1, ResNetEncoderV1
+from vaekit.builtin.nets.optiontypes import (
+    Block,
+    Blocks,
+    ConvHidden,
+    Norm,
+    ResNetArch,
+    ResStages,
+    Width,
+)
 from vaekit.builtin.nets.shapes import doubling_padding, halving_plan, stage_channels
 from vaekit.options import NETWORK_RANGES, option_ranges
 
@@ -46,12 +55,12 @@ class ResNetEncoder(nn.Module):
     def __init__(
         self,
         input_shape: tuple[int, int, int],
-        width: int = 32,
-        blocks: int = 1,
-        norm: str = NORM,
-        hidden: int = 256,
-        block: str = "bottleneck",
-        res_stages: int = 1,
+        width: Width = 32,
+        blocks: Blocks = 1,
+        norm: Norm = NORM,
+        hidden: ConvHidden = 256,
+        block: Block = "bottleneck",
+        res_stages: ResStages = 1,
         preact: bool = True,
     ):
         super().__init__()
@@ -88,12 +97,12 @@ class ResNetDecoder(nn.Module):
         self,
         latent_dim: int,
         output_shape: tuple[int, int, int],
-        width: int = 32,
-        blocks: int = 1,
-        norm: str = NORM,
-        hidden: int = 256,
-        block: str = "bottleneck",
-        res_stages: int = 1,
+        width: Width = 32,
+        blocks: Blocks = 1,
+        norm: Norm = NORM,
+        hidden: ConvHidden = 256,
+        block: Block = "bottleneck",
+        res_stages: ResStages = 1,
     ):
         super().__init__()
         make_norm(norm, 1)
@@ -132,13 +141,13 @@ class ResNetDecoder(nn.Module):
 @option_ranges(NETWORK_RANGES)
 def resnet_encoder(
     input_shape: tuple[int, int, int],
-    width: int = 32,
-    blocks: int = 1,
-    norm: str = NORM,
-    hidden: int = 256,
-    block: str = "bottleneck",
-    res_stages: int = 1,
-    arch: int = ARCH,
+    width: Width = 32,
+    blocks: Blocks = 1,
+    norm: Norm = NORM,
+    hidden: ConvHidden = 256,
+    block: Block = "bottleneck",
+    res_stages: ResStages = 1,
+    arch: ResNetArch = ARCH,
 ) -> nn.Module:
     """The ``resnet`` encoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``),
     ``arch=2`` vaekit 0.2-0.3's (no activation between stride-2 convolutions)."""
@@ -154,13 +163,13 @@ def resnet_encoder(
 def resnet_decoder(
     latent_dim: int,
     output_shape: tuple[int, int, int],
-    width: int = 32,
-    blocks: int = 1,
-    norm: str = NORM,
-    hidden: int = 256,
-    block: str = "bottleneck",
-    res_stages: int = 1,
-    arch: int = ARCH,
+    width: Width = 32,
+    blocks: Blocks = 1,
+    norm: Norm = NORM,
+    hidden: ConvHidden = 256,
+    block: Block = "bottleneck",
+    res_stages: ResStages = 1,
+    arch: ResNetArch = ARCH,
 ) -> nn.Module:
     """The ``resnet`` decoder; ``arch=1`` is vaekit 0.1.0's (no ``hidden``, ``block``);
     arch 2 and 3 share one decoder."""
