@@ -25,9 +25,10 @@ import torch
 
 #: Bytes a chunk of decoded importance samples may use on the CPU: the decoder's
 #: activations, its output, the likelihood's temporaries (see :func:`decoded_row_bytes`).
-#: 8 MiB: a conv decoder at 28x28 gets 133 rows, as fast as larger chunks and the least
-#: peak memory (docs/benchmarks.md).
-CHUNK_BYTES = 8 * 2**20
+#: 16 MiB: a conv decoder at 28x28 gets one draw of a 256-image batch (267 rows) per
+#: call, as fast as a plain loop at the same peak memory; at 8 MiB a working set of
+#: that size was trimmed from the primed heap and faulted in again (docs/benchmarks.md).
+CHUNK_BYTES = 16 * 2**20
 
 #: The same on an accelerator, whose caching allocator keeps freed memory anyway and whose
 #: kernels want many rows: about the 4,096 rows a conv decoder at 28x28 got before 0.6.
