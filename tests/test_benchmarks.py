@@ -109,3 +109,25 @@ def test_encode_memory_measures_both_arms_on_idx_files(tmp_path):
     )
     assert "--split train (270 rows; same mu in both: True)" in out, out
     assert "ratio vaekit / hand-written: " in out, out
+
+
+def test_evaluate_speed_alternates_the_arms_and_measures_each_alone(tmp_path):
+    idx_folder(tmp_path / "fashion", n_train=256, n_test=40)
+    out = run_benchmark(
+        "evaluate_speed.py",
+        *("--data", str(tmp_path / "fashion"), "--encoder", "mlp", "--train-images", "256"),
+        *("--images", "32", "--iwae-k", "10", "--rounds", "2", "--threads", "1"),
+    )
+    for arm in ("evaluate", "evaluate_model", "plain"):
+        assert f"\n{arm:>14}: wall s " in out, out
+    assert "speed evaluate / plain" in out and "speed evaluate_model / plain" in out
+    assert "evaluate_model / plain alone: peak RSS" in out, out
+    # the same model and images: vaekit's arms agree with each other to the digit, and
+    # with the plain loop to Monte Carlo noise (its own draws)
+    bounds = {
+        line.split(":")[0].strip(): float(line.split("-IWAE_K ")[1].split(",")[0])
+        for line in out.splitlines()
+        if "-IWAE_K " in line
+    }
+    assert bounds["evaluate"] == bounds["evaluate_model"]
+    assert abs(bounds["plain"] - bounds["evaluate"]) < 0.05 * abs(bounds["evaluate"])

@@ -7,8 +7,8 @@ For every image of the split, in fixed-order batches (memory does not grow with 
 - the importance-weighted bound (Burda et al. 2016) with K posterior draws,
   log p(x) ≥ IWAE_K = log (1/K) Σ_k p(x, z_k) / q(z_k | x), reported as the estimate
   −IWAE_K of −log p(x) for K = 1, 10, 100, … up to ``iwae_k``; the draws are
-  nested (IWAE_10 uses the first 10 of IWAE_100's draws) and taken in chunks, so
-  K = 1,000 costs time, not memory;
+  nested (IWAE_10 uses the first 10 of IWAE_100's draws) and decoded in chunks of a
+  fixed memory budget (:mod:`vaekit.importance`), so K = 1,000 costs time, not memory;
 - the KL per latent dimension, and the active units: dimensions whose posterior mean
   varies over the data, Cov_x E_q[z_d] > 0.01 (Burda et al. 2016);
 - bits per dimension where the likelihood is a discrete distribution over the data's
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 
 #: ``progress(done, total)`` after each batch.
 Progress = Callable[[int, int], None]
-
-#: Decoder rows per chunk of importance samples (batch × draws): bounds IWAE's memory.
-IWAE_ROWS = 4096
 
 #: Posterior means kept (a seeded subset) for the latent scatter.
 KEEP_MEANS = 5000
@@ -261,24 +258,40 @@ def evaluate_model(
     keep_means: int = KEEP_MEANS,
     split: str = "",
     run_dir: str = "",
+    chunk_bytes: int | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` (eval mode, on ``device``) on every image of ``data``
-    (already preprocessed as the model expects); see the module docstring."""
+    (already preprocessed as the model expects); see the module docstring.
+    ``chunk_bytes``: the memory a chunk of decoded importance samples may use (None:
+    :func:`vaekit.importance.default_chunk_bytes`); it changes the speed, not the figures."""
     from vaekit.encode import release_mapped_pages, trim_heap, window_rows
+    from vaekit.importance import (
+        batch_terms,
+        chunk_rows,
+        decoded_row_bytes,
+        default_chunk_bytes,
+        keep_in_arena,
+    )
     from vaekit.limits import check_iwae_k
 
     check_iwae_k(iwae_k)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    if chunk_bytes is not None and chunk_bytes < 1:
+        raise UsageError(f"the chunk budget must be >= 1 byte, got {chunk_bytes}")
     n = len(data)
     if n == 0:
         raise UsageError(f"no images to evaluate in split '{split or 'all'}'")
     device = torch.device(device)
+    chunk_bytes = default_chunk_bytes(device) if chunk_bytes is None else chunk_bytes
     config = model.config
     num_classes = int(config.num_classes)
     latent_dim = int(config.latent_dim)
     ladder = iwae_ladder(iwae_k)
     names, kind, membership = _memberships(data, by_label)
+    chunk = chunk_rows(decoded_row_bytes(model, latent_dim, num_classes, device), chunk_bytes)
+    if device.type == "cpu":
+        keep_in_arena(chunk_bytes)
     sums: _Sums | None = None  # made at the first batch: it knows the KL's columns
     generator = torch.Generator(device=device).manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -308,7 +321,7 @@ def evaluate_model(
                 def tick(fraction: float, base: int = rows.start, size: int = len(x)) -> None:
                     progress(base + int(fraction * size), n)
 
-            terms = _batch_terms(model, x, y, ladder, generator, tick)
+            terms = batch_terms(model, x, y, ladder, generator, chunk, tick)
             if sums is None:
                 sums = _Sums(1 + len(names), latent_dim, terms[2].shape[1], ladder, device)
             member = torch.from_numpy(membership(rows)).to(device)
@@ -390,55 +403,6 @@ def _one_hot(
     return one_hot_labels(torch.from_numpy(labels.astype(np.int64)), num_classes).to(device)
 
 
-def _batch_terms(
-    model: Any,
-    x: torch.Tensor,
-    y: torch.Tensor | None,
-    ladder: list[int],
-    generator: torch.Generator,
-    tick: Callable[[float], None] | None = None,
-) -> tuple[torch.Tensor, ...]:
-    """Per image: −ELBO, reconstruction NLL, KL terms ((B, D), or (B, 1) for a prior
-    without a closed-form KL), −IWAE_K for each K of ``ladder`` (B, L) or None, and the
-    posterior mean; all float64 but the mean. ``tick(fraction)`` after each chunk of
-    importance samples, so a progress bar moves within a long batch."""
-    from vaekit.model import kl_divergence, prior_log_prob
-    from vaekit.posterior import DiagonalGaussian
-
-    q = model.posterior(x, y)
-    q = DiagonalGaussian(q.mean.float(), q.logvar.float())
-    batch, dim = q.shape
-    k_max = ladder[-1] if ladder else 1
-    chunk = max(1, IWAE_ROWS // batch)
-    log_w = torch.empty(k_max, batch, dtype=torch.float64, device=x.device)
-    recon = first = None
-    x_flat = x.float()
-    for k0 in range(0, k_max, chunk):
-        k1 = min(k_max, k0 + chunk)
-        z = q.rsample(k1 - k0, generator=generator)  # (c, B, D)
-        z_rows = z.reshape(-1, dim)
-        x_rows = x_flat.expand(k1 - k0, *x_flat.shape).reshape(-1, *x_flat.shape[1:])
-        y_rows = None if y is None else y.expand(k1 - k0, *y.shape).reshape(-1, y.shape[1])
-        params = model.decode(z_rows, y_rows)
-        log_px = model.likelihood.log_prob(x_rows, params).double().view(k1 - k0, batch)
-        if recon is None:
-            recon, first = -log_px[0], z[0]  # the −ELBO's reconstruction: the first draw
-        log_pz = prior_log_prob(model.prior, z_rows, y_rows).double().view(k1 - k0, batch)
-        log_w[k0:k1] = log_px + log_pz - q.log_prob(z).double()
-        if tick is not None and k1 < k_max:
-            tick(k1 / k_max)
-    assert recon is not None and first is not None
-    # closed form (B, D) where the prior has one, else log q - log p at the first draw (B, 1)
-    kl_dim = kl_divergence(model.prior, q, first, y).double()
-    neg_elbo = recon + kl_dim.sum(1)
-    iwae = None
-    if ladder:
-        iwae = torch.stack(
-            [-(torch.logsumexp(log_w[:k], 0) - math.log(k)) for k in ladder], 1
-        )  # (B, L)
-    return neg_elbo, recon, kl_dim, iwae, q.mean
-
-
 def evaluate(
     model_dir: str | Path = "runs/latest",
     data: str | Path | ImageDataset | None = None,
@@ -456,6 +420,7 @@ def evaluate(
     samples: int | None = None,
     judge_steps: int | None = None,
     judge_progress: Progress | None = None,
+    chunk_bytes: int | None = None,
 ) -> Evaluation:
     """Evaluate the run in ``model_dir`` on ``split`` of ``data`` (None: the run's own
     data), read with the run's preprocessing and split; ``max_images``: a seeded random
@@ -466,7 +431,8 @@ def evaluate(
     ``generation``: also measure what the model generates against the split's real
     images (:func:`vaekit.generation.evaluate_generation`: ``samples`` draws from the
     prior and from each of ``clusters``, judged by a classifier trained on the run's
-    labelled training images for ``judge_steps`` steps)."""
+    labelled training images for ``judge_steps`` steps). ``chunk_bytes``: as
+    :func:`evaluate_model` takes it."""
     loaded, everything, dataset, name, device = open_run_data(model_dir, data, split, accelerator)
     if generation:
         from vaekit.generation import SAMPLES, evaluate_generation
@@ -493,6 +459,7 @@ def evaluate(
         progress=progress,
         split=name,
         run_dir=str(loaded.path),
+        chunk_bytes=chunk_bytes,
     )
     if generation:
         result.generation = found

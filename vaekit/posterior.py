@@ -45,6 +45,11 @@ class DiagonalGaussian:
             eps = torch.randn_like(mean)
         else:
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return self.reparametrise(eps)
+
+    def reparametrise(self, eps: Tensor) -> Tensor:
+        """z = mean + stddev * eps for standard normal ``eps`` ``(..., B, D)``: draws
+        whose noise the caller made (as evaluation does, one draw at a time)."""
         return self.mean + self.stddev * eps
 
     def log_prob(self, z: Tensor) -> Tensor:
