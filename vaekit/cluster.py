@@ -31,10 +31,11 @@ added: Cov_k += diag(sum_i r_ik sigma_i^2 / sum_i r_ik).
 By default (since vaekit 0.5) ``fit-cluster`` fits a mixture of up to
 :data:`AUTO_COMPONENTS` Gaussians (as many as the subset's size allows) and a
 **gate**: a probe (logistic regression on the posterior means) that tells the
-subset's latents from the other rows'. Since vaekit 0.6 the probe is quadratic (on
-the standardised means and their pairwise products) in up to
-:data:`QUADRATIC_GATE_MAX_DIM` dimensions, linear above: a label whose neighbours
-surround it (sneakers between sandals and ankle boots) has no linear boundary.
+subset's latents from the other rows'. Since vaekit 0.6 the probe turns quadratic
+(the standardised means and their pairwise products, in up to
+:data:`QUADRATIC_GATE_MAX_DIM` dimensions) where a linear one is unsure of the
+subset's own rows: a label its neighbours surround (sneakers between sandals and
+ankle boots) has no straight boundary.
 Sampling keeps only draws the probe gives at least ``threshold`` probability of
 belonging to the subset (rejection sampling of r(z) restricted to the subset's side
 of the probe). A single Gaussian
@@ -368,21 +369,22 @@ def fit_gate(
     inside: np.ndarray, outside: np.ndarray, threshold: float = GATE, seed: int = 0
 ) -> dict[str, Any] | None:
     """A probe (logistic regression) telling latent means ``inside`` a subset from those
-    ``outside`` it, as a cluster's gate; None when either side is empty. Quadratic (on
-    the standardised means and their pairwise products, fitted on up to
-    :data:`QUADRATIC_GATE_ROWS` rows a side) in up to :data:`QUADRATIC_GATE_MAX_DIM`
-    dimensions, linear above.
+    ``outside`` it, as a cluster's gate; None when either side is empty.
 
     The gate's ``threshold`` is ``threshold`` or, when the probe is less sure of the
     subset's own rows, the probability that 80% of them reach (``requested`` keeps the
-    value asked for): a gate never shuts out the regions most real members occupy."""
-    from sklearn.linear_model import LogisticRegression
+    value asked for): a gate never shuts out the regions most real members occupy.
 
+    The probe is linear unless that is what makes it unsure: when a linear probe's
+    threshold has to fall below the one asked for, and the latents have at most
+    :data:`QUADRATIC_GATE_MAX_DIM` dimensions, a quadratic probe (the standardised means
+    and their pairwise products, fitted on up to :data:`QUADRATIC_GATE_ROWS` rows a
+    side) replaces it. A label its neighbours surround has no straight boundary; where
+    a straight one does, it extrapolates more safely into the mixture's tails."""
     if not len(inside) or not len(outside):
         return None
-    d = inside.shape[1]
-    gate: dict[str, Any] = {"kind": "quadratic" if d <= QUADRATIC_GATE_MAX_DIM else "linear"}
-    if gate["kind"] == "quadratic":
+    gate = _fit_probe(inside, outside, threshold, seed, {"kind": "linear"})
+    if gate["threshold"] < threshold and inside.shape[1] <= QUADRATIC_GATE_MAX_DIM:
         rng = np.random.default_rng(seed)
 
         def some(rows: np.ndarray) -> np.ndarray:
@@ -390,12 +392,25 @@ def fit_gate(
                 return rows
             return rows[np.sort(rng.choice(len(rows), QUADRATIC_GATE_ROWS, replace=False))]
 
-        inside, outside = some(inside), some(outside)
+        x = np.concatenate([some(inside), some(outside)]).astype(np.float64)
+        scale = x.std(0)
+        quadratic = {
+            "kind": "quadratic",
+            "mean": x.mean(0).tolist(),
+            "scale": np.where(scale > 0, scale, 1.0).tolist(),
+        }
+        gate = _fit_probe(some(inside), some(outside), threshold, seed, quadratic)
+    return gate
+
+
+def _fit_probe(
+    inside: np.ndarray, outside: np.ndarray, threshold: float, seed: int, gate: dict[str, Any]
+) -> dict[str, Any]:
+    """``gate`` (its kind, and a quadratic one's standardisation) with a fitted probe."""
+    from sklearn.linear_model import LogisticRegression
+
     x = np.concatenate([inside, outside]).astype(np.float64)
     y = np.concatenate([np.ones(len(inside)), np.zeros(len(outside))])
-    if gate["kind"] == "quadratic":
-        scale = x.std(0)
-        gate.update(mean=x.mean(0).tolist(), scale=np.where(scale > 0, scale, 1.0).tolist())
     features = gate_features(x, gate)
     probe = LogisticRegression(max_iter=3000, random_state=seed).fit(features, y)
     own = probe.predict_proba(features[: len(inside)])[:, 1]
