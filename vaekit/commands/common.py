@@ -111,3 +111,18 @@ def is_lead_process() -> bool:
     import os
 
     return os.environ.get("RANK", "0") == "0"
+
+
+def print_tables(tables: Any) -> None:
+    """Print ``(title, header, rows)`` tables (the library's plain rows: the report's
+    generation section, a store's scores) with rich; the first column left-aligned."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for title, header, rows in tables:
+        table = Table(title=escape(title))
+        for i, column in enumerate(header):
+            table.add_column(escape(column), justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*(escape(cell(v)) for v in row))
+        console.print(table)

@@ -15,9 +15,9 @@ from vaekit.commands.common import (
     JsonFlag,
     JudgeStepsOption,
     ModelDir,
-    cell,
     console,
     err_console,
+    print_tables,
     seed_option,
     user_errors,
 )
@@ -179,16 +179,9 @@ def _print_evaluation(result: Any) -> None:
 def _print_generation(found: Any) -> None:
     """The generation section as rich tables (rows shared with the report)."""
     from rich.markup import escape
-    from rich.table import Table
 
     from vaekit.generation import generation_rows
 
-    for title, header, rows in generation_rows(found):
-        table = Table(title=escape(title))
-        for i, column in enumerate(header):
-            table.add_column(escape(column), justify="left" if i == 0 else "right")
-        for row in rows:
-            table.add_row(*(escape(cell(v)) for v in row))
-        console.print(table)
+    print_tables(generation_rows(found))
     for line in found.skipped:
         err_console.print(f"[yellow]skipped:[/] {escape(line)}")

@@ -11,9 +11,9 @@ import typer
 
 from vaekit.commands.common import (
     JsonFlag,
-    cell,
     console,
     err_console,
+    print_tables,
     seed_option,
     split_option,
     user_errors,
@@ -59,7 +59,6 @@ def score_command(
     posterior means against the attributes."""
     with user_errors():
         from rich.markup import escape
-        from rich.table import Table
 
         from vaekit.latent_scores import score_latents, score_tables
 
@@ -69,13 +68,7 @@ def score_command(
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return
-        for title, header, rows in score_tables(result):
-            table = Table(title=escape(title))
-            for i, column in enumerate(header):
-                table.add_column(escape(column), justify="left" if i == 0 else "right")
-            for row in rows:
-                table.add_row(*(escape(cell(v)) for v in row))
-            console.print(table)
+        print_tables(score_tables(result))
         for factor in result.factors:
             if factor.skipped:
                 err_console.print(
