@@ -156,7 +156,7 @@ def test_attributes_and_queries(tmp_path, run_dir):
 
 
 def test_memory_mapped_data_in_windows_matches_in_memory(tmp_path, run_dir, monkeypatch):
-    import vaekit.encode as encode_module
+    import vaekit.heap as heap_module
 
     digits = load_dataset()
     np.save(tmp_path / "images.npy", digits.images)
@@ -172,8 +172,8 @@ def test_memory_mapped_data_in_windows_matches_in_memory(tmp_path, run_dir, monk
             class_names=digits.class_names,
         )
 
-    monkeypatch.setattr(encode_module, "WINDOW_BYTES", 100 * 64)  # 64-image windows
-    assert encode_module.window_rows(mapped, 64) == 64
+    monkeypatch.setattr(heap_module, "WINDOW_BYTES", 100 * 64)  # 64-image windows
+    assert heap_module.window_rows(mapped, 64) == 64
     windowed = encode_dataset(dataset(mapped), tmp_path / "a.h5", model_dir=run_dir, batch_size=64)
     whole = encode_dataset(dataset(digits.images), tmp_path / "b.h5", model_dir=run_dir)
     with LatentStore.open(windowed) as a, LatentStore.open(whole) as b:

@@ -14,7 +14,6 @@ its own part file, and rank 0 joins the parts, in order, into the target.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 import warnings
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from vaekit.data import SPLITS, DeviceBatches, ImageDataset
 from vaekit.distributed import DistContext
 from vaekit.errors import DataError, UsageError
 from vaekit.files import atomic_path, check_output_target, remove_stale_temporaries
+from vaekit.heap import release_mapped_pages, trim_heap, window_rows
 from vaekit.model import one_hot_labels
 from vaekit.runs import LoadedRun, open_run
 from vaekit.store import LatentStoreWriter, compression_options, join_stores, remove_quietly
@@ -369,52 +369,6 @@ def interleave(blocks: list[np.ndarray]) -> np.ndarray:
 def repeat(rows: np.ndarray, copies: int) -> np.ndarray:
     """Each row ``copies`` times in a row (the per-image columns of interleaved rows)."""
     return rows if copies == 1 else np.repeat(rows, copies, axis=0)
-
-
-WINDOW_BYTES = 8 << 20  # images per window: small next to the model's own working memory
-
-
-def window_rows(images: np.ndarray, batch_size: int) -> int:
-    """Rows per window: whole batches, about ``WINDOW_BYTES`` of images."""
-    per_image = max(1, int(np.prod(images.shape[1:])) * images.itemsize)
-    return max(1, WINDOW_BYTES // (per_image * batch_size)) * batch_size
-
-
-def trim_heap() -> None:
-    """Hand freed heap memory back to the system (glibc ``malloc_trim``). Freed activation
-    buffers otherwise stay in the heap and the resident size creeps up with the number of
-    batches; trimming once per window keeps it level. A no-op off glibc."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
-
-
-def release_mapped_pages(array: np.ndarray) -> None:
-    """Let the kernel drop ``array``'s pages from this process when it is a view of a
-    read-only file mapping (``np.load(mmap_mode="r")``, the decode cache); they are read
-    again from the page cache if touched. In-memory arrays are left alone. Linux only."""
-    import mmap
-
-    base = array
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    if not isinstance(base, mmap.mmap) or not sys.platform.startswith("linux"):
-        return
-    if array.flags.writeable or not array.flags.c_contiguous:
-        return  # only read-only mappings: dropping a written page of a private map loses it
-    import ctypes
-
-    page = mmap.PAGESIZE
-    start = -(-array.ctypes.data // page) * page  # whole pages inside the array only
-    stop = (array.ctypes.data + array.nbytes) // page * page
-    if stop > start:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), 4)  # MADV_DONTNEED
 
 
 def _encode_distributed(

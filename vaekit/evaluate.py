@@ -264,7 +264,7 @@ def evaluate_model(
     (already preprocessed as the model expects); see the module docstring.
     ``chunk_bytes``: the memory a chunk of decoded importance samples may use (None:
     :func:`vaekit.importance.default_chunk_bytes`); it changes the speed, not the figures."""
-    from vaekit.encode import release_mapped_pages, trim_heap, window_rows
+    from vaekit.heap import release_mapped_pages, trim_heap, window_rows
     from vaekit.importance import (
         batch_terms,
         chunk_rows,
