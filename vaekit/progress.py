@@ -50,6 +50,12 @@ class CountBar:
         if self.task is not None:  # a bar never shown leaves no blank line behind
             self.bar.stop()
 
+    def __enter__(self) -> CountBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # the bar never outlives the work, whatever ended it
+
 
 class RichTrainReporter:
     """Shows loss, recon, KL, beta and samples/s while training; a table at the end."""

@@ -97,11 +97,8 @@ def fit_cluster_command(
             from vaekit.generation import judge_cluster
             from vaekit.progress import CountBar
 
-            bar = CountBar("train judge", err_console, transient=True)
-            try:
+            with CountBar("train judge", err_console, transient=True) as bar:
                 rate = judge_cluster(path, judge_steps=judge_steps, progress=bar)
-            finally:
-                bar.stop()
             ceiling = (
                 "" if rate.ceiling is None else f" (real '{rate.query}' images: {rate.ceiling:.1%})"
             )

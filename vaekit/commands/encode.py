@@ -45,9 +45,7 @@ def encode(
         from vaekit.progress import CountBar
 
         lead = is_lead_process()
-        progress = CountBar("encode", err_console)
-
-        try:
+        with CountBar("encode", err_console) as progress:
             result = encode_latents(
                 data,
                 output,
@@ -60,8 +58,6 @@ def encode(
                 progress=progress if lead else None,
                 hflip=hflip,
             )
-        finally:
-            progress.stop()
         if lead:
             console.print(result.message, highlight=False)
 

@@ -99,10 +99,10 @@ def evaluate_command(
         from vaekit.progress import CountBar
 
         check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
-        progress = CountBar("evaluate", err_console, transient=True)
-        judge_bar = CountBar("train judge", err_console, transient=True)
-
-        try:
+        with (
+            CountBar("evaluate", err_console, transient=True) as progress,
+            CountBar("train judge", err_console, transient=True) as judge_bar,
+        ):
             result = evaluate(
                 model,
                 data,
@@ -120,9 +120,6 @@ def evaluate_command(
                 judge_steps=judge_steps,
                 judge_progress=None if as_json else judge_bar,
             )
-        finally:
-            progress.stop()
-            judge_bar.stop()
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return
