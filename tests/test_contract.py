@@ -458,3 +458,56 @@ def test_a_prior_whose_kl_returns_none_gets_the_monte_carlo_kl(tmp_path):
         result = evaluate(run_dir, iwae_k=2)
     assert result.kl_per_dim is None  # one Monte Carlo column: no split by dimension
     assert torch.isfinite(torch.tensor([result.kl, result.neg_elbo, result.iwae[2]])).all()
+
+
+class SplitReadingSource:
+    """A third party's dataset whose ``load`` accepts ``splits``: it records what it was
+    asked for and leaves the other split's images out, as the contract allows."""
+
+    asked: list = []
+
+    @staticmethod
+    def detect(path) -> bool:
+        return False
+
+    @staticmethod
+    def load(path, splits: tuple[str, ...] | None = None):
+        import numpy as np
+
+        from vaekit.dataset import SPLITS, ImageDataset
+
+        SplitReadingSource.asked.append(splits)
+        own = {"train": np.arange(0, 40), "test": np.arange(40, 50)}
+        keep = np.concatenate([own.get(s, []) for s in (splits or own)]).astype(int)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (50, 1, 4, 4), dtype=np.uint8)[keep]
+        split = np.array([SPLITS.index("train")] * 40 + [SPLITS.index("test")] * 10)[keep]
+        return ImageDataset(
+            images=images,
+            ids=np.array([str(i) for i in keep]),
+            source="split-reader",
+            location=str(path),
+            split=split.astype(np.uint8),
+        )
+
+
+class SplitReadingPlugin:
+    @vaekit.hookimpl
+    def register_datasets(self, register):
+        register("split-reader", SplitReadingSource)
+
+
+def test_a_third_party_dataset_is_asked_only_for_the_splits_a_command_takes(tmp_path):
+    """The ``splits`` keyword of a dataset's ``load`` (hookspecs): a command taking one
+    split names the dataset's own splits it needs (validation rows come from train), and
+    the rows it gets are those of a whole read."""
+    from vaekit.data import load_dataset
+
+    SplitReadingSource.asked.clear()
+    with registered(SplitReadingPlugin(), "split-reader"):
+        whole = load_dataset(tmp_path, "split-reader").with_splits(0.25, seed=0)
+        for split, asked in (("test", ("test",)), ("val", ("train", "val")), ("train", ("train",))):
+            part = load_dataset(tmp_path, "split-reader", split=split).with_splits(0.25, seed=0)
+            assert SplitReadingSource.asked[-1] == asked
+            assert list(part.select_split(split).ids) == list(whole.select_split(split).ids)
+    assert SplitReadingSource.asked[0] is None  # a whole read names none
