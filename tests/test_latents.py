@@ -376,3 +376,19 @@ def test_other_requests_are_not_replaced_without_overwrite(tmp_path, run_dir):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         encode_latents(digits_data(), out, model_dir=run_dir)
     assert out.read_bytes() == before
+
+
+def test_counter_normal_draws_are_standard_normal_and_a_function_of_their_counter():
+    from scipy import stats
+
+    from vaekit.latent_dataset import counter_normal
+
+    x = counter_normal(3, 2, np.arange(20_000), 16)
+    assert x.dtype == np.float32 and x.shape == (20_000, 16)
+    assert abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
+    assert stats.kstest(x.ravel(), "norm").pvalue > 0.001
+    assert abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.02  # dimensions independent
+    # the same (seed, epoch, row) gives the same ε whatever else is in the batch
+    np.testing.assert_array_equal(counter_normal(3, 2, np.array([7, 2]), 16), x[[7, 2]])
+    assert not np.array_equal(counter_normal(3, 3, np.arange(4), 16), x[:4])  # other epoch
+    assert not np.array_equal(counter_normal(4, 2, np.arange(4), 16), x[:4])  # other seed

@@ -11,8 +11,9 @@ size; nothing reads the whole of ``mu`` or ``logvar``. The file is opened lazily
 the process that reads it: a data set pickled into ``DataLoader`` workers (or
 inherited by a fork) opens its own handle there, never sharing or pickling an open one.
 
-Draws are seeded: row i's ε in epoch e is ``default_rng([seed, e, i])``'s, so the
-same seed gives the same sequence whatever the batch size, order, worker count or
+Draws are seeded: row i's ε in epoch e is a function of (seed, e, i) alone
+(:func:`counter_normal`, computed for a whole batch at once), so the same seed gives
+the same sequence whatever the batch size, order, worker count or
 sampler, and :meth:`LatentDataset.set_epoch` (as with ``DistributedSampler``) gives
 other draws each epoch.
 """
@@ -141,12 +142,37 @@ class LatentDataset(Dataset):
         return [{k: v[j] for k, v in columns.items()} for j in range(len(rows))]
 
     def noise(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), D) float32 ε of ``rows`` in this epoch: each row's own seeded stream."""
-        out = np.empty((len(rows), self.latent_dim), dtype=np.float32)
-        for j, row in enumerate(rows.tolist()):
-            rng = np.random.default_rng([self.seed, self.epoch, row])
-            out[j] = rng.standard_normal(self.latent_dim, dtype=np.float32)
-        return out
+        """(len(rows), D) float32 ε of ``rows`` in this epoch: a function of (seed,
+        epoch, row, dimension) alone (:func:`counter_normal`), for a whole batch at once."""
+        return counter_normal(self.seed, self.epoch, rows, self.latent_dim)
+
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of uint64 whose outputs look independent."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_normal(seed: int, epoch: int, rows: np.ndarray, dim: int) -> np.ndarray:
+    """(len(rows), dim) float32 standard normal deviates, each a pure function of (seed,
+    epoch, row, dimension): two splitmix64 hashes of its counter give two uniforms, Box and
+    Muller turn them into one normal. Vectorised (no generator per row), and the same
+    whatever the batch, order, worker count or sampler."""
+    with np.errstate(over="ignore"):
+        key = _mix(np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(epoch))
+        counter = (np.asarray(rows, dtype=np.uint64)[:, None] * np.uint64(dim)) + np.arange(
+            dim, dtype=np.uint64
+        )
+        base = (counter * np.uint64(2)) ^ key
+        bits1, bits2 = _mix(base) & _MASK, _mix(base + np.uint64(1)) & _MASK
+    # 53-bit uniforms: u1 in (0, 1] (log never sees 0), u2 in [0, 1)
+    u1 = ((bits1 >> np.uint64(11)).astype(np.float64) + 1.0) / 2.0**53
+    u2 = (bits2 >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
 
 
 def _read(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
