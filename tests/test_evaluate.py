@@ -179,3 +179,27 @@ def test_progress_moves_within_a_batch_of_many_importance_samples(tiny_run):
     evaluate(tiny_run, iwae_k=1000, max_images=64, progress=lambda done, total: calls.append(done))
     assert len(calls) > 4 and calls == sorted(calls)  # one batch of 64, yet many steps
     assert calls[0] == 0 and calls[-1] == 64 and len(set(calls)) > 3
+
+
+def test_without_generation_only_the_split_is_read_with_the_same_figures(tmp_path):
+    from tests.dataset_fixtures import idx_folder
+
+    data = idx_folder(tmp_path / "idx", n_train=60, n_test=10)
+    run = train_tiny(tmp_path, data=str(data), epochs=1).run.path
+    whole = evaluate(run, data, split="test", iwae_k=10)  # before: both files readable
+    held_out = evaluate(run, data, iwae_k=10)  # test, else val: the IDX files have a test split
+    assert held_out.split == "test"
+    val = evaluate(run, data, split="val", iwae_k=10)
+    (data / "train-images-idx3-ubyte.gz").write_bytes(b"not an IDX file")  # test never reads it
+    for result in (evaluate(run, data, split="test", iwae_k=10), evaluate(run, data, iwae_k=10)):
+        assert result.split == "test" and result.n == whole.n == 10
+        assert result.iwae == whole.iwae and result.neg_elbo == whole.neg_elbo
+    with pytest.raises(Exception, match="train-images"):  # val is carved from train
+        evaluate(run, data, split="val", iwae_k=10)
+    assert val.split == "val"
+
+
+def test_a_held_out_split_falls_back_to_val_when_the_data_has_no_test(tiny_run):
+    result = evaluate(tiny_run, iwae_k=1)  # the embedded digits: train and val only
+    assert result.split == "val"
+    assert result.n == evaluate(tiny_run, split="val", iwae_k=1).n

@@ -433,8 +433,13 @@ def evaluate(
     prior and from each of ``clusters``, judged by a classifier trained on the run's
     labelled training images for ``judge_steps`` steps). ``chunk_bytes``: as
     :func:`evaluate_model` takes it."""
-    loaded, everything, dataset, name, device = open_run_data(model_dir, data, split, accelerator)
-    if generation:
+    found = None
+    if not generation:  # the split is all that is read, where the data's source can
+        loaded, dataset, name, device = open_split(model_dir, data, split, accelerator)
+    else:  # the judge trains on the data's training images: read them all
+        loaded, everything, dataset, name, device = open_run_data(
+            model_dir, data, split, accelerator
+        )
         from vaekit.generation import SAMPLES, evaluate_generation
         from vaekit.judge import JUDGE_STEPS
 
@@ -461,6 +466,5 @@ def evaluate(
         run_dir=str(loaded.path),
         chunk_bytes=chunk_bytes,
     )
-    if generation:
-        result.generation = found
+    result.generation = found
     return result

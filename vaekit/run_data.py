@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vaekit.dataset import ImageDataset
-from vaekit.errors import UsageError
+from vaekit.dataset import SPLITS, ImageDataset
+from vaekit.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -27,8 +27,41 @@ def open_split(
     """The run in ``model_dir`` loaded on ``accelerator``'s device, and the images of
     ``split`` (as :func:`evaluate` takes it) of ``data`` read the run's way; with the
     split's name (``all`` for every image) and the device."""
-    loaded, _, dataset, name, device = open_run_data(model_dir, data, split, accelerator)
+    from vaekit.runs import open_run
+
+    device = device_of(accelerator)
+    loaded = open_run(model_dir, str(device))
+    dataset, name = read_split(loaded, data, split)
     return loaded, dataset, name, device
+
+
+def read_split(
+    loaded: LoadedRun, data: str | Path | ImageDataset | None, split: str | Sequence[str] | None
+) -> tuple[ImageDataset, str]:
+    """The images of ``split`` of ``data`` read the run's way, and the split's name,
+    reading only the dataset's own splits that split needs where its source can (for a
+    list of names, the first one's, then the next's when the data has no images of it).
+
+    The images and the name are those :func:`open_run_data` gives; only what is read
+    differs. A source that cannot read a split alone gives everything, chosen from."""
+    one = isinstance(split, str)
+    names = [split] if one else list(split or ())
+    if split not in (None, "all") and not isinstance(data, ImageDataset):
+        for name in names:
+            if name not in SPLITS:
+                break  # the whole read's check names the mistake
+            try:
+                read = loaded.load_data(data, name)
+            except DataError:
+                break  # read it whole below, so that the error is the one every command gives
+            if read.split is None:  # a dataset without splits: all of it (or one's error)
+                return (read.require_split(name), name) if one else (read, "all")
+            if one or (read.split == SPLITS.index(name)).any():
+                # every image of ``name`` is in ``read``: with none here, the data has none
+                return read.require_split(name), name
+    everything = loaded.load_data(data)
+    name = everything.choose_split(split)
+    return everything.require_split(name), name or "all"
 
 
 def open_run_data(
