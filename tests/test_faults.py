@@ -12,7 +12,7 @@ import torch
 import vaekit
 from tests.helpers import registered, train_tiny
 from vaekit.errors import VaekitError
-from vaekit.model import VAE, Objective
+from vaekit.model import MAIN_GROUP, VAE, Objective
 from vaekit.runs import Run, open_run
 
 
@@ -131,28 +131,60 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path):
     assert open_run(compiled.run.path).model is not None  # saved without the wrapper
 
 
-@pytest.mark.parametrize("scale", [1e-3, 1e4])  # gradients under the clip, and far over it
-def test_the_clip_fused_into_adam_steps_as_clip_grad_norm_does(scale):
-    """vaekit clips by handing fused Adam grad_scale = max(1, norm / clip) (no rescaling
-    pass over the gradients); the weights after a step equal clip_grad_norm_'s."""
-    from vaekit.train import gradient_norm
+def one_step(tmp_path, on_host: bool, monkeypatch, scale: float = 1.0, nan_grad: bool = False):
+    """A set-up session's first batch through :func:`vaekit.train.optimise`, decided on the
+    host or (as on an accelerator) on the device; the loss times ``scale``, and with
+    ``nan_grad`` a NaN in one gradient while the loss stays finite. Returns the session,
+    the model, the step's flags, and what the step should leave: a model after
+    ``clip_grad_norm_`` and a plain fused-Adam step, or (``nan_grad``) the weights before."""
+    from tests.helpers import tiny_config
+    from vaekit import train as T
 
-    torch.manual_seed(0)
-    clip = 1.0
-    reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
-    fused = copy.deepcopy(reference)
-    x = torch.randn(8, 6)
-    steps = []
-    for model in (reference, fused):
-        (model(x).square().sum() * scale).backward()
-        steps.append(torch.optim.Adam(model.parameters(), lr=0.1, fused=True))
-    torch.nn.utils.clip_grad_norm_(list(reference.parameters()), clip)
-    steps[0].step()
-    params = list(fused.parameters())
-    norm = gradient_norm(params)
-    assert torch.isclose(norm, torch.nn.utils.get_total_norm([p.grad for p in params]))
-    steps[1].grad_scale = (norm / clip).clamp(min=1.0)
-    steps[1].found_inf = torch.zeros(())
-    steps[1].step()
-    for a, b in zip(reference.parameters(), fused.parameters(), strict=True):
+    monkeypatch.setattr(T, "steps_on_host", lambda session: on_host)
+    session = T.set_up(tiny_config(tmp_path, grad_clip=1.0, name=f"s{on_host}"), resume=False)
+    model = session.raw_model
+    reference = copy.deepcopy(model)
+    x, _ = next(iter(session.batches.epoch(64, shuffle=False)))
+
+    def loss_of(m):
+        torch.manual_seed(0)  # the same reparametrisation draw for both
+        objective = m(x)
+        loss = objective.loss * scale
+        if nan_grad:  # adds 0 to the loss, and d/dw sqrt(|w - w|) = inf * 0 = NaN to a gradient
+            w = next(m.parameters()).flatten()[0]
+            loss = loss + (w - w.detach()).abs().sqrt()
+        return objective._replace(loss=loss)
+
+    before = copy.deepcopy(model.state_dict())
+    good, overflow = T.optimise(session, loss_of(model))
+    session.run.unlock()
+    expected = None
+    if not nan_grad:
+        optimizer = torch.optim.Adam(reference.parameters(), lr=session.config.lr, fused=True)
+        loss_of(reference).loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(reference.parameters()), 1.0)
+        optimizer.step()
+        expected = reference
+    return session, model, good, overflow, expected if expected is not None else before
+
+
+@pytest.mark.parametrize("on_host", [True, False], ids=["host", "device"])
+@pytest.mark.parametrize("scale", [1e-3, 1e4])  # gradients under the clip, and far over it
+def test_a_step_clips_as_clip_grad_norm_does_on_either_path(tmp_path, monkeypatch, on_host, scale):
+    """vaekit clips inside fused Adam (grad_scale = max(1, norm / clip), no rescaling pass;
+    on the host only when the norm is over the clip): the weights after ``optimise`` equal
+    those after clip_grad_norm_ and a plain fused-Adam step."""
+    _, model, good, overflow, expected = one_step(tmp_path, on_host, monkeypatch, scale)
+    assert bool(good) and not bool(overflow)
+    for a, b in zip(expected.parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("on_host", [True, False], ids=["host", "device"])
+def test_a_step_with_a_nan_gradient_and_a_finite_loss_is_skipped(tmp_path, monkeypatch, on_host):
+    session, model, good, _, before = one_step(tmp_path, on_host, monkeypatch, nan_grad=True)
+    assert not bool(good)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    for state in session.optimizers[MAIN_GROUP].state.values():  # no moments, no step counted
+        assert not state or (float(state["step"]) == 0 and not state["exp_avg"].any())

@@ -183,3 +183,28 @@ def test_checkpoint_without_schedule_steps_still_resumes(tmp_path):
     run.save_checkpoint(state)
     resumed = train(tiny_config(tmp_path, epochs=0), resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+def test_step_terms_sum_the_good_steps_means_in_one_flush():
+    from vaekit.model import Objective
+    from vaekit.train import StepTerms
+
+    extra = {"critic": torch.zeros(())}
+    terms = StepTerms(extra, torch.device("cpu"))
+    steps = [  # (loss, recon (B,), kl (B,), critic, good, overflow): the last batch is short
+        (1.0, [2.0, 4.0], [1.0, 3.0], 0.5, True, False),
+        (float("nan"), [float("nan"), 1.0], [1.0, 1.0], float("nan"), False, False),
+        (3.0, [6.0], [5.0], 1.5, True, True),
+    ]
+    for loss, recon, kl, critic, good, overflow in steps:
+        objective = Objective(
+            torch.tensor(loss),
+            torch.tensor(recon),
+            torch.tensor(kl),
+            {"critic": torch.tensor(critic)},
+        )
+        terms.add(objective, torch.tensor(good), torch.tensor(overflow))
+    assert len(terms) == 3
+    assert terms.flush().tolist() == [4.0, 3.0 + 6.0, 2.0 + 5.0, 2.0, 1.0, 1.0]
+    assert extra["critic"].item() == 2.0 and len(terms) == 0
+    assert terms.flush().tolist() == [0.0] * 6

@@ -803,11 +803,11 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
     # loss, recon, kl summed over good steps, then the number of good, skipped (faults) and
     # overflow (the gradient scaler's) steps
     sums = torch.zeros(6, device=device)
-    logged = torch.zeros(6, device=device)
     # the extra parameter groups' losses (a discriminator's), summed over good steps
     extra_sums = {name: torch.zeros((), device=device) for name in session.groups}
     extra_sums.pop(MAIN_GROUP, None)
-    n_batches, n_logged, log_samples = 0, 0, 0
+    steps = StepTerms(extra_sums, device)
+    n_batches, log_samples = 0, 0
     t_epoch = t_log = time.perf_counter()
     beta = 0.0
     batches = session.batches.epoch(
@@ -823,22 +823,13 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         with session.accelerator.autocast():
             objective = model(x, y_in, beta=beta, free_bits=config.free_bits)
         good, overflow = optimise(session, objective)
-        with torch.no_grad():
-            terms = torch.stack(
-                [objective.loss.detach(), objective.recon_nll.mean(), objective.kl.mean()]
-            ).float()
-            ok = good.float()
-            counts = torch.stack([ok, 1 - ok, overflow.float()])
-            batch_terms = torch.cat([torch.where(good, terms, 0.0), counts])
-            sums += batch_terms
-            for name, total in extra_sums.items():
-                total += torch.where(good, objective.extra[name].detach().float(), 0.0)
-            logged += batch_terms
+        steps.add(objective, good, overflow)
         session.step += 1
         n_batches += 1
-        n_logged += 1
         log_samples += len(x)
-        if n_logged == LOG_EVERY or n_batches == session.steps_per_epoch:
+        if len(steps) == LOG_EVERY or n_batches == session.steps_per_epoch:
+            logged = steps.flush()
+            sums += logged
             values = torch.cat([logged, sums[4:5]]).tolist()  # the only host sync of the loop
             check_skipped(session, int(values[6]), epoch)
             values = [v / max(values[3], 1) for v in values[:3]]
@@ -854,8 +845,8 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
             session.step_log.append({"step": session.step, **row})
             if reporter:
                 reporter.update(session.step, row)
-            logged.zero_()
-            t_log, log_samples, n_logged = now, 0, 0
+            t_log, log_samples = now, 0
+    sums += steps.flush()  # steps past the last log point (none unless the batches ran short)
     session.accelerator.synchronize()
     train_time = time.perf_counter() - t_epoch
     totals = session.dist.sum_(sums).tolist()  # every process's steps
@@ -883,6 +874,61 @@ def train_epoch(session: Session, epoch: int, reporter: Reporter | None) -> dict
         metrics["overflow_steps"] = int(totals[5] / session.dist.world_size)
         metrics["grad_scale"] = session.scaler.get_scale()
     return metrics
+
+
+class StepTerms:
+    """The training steps' figures since the last log point, summed in a few operations
+    when asked (:meth:`flush`) rather than a dozen small ones per step: for the CPU's
+    short steps that bookkeeping cost as much as a step's finiteness check."""
+
+    def __init__(self, extra_sums: dict[str, torch.Tensor], device: torch.device):
+        self.extra_sums = extra_sums  # the extra groups' losses over good steps, added to
+        self.device = device
+        self.steps: list[tuple[Objective, torch.Tensor, torch.Tensor]] = []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, objective: Objective, good: torch.Tensor, overflow: torch.Tensor) -> None:
+        """One step: its objective (detached) and :func:`optimise`'s flags."""
+        kept = objective._replace(
+            loss=objective.loss.detach(),
+            recon_nll=objective.recon_nll.detach(),
+            kl=objective.kl.detach(),
+            extra={name: objective.extra[name].detach() for name in self.extra_sums},
+        )
+        self.steps.append((kept, good, overflow))
+
+    def flush(self) -> torch.Tensor:
+        """(6,): loss, recon and kl (each the step's mean over its batch) summed over the
+        good steps, then the numbers of good, skipped and overflowed steps; and the extra
+        groups' losses over the good steps added to ``extra_sums``. Then forgets them."""
+        if not self.steps:
+            return torch.zeros(6, device=self.device)
+        objectives = [step[0] for step in self.steps]
+        good = torch.stack([step[1] for step in self.steps])
+        overflow = torch.stack([step[2] for step in self.steps])
+        per_step = torch.stack(
+            [
+                torch.stack([o.loss for o in objectives]).float(),
+                batch_means([o.recon_nll for o in objectives]),
+                batch_means([o.kl for o in objectives]),
+            ]
+        )
+        ok = good.float()
+        counts = torch.stack([ok.sum(), (1 - ok).sum(), overflow.float().sum()])
+        for name, total in self.extra_sums.items():
+            extra = torch.stack([o.extra[name] for o in objectives]).float()
+            total += torch.where(good, extra, 0.0).sum()
+        self.steps.clear()
+        return torch.cat([torch.where(good, per_step, 0.0).sum(1), counts])
+
+
+def batch_means(values: list[torch.Tensor]) -> torch.Tensor:
+    """(n,) the mean of each of ``values`` (1-D tensors, as long as their batches)."""
+    if all(v.dim() == 1 for v in values) and len({v.shape[0] for v in values}) == 1:
+        return torch.stack(values).float().mean(1)
+    return torch.stack([v.float().mean() for v in values])  # a short last batch, or scalars
 
 
 def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
@@ -918,6 +964,8 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
         scale_at_least_one = scaler._get_scale_async() >= 1.0
         for optimizer in session.optimizers.values():
             scaler.unscale_(optimizer)  # clip and check the true gradients
+    if steps_on_host(session):
+        return _step_on_host(session, losses)
     clip = session.config.grad_clip
     if len(losses) == 1:
         loss_finite = torch.isfinite(objective.loss.detach())
@@ -943,6 +991,36 @@ def optimise(session: Session, objective: Objective) -> tuple[torch.Tensor, torc
     scaler.update()  # halves the scale after non-finite gradients, else grows it in time
     overflow = loss_finite & ~grads_finite & scale_at_least_one
     return taken | overflow, overflow
+
+
+def steps_on_host(session: Session) -> bool:
+    """Whether :func:`optimise` decides on the host: on the CPU without a gradient scaler,
+    where a step's values are ready when read. Elsewhere (an accelerator's queue, fp16's
+    scaler) it decides on the device, without waiting."""
+    return session.scaler is None and session.accelerator.device.type == "cpu"
+
+
+def _step_on_host(
+    session: Session, losses: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`optimise`'s checks and steps decided on the host, where reading a value costs
+    no wait (the CPU runs each operation as it is called): a step with a non-finite loss or
+    gradient norm is not taken at all, and a finite one is taken with neither ``found_inf``
+    nor, while the norm is within the clip, ``grad_scale`` (each an extra read or division
+    of every gradient inside fused Adam). The same weights as the device path's."""
+    clip = session.config.grad_clip
+    norms = [gradient_norm(params).item() for params in session.groups.values()]
+    taken = all(math.isfinite(v.item()) for v in losses.values()) and all(
+        math.isfinite(norm) for norm in norms
+    )
+    if taken:
+        for name, norm in zip(session.groups, norms, strict=True):
+            optimizer = session.optimizers[name]
+            optimizer.found_inf = None
+            optimizer.grad_scale = torch.tensor(norm / clip) if clip and norm > clip else None
+            optimizer.step()
+    flag = torch.tensor(taken)
+    return flag, torch.zeros_like(flag)
 
 
 def gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
