@@ -462,3 +462,44 @@ def test_a_version_2_linear_gate_still_loads(store, tmp_path):
     (tmp_path / "odd.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match="gate of kind 'cubic'"):
         Cluster.load(tmp_path / "odd.json")
+
+
+def test_a_gate_with_an_image_threshold_redraws_latents_whose_decoded_image_misses(store, tmp_path):
+    """``reencode`` stands in for decode-then-encode: a model whose images of latents with a
+    low fifth coordinate read as the other side. Real members' images all read right, so
+    the image threshold is what 80% of their images reach; draws whose image would read wrong are
+    redrawn, and a cluster used without the model draws as before."""
+    from vaekit.cluster import gate_format_version
+
+    path, ref = store
+
+    def reencode(z: np.ndarray) -> np.ndarray:
+        return np.where(z[:, 4:5] < 2.5, -z, z)
+
+    cluster = fit_cluster(path, "smiling", output=tmp_path / "s.json", reencode=reencode)
+    members = ref["mu"][ref["attrs"][:, 0]].astype(np.float32)
+    threshold = cluster.gate["image_threshold"]
+    assert threshold == pytest.approx(np.quantile(cluster.gate_probability(reencode(members)), 0.2))
+    assert 0.9 < threshold < 1
+    again = Cluster.load(tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_text())["format_version"] == 4
+    assert gate_format_version(again.gate) == 4 and again.gate["image_threshold"] == threshold
+    unchecked = again.sample(2000, seed=1)
+    assert (unchecked[:, 4] < 2.5).mean() > 0.05  # the model would show these as not smiling
+    checked = again.sample(2000, seed=1, reencode=reencode)
+    assert (checked[:, 4] >= 2.5).all() and (again.gate_probability(checked) >= 0.9).all()
+    assert (again.gate_probability(reencode(checked)) >= threshold).all()
+
+    # members whose images read less sure lower the image threshold (80% of them pass)
+    def blur(z: np.ndarray) -> np.ndarray:
+        return z * 0.05
+
+    soft = fit_cluster(path, "smiling", reencode=blur)
+    members = soft.gate_probability(blur(members))
+    assert soft.gate["image_threshold"] < 0.9
+    assert (members >= soft.gate["image_threshold"]).mean() == pytest.approx(0.8, abs=0.01)
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["gate"]["image_threshold"] = 1.5
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="gate image threshold 1.5"):
+        Cluster.load(tmp_path / "bad.json")

@@ -377,3 +377,48 @@ def test_a_plugin_prior_gets_a_fitted_prior_only_when_asked(tmp_path):
     loaded = open_run(fitted_run)
     assert np.allclose(sample(loaded, 30, seed=4).z, fitted.sample(30, 4))
     assert not np.allclose(sample(loaded, 30, seed=4, model_prior=True).z, fitted.sample(30, 4))
+
+
+def test_fit_cluster_checks_decoded_images_with_the_run_that_encoded_the_latents(
+    digits_run, tmp_path
+):
+    """The CLI's fit-cluster gives the gate an image threshold from the store's run, and
+    ``sample`` keeps only draws whose decoded image, encoded again, passes it; when that
+    run is gone, the gate checks latents only and says so."""
+    import shutil
+
+    from vaekit.cluster import Cluster
+    from vaekit.encode import encode_dataset
+    from vaekit.generate import reencoder
+
+    store = encode_dataset(None, tmp_path / "latents.h5", model_dir=digits_run)
+    out = CliRunner().invoke(
+        app, ["fit-cluster", "--latents", str(store), "-l", "3", "-o", str(tmp_path / "c.json")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "its decoded images at p ≥" in out.stdout
+    cluster = Cluster.load(tmp_path / "c.json")
+    assert 0 < cluster.gate["image_threshold"] < 1
+    assert json.loads((tmp_path / "c.json").read_text())["format_version"] == 4
+    run = open_run(digits_run)
+    drawn = sample(run, 40, cluster=cluster, seed=3)
+    passed = cluster.gate_probability(reencoder(run)(drawn.z))
+    assert (passed >= cluster.gate["image_threshold"]).all()
+    out = CliRunner().invoke(
+        app,
+        ["fit-cluster", "--latents", str(store), "-l", "3", "-o", str(tmp_path / "n.json"),
+         "--no-check-images"],
+    )  # fmt: skip
+    assert out.exit_code == 0 and "decoded" not in out.output
+    assert "image_threshold" not in Cluster.load(tmp_path / "n.json").gate
+    # a store whose run is gone: the gate reads latents only, and the user is told
+    gone = tmp_path / "gone"
+    shutil.copytree(digits_run, gone)
+    orphan = encode_dataset(None, tmp_path / "orphan.h5", model_dir=gone)
+    shutil.rmtree(gone)
+    out = CliRunner().invoke(
+        app, ["fit-cluster", "--latents", str(orphan), "-l", "3", "-o", str(tmp_path / "o.json")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "checks latents only" in out.output and "cannot be opened" in out.output
+    assert "image_threshold" not in Cluster.load(tmp_path / "o.json").gate

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.cluster import Cluster, check_temperature, mean_direction, resolve_cluster_path
+from vaekit.cluster import (
+    Cluster,
+    Reencode,
+    check_temperature,
+    mean_direction,
+    resolve_cluster_path,
+)
 from vaekit.errors import DataError, OutputExistsError, UsageError
 from vaekit.images import to_uint8
 from vaekit.runs import LoadedRun
@@ -141,6 +147,38 @@ def encode_images(
     return np.concatenate(mus), np.concatenate(logvars)
 
 
+def reencoder(run: LoadedRun) -> Reencode:
+    """Latents (N, D) -> the posterior means (N, D) of the images ``run``'s model decodes
+    them to (its mean images, as uint8, as a user gets them): what a cluster's gate reads
+    to check the decoded images (:meth:`vaekit.cluster.Cluster.sample`)."""
+
+    def reencode(z: np.ndarray) -> np.ndarray:
+        return encode_images(run, decode(run, z))[0]
+
+    return reencode
+
+
+def store_reencoder(latents: str | Path) -> tuple[Reencode | None, str]:
+    """The :func:`reencoder` of the run that encoded the store ``latents``, or None and
+    why not (the run is gone or retrained, or its model is class-conditional)."""
+    from vaekit.runs import open_run
+    from vaekit.store import LatentStore
+
+    with LatentStore.open(latents) as store:
+        run_dir, recorded = store.attrs.get("run_dir"), store.attrs.get("weights_sha256")
+    if not run_dir:
+        return None, f"'{latents}' does not name the run that encoded it"
+    try:
+        run = open_run(run_dir)
+    except DataError:
+        return None, f"the run that encoded '{latents}' ({run_dir}) cannot be opened"
+    if recorded and run.weights_sha256 != recorded:
+        return None, f"the run that encoded '{latents}' ({run_dir}) has been trained since"
+    if run.num_classes:
+        return None, "a class-conditional model decodes each class apart"
+    return reencoder(run), ""
+
+
 def read_model_image(run: LoadedRun, path: str | Path) -> np.ndarray:
     """Read an image file the way the model's training data was read: its channels and
     square size. Returns uint8 (C, H, W)."""
@@ -255,7 +293,9 @@ def sample(
     notes: list[str] = []
     if fitted is not None:
         notes = check_cluster_fits(fitted, run)
-        z = fitted.sample(n, np.random.default_rng(seed), temperature)
+        # a cluster's gate checks the decoded images with the model that fitted it only
+        reencode = None if notes or run.num_classes else reencoder(run)
+        z = fitted.sample(n, np.random.default_rng(seed), temperature, reencode)
     else:
         z = prior_sample(run, n, seed, temperature, labels)
         if labels is not None and not model_prior:

@@ -1,3 +1,3 @@
 """vaekit's version (one place; ``vaekit.__version__`` re-exports it)."""
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"

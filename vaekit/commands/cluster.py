@@ -37,9 +37,19 @@ def fit_cluster_command(
         float,
         typer.Option(
             help="Keep only draws a probe on the latents (quadratic up to 32 dims) gives "
-            "at least this probability of carrying the label (0: no gate)."
+            "at least this probability of carrying the label, for the latent and for its "
+            "decoded image encoded again (0: no gate)."
         ),
     ] = 0.9,
+    check_images: Annotated[
+        bool,
+        typer.Option(
+            "--check-images/--no-check-images",
+            help="With a gate, also redraw latents whose decoded image, encoded again by the "
+            "run that encoded the latents, reads less like the label than 80% of real "
+            "members' images do (more on-label, somewhat less varied draws).",
+        ),
+    ] = True,
     max_rows: Annotated[
         int | None, typer.Option(help="Fit a seeded random sample of this many rows.")
     ] = None,
@@ -68,6 +78,11 @@ def fit_cluster_command(
         check_judge_steps(judge_steps)
 
         path = output or default_cluster_path(label)
+        reencode, why_not = None, ""
+        if gate > 0 and check_images:
+            from vaekit.generate import store_reencoder
+
+            reencode, why_not = store_reencoder(latents)
         cluster = fit_cluster(
             latents,
             label,
@@ -78,6 +93,7 @@ def fit_cluster_command(
             split=split,
             output=path,
             gate=gate,
+            reencode=reencode,
         )
         fitted = "" if cluster.fitted_rows == cluster.n else f" (fitted on {cluster.fitted_rows:,})"
         mixture = f"{cluster.components} × " if cluster.components > 1 else ""
@@ -88,11 +104,18 @@ def fit_cluster_command(
                 f"{cluster.gate.get('kind', 'linear')} probe "
                 f"({cluster.gate['accuracy']:.1%} right on the rows)"
             )
+            if "image_threshold" in cluster.gate:
+                gated += f" and its decoded images at p ≥ {cluster.gate['image_threshold']:.2g}"
         console.print(
             f"fitted [bold]{cluster.query}[/]: {cluster.n:,} rows{fitted}, {mixture}"
             f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims{gated} "
             f"-> [bold]{path}[/]"
         )
+        if why_not:
+            from rich.markup import escape
+
+            note = f"the gate checks latents only, not decoded images: {why_not}"
+            err_console.print(escape(note))
         if judge:
             from vaekit.generation import judge_cluster
             from vaekit.progress import CountBar
