@@ -45,6 +45,65 @@ def test_keras_style_splits(tmp_path):
     assert data.labels.tolist() == [1, 2, 3, 0, 9] and len(data.class_names) == 10
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_keras_style_splits_read_only_the_images_a_split_needs(tmp_path, monkeypatch, suffix):
+    """``load_dataset(..., split=)`` leaves the other part's images unread; the rows read
+    keep a whole read's ids, labels, class names and attributes."""
+    from vaekit.sources import arrays as source
+
+    path = tmp_path / f"mnist{suffix}"
+    parts = dict(
+        x_train=rng.integers(0, 256, (3, 4, 4), dtype=np.uint8),
+        y_train=np.array(["b", "c", "b"]),
+        x_test=rng.integers(0, 256, (2, 4, 4), dtype=np.uint8),
+        y_test=np.array(["a", "c"]),
+        attributes=np.array([[1], [0], [1], [1], [0]], dtype=np.int8),
+    )
+    if suffix == ".npz":
+        np.savez(path, **parts)
+    else:
+        with h5py.File(path, "w") as f:
+            for key, value in parts.items():
+                f[key] = value.astype("S") if value.dtype.kind == "U" else value
+    whole = load_dataset(path)
+    converted = []
+    real = source._to_nchw
+    monkeypatch.setattr(
+        source, "_to_nchw", lambda a, *rest: converted.append(len(a)) or real(a, *rest)
+    )
+    for split, rows, read in (
+        ("test", [3, 4], [2]),
+        ("train", [0, 1, 2], [3]),
+        ("val", [0, 1, 2], [3]),
+    ):
+        converted.clear()
+        part = load_dataset(path, split=split)
+        assert converted == read  # the other part's images were never converted
+        np.testing.assert_array_equal(part.images, whole.images[rows])
+        assert part.ids.tolist() == whole.ids[rows].tolist()
+        assert part.class_names == whole.class_names == ["a", "b", "c"]
+        assert part.labels.tolist() == whole.labels[rows].tolist()
+        assert part.attributes.tolist() == whole.attributes[rows].tolist()
+    if suffix == ".npz":  # nor read: training images cut short (a whole header, no data)
+        import io
+        import zipfile
+
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (3, 4, 4)}
+        )
+        members = {}
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        members["x_train.npy"] = header.getvalue()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, content in members.items():
+                archive.writestr(name, content)
+        with pytest.raises(DataError):
+            load_dataset(path)
+        assert load_dataset(path, split="test").ids.tolist() == ["3", "4"]
+
+
 def test_hdf5_with_attributes(tmp_path):
     path = tmp_path / "faces.h5"
     with h5py.File(path, "w") as f:

@@ -153,7 +153,11 @@ def reencoder(run: LoadedRun) -> Reencode:
     to check the decoded images (:meth:`vaekit.cluster.Cluster.sample`)."""
 
     def reencode(z: np.ndarray) -> np.ndarray:
-        return encode_images(run, decode(run, z))[0]
+        means = [  # a chunk's images at a time: a rejection round may hold many draws
+            encode_images(run, decode(run, z[lo : lo + DECODE_BATCH]))[0]
+            for lo in range(0, len(z), DECODE_BATCH)
+        ]
+        return np.concatenate(means) if means else np.zeros((0, z.shape[1]), np.float32)
 
     return reencode
 

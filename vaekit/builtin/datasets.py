@@ -126,10 +126,15 @@ class ArraysSource:
         layout: Annotated[
             Literal["nchw", "nhwc"] | None, "the arrays' axis order when the shape is ambiguous"
         ] = None,
+        splits: Annotated[
+            tuple[str, ...] | None,
+            "with x_train/x_test arrays, read only the images of these, train and/or test "
+            "(vaekit asks for what --split needs; default: both)",
+        ] = None,
     ) -> ImageDataset:
         from vaekit.sources.arrays import load_arrays
 
-        return load_arrays(path, layout=layout)
+        return load_arrays(path, layout=layout, splits=splits)
 
 
 class FolderSource:

@@ -42,27 +42,41 @@ def detect(path: Path) -> bool:
         return False
 
 
-def load_arrays(path: Path, layout: str | None = None) -> ImageDataset:
+def load_arrays(
+    path: Path, layout: str | None = None, splits: tuple[str, ...] | None = None
+) -> ImageDataset:
     """Read images (and labels, attributes, splits) from an array file.
 
-    ``layout``: ``"nchw"`` or ``"nhwc"`` when the shape alone is ambiguous.
+    ``layout``: ``"nchw"`` or ``"nhwc"`` when the shape alone is ambiguous. ``splits``
+    (``train``, ``test``; None: both): with ``x_train``/``x_test`` arrays, the images
+    of the others are left unread; rows keep the ids and class names of a whole read
+    (the labels, which decide the names, are small and always read whole).
     """
     path = Path(path)
-    arrays = _read(path)
+    arrays, lengths = _read(path, skip=_unread_images(splits))
     split = None
-    if "x_train" in arrays:
-        parts = [(p, arrays[f"x_{p}"], arrays.get(f"y_{p}")) for p in ("train", "test")]
-        parts = [(p, x, y) for p, x, y in parts if x is not None]
-        images = np.concatenate([_to_nchw(x, path, layout) for _, x, _ in parts])
-        ys = [y for _, _, y in parts]
-        labels = (
-            np.concatenate([np.asarray(y).reshape(-1) for y in ys])
-            if all(y is not None for y in ys)
-            else None
-        )
+    if "x_train" in arrays or "x_train" in lengths:
+        parts = [p for p in ("train", "test") if f"x_{p}" in arrays or f"x_{p}" in lengths]
+        sizes = [len(arrays[f"x_{p}"]) if f"x_{p}" in arrays else lengths[f"x_{p}"] for p in parts]
+        starts = np.cumsum([0, *sizes])
+        read = [i for i, p in enumerate(parts) if f"x_{p}" in arrays]
+        images = np.concatenate([_to_nchw(arrays[f"x_{parts[i]}"], path, layout) for i in read])
+        ys = [arrays.get(f"y_{p}") for p in parts]
+        labels = None
+        if all(y is not None for y in ys):
+            flat = [np.asarray(y).reshape(-1) for y in ys]
+            whole, names = _labels(np.concatenate(flat), _strings(arrays.get("class_names")), path)
+            labels = np.concatenate([whole[starts[i] : starts[i + 1]] for i in read])
+            arrays["class_names"] = names
         split = np.concatenate(
-            [np.full(len(x), SPLITS.index(p), dtype=np.uint8) for p, x, _ in parts]
+            [np.full(sizes[i], SPLITS.index(parts[i]), dtype=np.uint8) for i in read]
         )
+        rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in read])
+        for key in ("ids", "attributes"):  # per row of the whole file: the rows read
+            if key in arrays and len(arrays[key]) == starts[-1] and len(rows) < starts[-1]:
+                arrays[key] = np.asarray(arrays[key])[rows]
+        if "ids" not in arrays:  # a row's id is its place in the whole file, read or not
+            arrays["ids"] = rows.astype(str)
     else:
         key = next((k for k in IMAGE_KEYS if k in arrays), None)
         if key is None:
@@ -106,9 +120,18 @@ def load_arrays(path: Path, layout: str | None = None) -> ImageDataset:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The arrays of an .npy/.npz/HDF5 file; what each declares is checked against the
-    file (or its zip member) and the memory limit before it is read."""
+def _unread_images(splits: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The ``x_<part>`` arrays a read of the source's own ``splits`` leaves unread."""
+    if splits is None:
+        return ()
+    keep = {"train" if s in ("train", "val") else s for s in splits}
+    return tuple(f"x_{p}" for p in ("train", "test") if p not in keep)
+
+
+def _read(path: Path, skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, int]]:
+    """The arrays of an .npy/.npz/HDF5 file, and the lengths of those in ``skip`` (left
+    unread, their headers read instead); what each declares is checked against the file
+    (or its zip member) and the memory limit before it is read."""
     import zipfile
 
     from vaekit.files import check_input_file
@@ -121,22 +144,38 @@ def _read(path: Path) -> dict[str, Any]:
         if suffix == ".npy":
             mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # its header vs its size
             check_memory(mapped.nbytes, f"array file '{path}'", fix)
-            return {"images": np.array(mapped)}
+            return {"images": np.array(mapped)}, {}
         if suffix == ".npz":
             with zipfile.ZipFile(path) as archive:
-                declared = sum(member.file_size for member in archive.infolist())
+                members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+                lengths = {k: _npy_length(archive, members[k]) for k in skip if k in members}
+                declared = sum(m.file_size for k, m in members.items() if k not in lengths)
             check_memory(declared, f"array file '{path}'", fix)
             with np.load(path, allow_pickle=False) as arrays:
-                return {k: arrays[k] for k in arrays.files}
+                return {k: arrays[k] for k in arrays.files if k not in lengths}, lengths
         import h5py
 
         with h5py.File(path, "r") as f:
             datasets = {k: f[k] for k in f if isinstance(f[k], h5py.Dataset)}
+            lengths = {k: len(datasets.pop(k)) for k in skip if k in datasets}
             declared = sum(d.size * d.dtype.itemsize for d in datasets.values())
             check_memory(declared, f"array file '{path}'", fix)
-            return {k: d[()] for k, d in datasets.items()}
+            return {k: d[()] for k, d in datasets.items()}, lengths
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read array file '{path}': {exc}") from None
+
+
+def _npy_length(archive: Any, member: Any) -> int:
+    """The first dimension of an .npz member, from its .npy header alone."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape = np.lib.format.read_array_header_1_0(f)[0]
+        else:
+            shape = np.lib.format.read_array_header_2_0(f)[0]
+    if not shape:
+        raise ValueError(f"{member.filename} is a scalar, not an array of images")
+    return int(shape[0])
 
 
 def _to_nchw(array: Any, path: Path, layout: str | None) -> np.ndarray:
