@@ -133,3 +133,10 @@ def test_bad_values(tmp_path):
     np.save(path, np.full((2, 4, 4), 3.0))
     with pytest.raises(DataError, match=r"store them in \[0, 1\]"):
         load_dataset(path)
+
+
+def test_a_split_the_keras_style_file_lacks_reads_what_it_has(tmp_path):
+    path = tmp_path / "train_only.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (3, 4, 4), dtype=np.uint8), y_train=[0, 1, 0])
+    part = load_dataset(path, split="test")  # no x_test: nothing to leave unread
+    assert len(part) == 3 and not (part.split == SPLITS.index("test")).any()

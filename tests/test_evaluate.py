@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vaekit.cli import app
 from vaekit.data import ImageDataset
-from vaekit.errors import UsageError
+from vaekit.errors import DataError, UsageError
 from vaekit.evaluate import evaluate, evaluate_model, iwae_ladder
 from vaekit.model import iwae_bound
 from vaekit.runs import load_model, open_run
@@ -194,12 +194,20 @@ def test_without_generation_only_the_split_is_read_with_the_same_figures(tmp_pat
     for result in (evaluate(run, data, split="test", iwae_k=10), evaluate(run, data, iwae_k=10)):
         assert result.split == "test" and result.n == whole.n == 10
         assert result.iwae == whole.iwae and result.neg_elbo == whole.neg_elbo
-    with pytest.raises(Exception, match="train-images"):  # val is carved from train
+    with pytest.raises(DataError, match="train-images"):  # val is carved from train
         evaluate(run, data, split="val", iwae_k=10)
     assert val.split == "val"
 
 
-def test_a_held_out_split_falls_back_to_val_when_the_data_has_no_test(tiny_run):
+def test_a_held_out_split_falls_back_to_val_when_the_data_has_no_test(tiny_run, monkeypatch):
+    from vaekit.runs import LoadedRun
+
+    reads = []
+    real = LoadedRun.load_data
+    monkeypatch.setattr(
+        LoadedRun, "load_data", lambda self, *args: reads.append(args) or real(self, *args)
+    )
     result = evaluate(tiny_run, iwae_k=1)  # the embedded digits: train and val only
     assert result.split == "val"
+    assert len(reads) == 1  # a source that cannot read a split alone is read once
     assert result.n == evaluate(tiny_run, split="val", iwae_k=1).n

@@ -151,7 +151,8 @@ class Cluster:
         """(n, D) float32 draws z ~ r(z); ``temperature`` scales the standard deviation.
 
         Draws come from numpy's generator (``seed`` or a ``Generator``), so the same
-        seed gives the same latents on every machine. With a gate, only draws it passes
+        seed gives the same latents on every machine (with ``reencode``, the same as far
+        as the model's images are the same there). With a gate, only draws it passes
         are kept; with ``reencode`` (latents -> the posterior means of their decoded
         images, under the model that encoded the cluster's latents: see
         :func:`vaekit.generate.reencoder`) and a gate with an ``image_threshold``, only
@@ -181,7 +182,8 @@ class Cluster:
         if have < n:
             raise DataError(
                 f"cluster '{self.query}': too few draws pass its gate ({have} of {n} after "
-                f"{GATE_ROUNDS} rounds); fit it again with `--gate 0` (no gate) or a lower --gate"
+                f"{GATE_ROUNDS} rounds); fit it again with `--gate 0` (no gate), a lower --gate "
+                "or --no-check-images"
             )
         return np.concatenate(kept)[:n]
 
@@ -445,7 +447,8 @@ def image_threshold(gate: dict[str, Any], members: np.ndarray, reencode: Reencod
     if not len(members):
         return float(gate["threshold"])
     decoded = gate_probability(gate, reencode(members.astype(np.float32)))
-    return float(np.quantile(decoded, 0.2))
+    # below 1: a probe sure of most members saturates to 1.0 in float64
+    return float(min(np.quantile(decoded, 0.2), np.nextafter(1.0, 0.0)))
 
 
 def _fit_probe(

@@ -143,6 +143,21 @@ def load_run_data(
     return _read(config, data, source, options, split)
 
 
+def reads_splits_apart(config: TrainConfig, data: str | Path | ImageDataset | None) -> bool:
+    """Whether :func:`load_run_data` of ``data`` can leave splits other than the one
+    asked for unread: the dataset plugin it uses takes a ``splits`` keyword."""
+    if isinstance(data, ImageDataset):
+        return False
+    path, source = (config.data, config.dataset) if data is None else (data, config.dataset)
+    if data is not None and source is not None and not _detects(source, data):
+        source = None
+    try:
+        _, plugin = resolve_source(path, source)
+    except (DataError, UsageError):
+        return False  # the read says what is wrong
+    return "splits" in inspect.signature(plugin.load).parameters
+
+
 def _read(
     config: TrainConfig,
     path: str | Path | None,

@@ -43,10 +43,12 @@ def read_split(
     list of names, the first one's, then the next's when the data has no images of it).
 
     The images and the name are those :func:`open_run_data` gives; only what is read
-    differs. A source that cannot read a split alone gives everything, chosen from."""
+    differs. Data whose source cannot read a split alone is read once, whole."""
+    from vaekit.data import reads_splits_apart
+
     one = isinstance(split, str)
     names = [split] if one else list(split or ())
-    if split not in (None, "all") and not isinstance(data, ImageDataset):
+    if split not in (None, "all") and reads_splits_apart(loaded.config.train, data):
         for name in names:
             if name not in SPLITS:
                 break  # the whole read's check names the mistake
@@ -54,11 +56,11 @@ def read_split(
                 read = loaded.load_data(data, name)
             except DataError:
                 break  # read it whole below, so that the error is the one every command gives
-            if read.split is None:  # a dataset without splits: all of it (or one's error)
-                return (read.require_split(name), name) if one else (read, "all")
-            if one or (read.split == SPLITS.index(name)).any():
-                # every image of ``name`` is in ``read``: with none here, the data has none
+            if read.split is not None and (read.split == SPLITS.index(name)).any():
                 return read.require_split(name), name
+            if one:
+                break  # none: the whole read's error names every split the data has
+            # every image of ``name`` is in ``read``, and there are none: the next name
     everything = loaded.load_data(data)
     name = everything.choose_split(split)
     return everything.require_split(name), name or "all"

@@ -105,13 +105,13 @@ def fit_cluster_command(
                 f"({cluster.gate['accuracy']:.1%} right on the rows)"
             )
             if "image_threshold" in cluster.gate:
-                gated += f" and its decoded images at p ≥ {cluster.gate['image_threshold']:.2g}"
+                gated += f" and its decoded images at p ≥ {cluster.gate['image_threshold']:.3g}"
         console.print(
             f"fitted [bold]{cluster.query}[/]: {cluster.n:,} rows{fitted}, {mixture}"
             f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims{gated} "
             f"-> [bold]{path}[/]"
         )
-        if why_not:
+        if why_not and cluster.gate is not None:
             from rich.markup import escape
 
             note = f"the gate checks latents only, not decoded images: {why_not}"

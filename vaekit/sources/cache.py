@@ -341,7 +341,9 @@ def cached_conversion(
     path = Path(path).resolve()
     root = path.parent if path.is_file() else path
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    key = _cache_key(path, f"{source}-converted", channels, image_size)
+    # one entry per read: a split-only read (evaluate's test images) and a whole one
+    # (train's) keep their own conversions instead of replacing each other's
+    key = _cache_key(path, f"{source}-converted-{len(images)}", channels, image_size)
     signature = hashlib.sha256(
         f"{key}:{fingerprint}:{files_signature(files, root)}".encode()
     ).hexdigest()[:16]
