@@ -40,6 +40,10 @@ import torch
 from vaekit.config import TrainConfig
 from vaekit.data import ImageDataset, apply_image_options, load_dataset
 from vaekit.encode import encode_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peak_memory import reset_peak, rss_kib  # noqa: E402
+
 from vaekit.runs import load_model
 from vaekit.train import train
 
@@ -122,12 +126,8 @@ def child_memory(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     root = Path(args.root)
     data = dataset(root, args.child, args.in_memory)
-    load_peak, before = _rss_kib("VmHWM"), _rss_kib()
-    try:  # Linux >= 4.0: "5" resets VmHWM to the current RSS
-        Path("/proc/self/clear_refs").write_text("5")
-        reset = True
-    except OSError:
-        reset = False
+    load_peak, before = rss_kib("VmHWM"), rss_kib()
+    reset = reset_peak()
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         encode_dataset(
             data,
@@ -135,7 +135,7 @@ def child_memory(args: argparse.Namespace) -> None:
             model_dir=root / "runs" / "bench",
             batch_size=args.batch_size,
         )
-    peak = _rss_kib("VmHWM")
+    peak = rss_kib("VmHWM")
     out = {
         "n": args.child,
         "before_kib": before,
@@ -143,16 +143,6 @@ def child_memory(args: argparse.Namespace) -> None:
         "process_peak_kib": max(load_peak, peak),
     }
     print(json.dumps(out))
-
-
-def _rss_kib(field: str = "VmRSS") -> int:
-    """RSS now (``VmRSS``) or its high-water mark (``VmHWM``), KiB. Not ``ru_maxrss``:
-    Linux carries that over from the parent across fork + exec, so a child started by
-    this (larger) benchmark process would report the parent's size."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
 def measure_memory(root: Path, n: int, args: argparse.Namespace) -> dict:

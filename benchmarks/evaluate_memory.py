@@ -39,6 +39,9 @@ from vaekit.config import TrainConfig
 from vaekit.data import ImageDataset, apply_image_options, load_dataset
 from vaekit.train import train
 
+sys.path.insert(0, str(Path(__file__).parent))
+from peak_memory import reset_peak, rss_kib  # noqa: E402
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
@@ -68,14 +71,6 @@ def dataset(root: Path, n: int, in_memory: bool) -> ImageDataset:
     return ImageDataset(images, np.arange(n), "bench", str(root), labels, names)
 
 
-def _rss_kib(field: str = "VmRSS") -> int:
-    """RSS now or its high-water mark (VmHWM), KiB (not ru_maxrss: inherited over exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
-
-
 def plain_loop(model: torch.nn.Module, data: ImageDataset, k: int, batch_size: int) -> float:
     """The loop one writes by hand: all images as floats, per-batch bounds collected."""
     from vaekit.model import iwae_bound
@@ -100,8 +95,8 @@ def child(args: argparse.Namespace) -> None:
     root = Path(args.root)
     model = load_model(root / "runs" / "bench")
     data = dataset(root, args.child, args.in_memory)
-    before = _rss_kib()
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = rss_kib()
+    reset_peak(required=True)
     if args.mode == "vaekit":
         result = evaluate_model(
             model, data, iwae_k=args.iwae_k, by_label=True, batch_size=args.batch_size
@@ -109,7 +104,7 @@ def child(args: argparse.Namespace) -> None:
         value = result.iwae[args.iwae_k]
     else:
         value = plain_loop(model, data, args.iwae_k, args.batch_size)
-    print(json.dumps({"before_kib": before, "peak_kib": _rss_kib("VmHWM"), "iwae": value}))
+    print(json.dumps({"before_kib": before, "peak_kib": rss_kib("VmHWM"), "iwae": value}))
 
 
 def measure(root: Path, n: int, mode: str, args: argparse.Namespace) -> dict:

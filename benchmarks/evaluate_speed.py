@@ -53,17 +53,12 @@ import torch
 
 from vaekit.data import ImageDataset
 
+sys.path.insert(0, str(Path(__file__).parent))
+from peak_memory import reset_peak, rss_kib  # noqa: E402
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 ARMS = ("evaluate", "evaluate_model", "plain")
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-
-
-def _rss_kib(field: str) -> int:
-    """VmRSS (now) or VmHWM (the high-water mark) of this process, KiB. Linux only."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
 def train_model(data: Path, root: Path, encoder: str, images: int) -> Path:
@@ -197,10 +192,9 @@ def child(args: argparse.Namespace) -> None:
     imports; the other two get the opened model and images, and their mark is set after
     that, so their peak is the evaluation's own."""
     # every arm imports the same modules before its mark, those evaluate imports when
-    # called too (vaekit.encode, for its memory helpers, brings h5py: about 13 MiB)
+    # called too
     import importlib.util
 
-    import vaekit.encode  # noqa: F401
     import vaekit.evaluate  # noqa: F401
 
     if importlib.util.find_spec("vaekit.importance"):  # not in vaekit 0.5
@@ -211,8 +205,8 @@ def child(args: argparse.Namespace) -> None:
     if args.child != "evaluate":
         model, images = opened(run, data, args.images)
         x = as_floats(images) if args.child == "plain" else None
-    before = _rss_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := the RSS now
+    before = rss_kib()
+    reset_peak(required=True)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start, cpu = time.perf_counter(), time.process_time()
     if args.child == "evaluate":
@@ -223,7 +217,7 @@ def child(args: argparse.Namespace) -> None:
         figures = plain_loop(model, x, args.iwae_k, args.batch_size, args.plain_draws)
     figures["wall_s"] = time.perf_counter() - start
     figures["cpu_s"] = time.process_time() - cpu
-    figures["before_kib"], figures["peak_kib"] = before, _rss_kib("VmHWM")
+    figures["before_kib"], figures["peak_kib"] = before, rss_kib("VmHWM")
     figures["minor_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     print(json.dumps(figures))
 
