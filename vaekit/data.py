@@ -130,17 +130,12 @@ def load_run_data(
     if isinstance(data, ImageDataset):
         dataset = apply_image_options(data, image_size=config.image_size, channels=config.channels)
         return _non_empty(dataset).with_splits(config.val_fraction, config.seed)
-    if data is None:
-        if config.data is not None and not Path(config.data).exists():
-            raise DataError(
-                f"the run was trained on '{config.data}', which is not found from here; "
-                "pass the data as DATA"
-            )
-        return load_training_data(config, split)
-    source, options = config.dataset, dict(config.dataset_options)
-    if source is not None and not _detects(source, data):
-        source, options = None, {}
-    return _read(config, data, source, options, split)
+    if data is None and config.data is not None and not Path(config.data).exists():
+        raise DataError(
+            f"the run was trained on '{config.data}', which is not found from here; "
+            "pass the data as DATA"
+        )
+    return _read(config, *_run_source(config, data), split)
 
 
 def reads_splits_apart(config: TrainConfig, data: str | Path | ImageDataset | None) -> bool:
@@ -148,14 +143,25 @@ def reads_splits_apart(config: TrainConfig, data: str | Path | ImageDataset | No
     asked for unread: the dataset plugin it uses takes a ``splits`` keyword."""
     if isinstance(data, ImageDataset):
         return False
-    path, source = (config.data, config.dataset) if data is None else (data, config.dataset)
-    if data is not None and source is not None and not _detects(source, data):
-        source = None
     try:
+        path, source, _ = _run_source(config, data)
         _, plugin = resolve_source(path, source)
     except (DataError, UsageError):
         return False  # the read says what is wrong
     return "splits" in inspect.signature(plugin.load).parameters
+
+
+def _run_source(
+    config: TrainConfig, data: str | Path | None
+) -> tuple[str | Path | None, str | None, dict[str, Any]]:
+    """The path, dataset plugin and options :func:`load_run_data` reads ``data`` with:
+    the run's plugin and options for its own data or data that plugin recognises;
+    otherwise none (detected at the read)."""
+    if data is None:
+        return config.data, config.dataset, dict(config.dataset_options)
+    if config.dataset is not None and _detects(config.dataset, data):
+        return data, config.dataset, dict(config.dataset_options)
+    return data, None, {}
 
 
 def _read(
