@@ -4,6 +4,7 @@ objective, plugin errors, clashing names, old and damaged run configs."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 
@@ -356,6 +357,11 @@ def test_a_kind_with_an_extra_network_gets_its_own_optimiser_checkpointed(tmp_pa
             before = float((initial.critic(x) - 3.0).square().mean())
             after = float((loaded.model.critic(x) - 3.0).square().mean())
         assert after < 0.8 * before
+        # ... and its loss, summed over the steps apart from the VAE's, is in every epoch's
+        # log and falls as it learns
+        critic = [r["critic_loss"] for r in resumed.history]
+        assert len(critic) == 2 and all(math.isfinite(c) and c > 0 for c in critic)
+        assert critic[1] < critic[0]
     # ... while the VAE trains as without it (the critic's loss never reaches the decoder;
     # float sums in another order leave differences of ~1e-5)
     ours, theirs = [r["loss"] for r in resumed.history], [r["loss"] for r in plain]

@@ -422,3 +422,52 @@ def test_fit_cluster_checks_decoded_images_with_the_run_that_encoded_the_latents
     assert out.exit_code == 0, out.output
     assert "checks latents only" in out.output and "cannot be opened" in out.output
     assert "image_threshold" not in Cluster.load(tmp_path / "o.json").gate
+
+
+def test_the_image_check_runs_only_with_the_weights_that_fitted_the_cluster(
+    digits_run, tmp_path, monkeypatch
+):
+    """A store whose run has been trained since gets no image threshold (fit-cluster says
+    why), and sampling a cluster with other weights skips its image check and says so,
+    where the same weights re-encode every draw."""
+    import dataclasses
+
+    import h5py
+
+    from vaekit import generate
+    from vaekit.cluster import Cluster
+    from vaekit.encode import encode_dataset
+
+    store = encode_dataset(None, tmp_path / "latents.h5", model_dir=digits_run)
+    cluster_file = tmp_path / "c.json"
+    out = CliRunner().invoke(
+        app, ["fit-cluster", "--latents", str(store), "-l", "3", "-o", str(cluster_file)]
+    )
+    assert out.exit_code == 0, out.output
+    cluster = Cluster.load(cluster_file)
+    assert "image_threshold" in cluster.gate
+
+    calls = []
+    real = generate.reencoder
+    monkeypatch.setattr(
+        generate, "reencoder", lambda run: calls.append(run) or real(run), raising=True
+    )
+    run = open_run(digits_run)
+    same = sample(run, 8, cluster=cluster, seed=1)
+    assert len(calls) == 1 and same.warnings == ()
+    other = dataclasses.replace(cluster, model={**cluster.model, "weights_sha256": "0" * 64})
+    drawn = sample(run, 8, cluster=other, seed=1)
+    assert len(calls) == 1  # no re-encoding with weights the threshold was not set for
+    assert len(drawn.warnings) == 1
+    assert "check of the decoded images is skipped" in drawn.warnings[0]
+
+    with h5py.File(store, "r+") as f:  # as if the run were trained after encoding
+        f.attrs["weights_sha256"] = "0" * 64
+    reencode, why = generate.store_reencoder(store)
+    assert reencode is None and "has been trained since" in why
+    out = CliRunner().invoke(
+        app, ["fit-cluster", "--latents", str(store), "-l", "3", "-o", str(tmp_path / "t.json")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "checks latents only" in out.output and "trained since" in out.output
+    assert "image_threshold" not in Cluster.load(tmp_path / "t.json").gate

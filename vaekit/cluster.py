@@ -343,10 +343,10 @@ def gate_probability(gate: dict[str, Any], z: np.ndarray) -> np.ndarray:
 def gate_format_version(gate: dict[str, Any] | None) -> int:
     """The cluster-file version a gate needs: 1 without one, 2 linear, 3 quadratic, 4 one
     that checks the decoded images too."""
-    if gate is not None and "image_threshold" in gate:
-        return 4
     if gate is None:
         return 1
+    if "image_threshold" in gate:
+        return 4
     return 3 if gate.get("kind") == "quadratic" else 2
 
 

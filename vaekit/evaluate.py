@@ -434,9 +434,7 @@ def evaluate(
     labelled training images for ``judge_steps`` steps). ``chunk_bytes``: as
     :func:`evaluate_model` takes it."""
     found = None
-    if not generation:  # the split is all that is read, where the data's source can
-        loaded, dataset, name, device = open_split(model_dir, data, split, accelerator)
-    else:  # the judge trains on the data's training images: read them all
+    if generation:  # the judge trains on the data's training images: read them all
         loaded, everything, dataset, name, device = open_run_data(
             model_dir, data, split, accelerator
         )
@@ -453,6 +451,8 @@ def evaluate(
             judge_steps=JUDGE_STEPS if judge_steps is None else judge_steps,
             progress=judge_progress,
         )
+    else:  # the split is all that is read, where the data's source can
+        loaded, dataset, name, device = open_split(model_dir, data, split, accelerator)
     result = evaluate_model(
         loaded.model,
         subsample(dataset, max_images, seed),

@@ -219,15 +219,23 @@ def check_cluster_fits(cluster: Cluster, run: LoadedRun) -> list[str]:
             f"model has {latent_dim}; pass the --model that encoded its latents "
             f"({cluster.model.get('run_dir')})"
         )
-    warnings = []
-    expected = cluster.model.get("weights_sha256")
-    actual = run.weights_sha256
-    if expected and actual and expected != actual:
-        warnings.append(
-            f"cluster '{cluster.query}' was fitted to latents of another model "
-            f"({cluster.model.get('run_dir')}); its samples may not look like '{cluster.query}'"
-        )
-    return warnings
+    if fitted_by(cluster, run):
+        return []
+    skipped = ""
+    if cluster.gate is not None and "image_threshold" in cluster.gate:
+        skipped = " (its check of the decoded images is skipped)"
+    return [
+        f"cluster '{cluster.query}' was fitted to latents of another model "
+        f"({cluster.model.get('run_dir')}); its samples may not look like "
+        f"'{cluster.query}'{skipped}"
+    ]
+
+
+def fitted_by(cluster: Cluster, run: LoadedRun) -> bool:
+    """Whether ``cluster`` was fitted to latents of ``run``'s current weights (or says
+    nothing of its weights, as files from before vaekit recorded them)."""
+    expected, actual = cluster.model.get("weights_sha256"), run.weights_sha256
+    return not (expected and actual and expected != actual)
 
 
 def check_store_fits(store: Any, run: LoadedRun) -> None:
@@ -298,7 +306,8 @@ def sample(
     if fitted is not None:
         notes = check_cluster_fits(fitted, run)
         # a cluster's gate checks the decoded images with the model that fitted it only
-        reencode = None if notes or run.num_classes else reencoder(run)
+        same_model = fitted_by(fitted, run) and not run.num_classes
+        reencode = reencoder(run) if same_model else None
         z = fitted.sample(n, np.random.default_rng(seed), temperature, reencode)
     else:
         z = prior_sample(run, n, seed, temperature, labels)
