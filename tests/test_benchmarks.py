@@ -131,3 +131,19 @@ def test_evaluate_speed_alternates_the_arms_and_measures_each_alone(tmp_path):
     }
     assert bounds["evaluate"] == bounds["evaluate_model"]
     assert abs(bounds["plain"] - bounds["evaluate"]) < 0.05 * abs(bounds["evaluate"])
+
+
+def test_prior_candidates_judges_every_candidate_in_its_smallest_setting(tmp_path):
+    """On a tiny digits run (classes, no attributes): every candidate density is drawn,
+    decoded and judged, with the class shares' distance and the nearest-neighbour check."""
+    from tests.helpers import train_tiny
+
+    run = train_tiny(tmp_path, epochs=1).run.path
+    out = run_benchmark(
+        "prior_candidates.py", "--run", str(run), "--samples", "60", "--draw-seeds", "0", "1",
+        "--flow-steps", "20", "--judge-steps", "20", "--split", "val", timeout=300,
+    )  # fmt: skip
+    lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
+    for name in ("fitted mixture", "aggregate posterior", "flow", "model prior p(z)"):
+        assert "class shares TV" in lines[name] and "nearest-training-neighbour" in lines[name]
+        assert len(lines[name].split("class shares TV ")[1].split(";")[0].split()) == 2
