@@ -41,7 +41,12 @@ from torch import nn
 
 from vaekit.fitted_prior import fit_prior
 from vaekit.generate import decode, encode_images, sample
-from vaekit.genmetrics import frechet_distance, precision_recall, total_variation
+from vaekit.genmetrics import (
+    frechet_distance,
+    nearest_distance,
+    precision_recall,
+    total_variation,
+)
 from vaekit.judge import judge_for
 from vaekit.runs import open_run
 
@@ -110,12 +115,6 @@ def fit_flow(
     return draw
 
 
-def median_nearest(features: np.ndarray, train_features: np.ndarray) -> float:
-    """Median distance from each row of ``features`` to its nearest training row."""
-    a, b = torch.from_numpy(features), torch.from_numpy(train_features)
-    return float(torch.cat([torch.cdist(c, b).min(1).values for c in a.split(1024)]).median())
-
-
 def candidates(loaded: Any, mu: np.ndarray, logvar: np.ndarray, flow_steps: int) -> dict[str, Draw]:
     """The ex-post densities compared, each a function (n, seed) -> latents."""
     from vaekit.generate import has_fitted_prior
@@ -181,7 +180,7 @@ def main() -> None:
         f"run {loaded.path}; judge {'trained' if trained else 'reused'}; "
         f"{len(train):,} training rows; {len(real_out.features):,} held-out real images; "
         "nearest-training-neighbour distance of held-out real images "
-        f"{median_nearest(real_out.features, train_features):.1f}"
+        f"{nearest_distance(real_out.features, train_features):.1f}"
     )
     if data_attrs is not None:
         print("data: " + ", ".join(f"{names[i]} {data_attrs[i]:.3f}" for i in wanted))
@@ -202,7 +201,7 @@ def main() -> None:
                 figures = (
                     f"Fréchet {frechet_distance(real_out.features, out.features):.1f}, "
                     f"precision {precision:.3f}, recall {recall:.3f}, nearest-training-neighbour "
-                    f"distance {median_nearest(out.features, train_features):.1f}"
+                    f"distance {nearest_distance(out.features, train_features):.1f}"
                 )
         columns = np.array(shares).T
         labels = [names[i] for i in wanted] + ["largest attribute gap"]

@@ -14,7 +14,14 @@ from vaekit.cli import app
 from vaekit.data import ImageDataset
 from vaekit.fitted_prior import FITTED_PRIOR, load_fitted_prior
 from vaekit.generate import sample
-from vaekit.genmetrics import frechet_distance, precision_recall, psnr, ssim, total_variation
+from vaekit.genmetrics import (
+    frechet_distance,
+    nearest_distance,
+    precision_recall,
+    psnr,
+    ssim,
+    total_variation,
+)
 from vaekit.judge import INFO, JUDGE_DIR, WEIGHTS, judge_for
 from vaekit.runs import open_run
 
@@ -63,6 +70,18 @@ def test_precision_and_recall_drop_for_a_mode_dropping_generator():
     assert r_one < 0.35  # but it covers one mode of four
     p_off, _ = precision_recall(real, draw(2000, [0]) + 100)  # off the data entirely
     assert p_off == 0.0
+
+
+def test_nearest_distance_is_zero_for_copies_and_the_shift_for_moved_points():
+    rng = np.random.default_rng(0)
+    training = 10 * rng.standard_normal((500, 8))  # points far apart from one another
+    assert nearest_distance(training[:100], training) == 0.0  # copies of training points
+    shift = np.zeros(8)
+    shift[3] = 0.5
+    assert nearest_distance(training[:100] + shift, training) == pytest.approx(0.5, abs=1e-5)
+    new = 10 * rng.standard_normal((100, 8))  # fresh draws from the same distribution
+    assert nearest_distance(new, training) > 5 * nearest_distance(training[:100] + shift, training)
+    assert np.isnan(nearest_distance(new[:0], training))
 
 
 def test_psnr_ssim_and_total_variation():
@@ -170,6 +189,11 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     }
     for s in sets.values():
         assert s["frechet"] >= 0 and 0 <= s["precision"] <= 1 and 0 <= s["recall"] <= 1
+    # how near each set comes to the training images, beside unseen real images' distance
+    assert found["real_nearest_train"] > 0
+    assert sets["real training images"]["nearest_train"] is None  # they are training images
+    for name in ("reconstructions", "prior", "model prior p(z)", "cluster 3"):
+        assert sets[name]["nearest_train"] > 0, name
     (on_label,) = found["on_label"]
     assert on_label["query"] == "3" and on_label["n"] == 300 and 0 <= on_label["rate"] <= 1
     assert on_label["ceiling"] is not None and on_label["real_n"] > 0
@@ -188,6 +212,7 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     # tables, and the switch that leaves it out
     out = runner.invoke(app, [*args, "--judge-steps", JUDGE_STEPS])
     assert out.exit_code == 0 and "not FID" in out.stdout and "class shares" in out.stdout
+    assert "copies" in out.stdout and "nearest" in out.stdout  # (rich may wrap the words)
     out = runner.invoke(app, [*args, "--no-generation", "--json"])
     assert json.loads(out.stdout)["generation"] is None
     out = runner.invoke(app, [*args, "--no-generation", "--cluster", "3"])
@@ -218,6 +243,7 @@ def test_report_shows_generation_grids_beside_their_metrics(digits_run, tmp_path
     )
     page = out.read_text()
     assert "Generation" in page and "Fréchet distance" in page and "not FID" in page
+    assert "nearest training image" in page and "(held-out real images)" in page
     assert evaluation.generation is not None
     assert page.count("data:image/png;base64") >= 3
     assert (digits_run / "figures" / "generated_prior.png").is_file()

@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from vaekit.errors import UsageError
-from vaekit.genmetrics import frechet_distance, precision_recall, psnr, ssim, total_variation
+from vaekit.genmetrics import (
+    frechet_distance,
+    nearest_distance,
+    precision_recall,
+    psnr,
+    ssim,
+    total_variation,
+)
 from vaekit.judge import JUDGE_STEPS, Judge, JudgeOutput, has_labels, judge_for
 from vaekit.run_data import open_run_data
 
@@ -54,6 +61,10 @@ class SetScore:
     recall: float
     #: the real images it is compared with
     against: str = "held-out real images"
+    #: median distance from an image of the set to its nearest real training image (None:
+    #: not measured, as for training images themselves); below the held-out real images'
+    #: (:attr:`GenerationEvaluation.real_nearest_train`), the set copies the training set
+    nearest_train: float | None = None
 
 
 @dataclass
@@ -109,6 +120,9 @@ class GenerationEvaluation:
     attribute_shares: Shares | None = None
     psnr: float | None = None
     ssim: float | None = None
+    #: the held-out real images' median distance to their nearest training image: what
+    #: new images score (a set well below it is copying training images)
+    real_nearest_train: float | None = None
     skipped: list[str] = field(default_factory=list)
     #: name -> up to GRID_IMAGES uint8 images, for the report (not in JSON)
     grids: dict[str, np.ndarray] = field(default_factory=dict)
@@ -130,11 +144,18 @@ def _seeded_rows(n: int, keep: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
 
 
-def _score(name: str, real: np.ndarray, features: np.ndarray) -> SetScore:
+def _score(
+    name: str, real: np.ndarray, features: np.ndarray, training: np.ndarray | None = None
+) -> SetScore:
     """The set's Fréchet distance on every image; precision/recall on as many of its
-    (randomly drawn) images as there are real ones, since k-NN radii shrink as a set grows."""
+    (randomly drawn) images as there are real ones, since k-NN radii shrink as a set grows;
+    with ``training`` (the real training images' features), its nearest-image distance."""
     precision, recall = precision_recall(real, features[: max(len(real), 2)])
-    return SetScore(name, len(features), frechet_distance(real, features), precision, recall)
+    nearest = None if training is None else nearest_distance(features, training)
+    return SetScore(
+        name, len(features), frechet_distance(real, features), precision, recall,
+        nearest_train=nearest,
+    )  # fmt: skip
 
 
 def class_rate(
@@ -321,20 +342,27 @@ def evaluate_generation(
     train_sample = train.subset(_seeded_rows(len(train), samples, seed + 1))
     prior_out = judge.predict(prior.images)
     raw_out = None if raw is None else judge.predict(raw.images)
-    result.sets = [
-        _score("reconstructions", real_out.features, judge.predict(recon).features),
-        _score("prior", real_out.features, prior_out.features),
-    ]
+    training = None  # every training image's features: how near the draws come to them
     if heldout_split in ("train", "all"):  # the training images are the compared ones
         result.skipped.append(
-            f"no floor (real training images against split '{heldout_split}'): the two "
-            "sets share images; judge a held-out split (--split val or test) for one"
+            f"no floor (real training images against split '{heldout_split}') and no "
+            "nearest-training-image distances: the two sets share images; judge a "
+            "held-out split (--split val or test) for them"
         )
     else:
+        training = judge.predict(train.images).features
+        result.real_nearest_train = nearest_distance(real_out.features, training)
+    result.sets = [
+        _score("reconstructions", real_out.features, judge.predict(recon).features, training),
+        _score("prior", real_out.features, prior_out.features, training),
+    ]
+    if training is not None:
         floor = judge.predict(train_sample.images).features
         result.sets.insert(0, _score("real training images", real_out.features, floor))
     if raw_out is not None:
-        result.sets.append(_score("model prior p(z)", real_out.features, raw_out.features))
+        result.sets.append(
+            _score("model prior p(z)", real_out.features, raw_out.features, training)
+        )
     shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
     result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
@@ -364,6 +392,7 @@ def evaluate_generation(
             label,
             real_out.features[truth] if of_label else real_out.features,
             judge.predict(drawn.images).features,
+            training,
         )
         if of_label:
             score.against = f"real '{rate.query}' images"
@@ -430,14 +459,21 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             )
         )
     if found.sets:
-        tables.append(
-            (
-                f"against {found.heldout_n:,} held-out real images ({found.heldout_split}), "
-                "in the judge's features (not FID)",
-                ["set", "images", "Fréchet distance", "precision", "recall", "against"],
-                [[s.name, s.n, s.frechet, s.precision, s.recall, s.against] for s in found.sets],
-            )
+        title = (
+            f"against {found.heldout_n:,} held-out real images ({found.heldout_split}), "
+            "in the judge's features (not FID)"
         )
+        header = ["set", "images", "Fréchet distance", "precision", "recall", "against"]
+        rows = [[s.name, s.n, s.frechet, s.precision, s.recall, s.against] for s in found.sets]
+        if found.real_nearest_train is not None:
+            title += (
+                "; nearest training image: median distance, held-out real images "
+                f"{found.real_nearest_train:.4g} (a set well below that copies training images)"
+            )
+            header.append("nearest training image")
+            for row, score in zip(rows, found.sets, strict=True):
+                row.append(score.nearest_train)
+        tables.append((title, header, rows))
     if found.on_label:
         tables.append(
             (

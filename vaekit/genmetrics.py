@@ -13,6 +13,9 @@ the fidelity of reconstructions. Plain numpy/torch on arrays; nothing here knows
   window σ = 1.5, 11 pixels wide or the largest odd size the image holds, constants
   K₁ = 0.01, K₂ = 0.03, averaged over channels and positions).
 - :func:`total_variation`: half the L1 distance between two distributions.
+- :func:`nearest_distance`: the median distance from each point of a set to its nearest
+  training point; drawn images nearer the training images than unseen real images are
+  copies of the training set, which the figures above reward.
 """
 
 from __future__ import annotations
@@ -140,3 +143,16 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     p = p / p.sum() if p.sum() > 0 else p
     q = q / q.sum() if q.sum() > 0 else q
     return 0.5 * float(np.abs(p - q).sum())
+
+
+def nearest_distance(features: np.ndarray, training: np.ndarray) -> float:
+    """Median over the rows of ``features`` (N, F) of the distance to their nearest row of
+    ``training`` (M, F). NaN when either set is empty."""
+    if len(features) == 0 or len(training) == 0:
+        return float("nan")
+    reference = torch.as_tensor(np.asarray(training, dtype=np.float32))
+    queries = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    nearest = [
+        torch.cdist(chunk, reference).min(1).values for chunk in queries.split(DISTANCE_ROWS)
+    ]
+    return float(torch.cat(nearest).median())

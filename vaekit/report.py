@@ -480,6 +480,11 @@ def generation_html(run: Run, found: Any) -> list[str]:
             s = scores[name]
             rows += [["Fréchet distance", s.frechet], ["precision", s.precision]]
             rows += [["recall", s.recall]]
+            if s.nearest_train is not None and found.real_nearest_train is not None:
+                rows += [
+                    ["nearest training image", s.nearest_train],
+                    ["(held-out real images)", found.real_nearest_train],
+                ]
         if name in rates:
             rows += [["on-label", rates[name].rate], ["ceiling (real)", rates[name].ceiling]]
         if name == "reconstructions":
