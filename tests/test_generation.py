@@ -84,6 +84,20 @@ def test_nearest_distance_is_zero_for_copies_and_the_shift_for_moved_points():
     assert np.isnan(nearest_distance(new[:0], training))
 
 
+def test_distances_against_a_large_set_are_chunked_to_a_byte_budget(monkeypatch):
+    """Against a large set fewer rows are computed at once, with the same results."""
+    from vaekit import genmetrics
+
+    rng = np.random.default_rng(1)
+    real, generated = rng.standard_normal((300, 4)), rng.standard_normal((250, 4)) + 0.3
+    whole = nearest_distance(generated, real), precision_recall(real, generated)
+    assert genmetrics._row_chunks(250, 300).step == genmetrics.DISTANCE_ROWS
+    monkeypatch.setattr(genmetrics, "DISTANCE_BYTES", 4 * 300 * 7)  # 7 rows of 300
+    assert genmetrics._row_chunks(250, 300).step == 7
+    assert genmetrics._row_chunks(5, 10**9).step == 1  # never below one row
+    assert (nearest_distance(generated, real), precision_recall(real, generated)) == whole
+
+
 def test_psnr_ssim_and_total_variation():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 3, 16, 16), dtype=np.uint8)
@@ -346,6 +360,11 @@ def test_the_judge_does_not_follow_the_draws_seed(digits_run):
     c = evaluate(digits_run, split="train", iwae_k=0, generation=True, samples=60, judge_steps=25)
     assert c.generation.set_score("real training images") is None
     assert any("no floor" in line for line in c.generation.skipped)
+    # ... and so are the nearest-training-image distances (every compared image is one)
+    assert c.generation.real_nearest_train is None
+    assert all(s.nearest_train is None for s in c.generation.sets)
+    assert any("nearest-training-image" in line for line in c.generation.skipped)
+    assert a.generation.real_nearest_train > 0
 
 
 def test_attributes_are_judged_end_to_end_on_faces(tmp_path, monkeypatch):

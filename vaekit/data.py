@@ -115,7 +115,7 @@ def load_dataset(
 def load_training_data(config: TrainConfig, split: str | None = None) -> ImageDataset:
     """The data a training config names, with its preprocessing and validation split
     (``split``: the one split the caller takes, which may then be all that is read)."""
-    return _read(config, config.data, config.dataset, dict(config.dataset_options), split)
+    return _read(config, *_run_source(config, None), split)
 
 
 def load_run_data(

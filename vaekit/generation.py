@@ -152,10 +152,8 @@ def _score(
     with ``training`` (the real training images' features), its nearest-image distance."""
     precision, recall = precision_recall(real, features[: max(len(real), 2)])
     nearest = None if training is None else nearest_distance(features, training)
-    return SetScore(
-        name, len(features), frechet_distance(real, features), precision, recall,
-        nearest_train=nearest,
-    )  # fmt: skip
+    frechet = frechet_distance(real, features)
+    return SetScore(name, len(features), frechet, precision, recall, nearest_train=nearest)
 
 
 def class_rate(
@@ -339,7 +337,6 @@ def evaluate_generation(
         return result
     real_out = judge.predict(real.images)
     train = everything.select_split("train") if everything.split is not None else everything
-    train_sample = train.subset(_seeded_rows(len(train), samples, seed + 1))
     prior_out = judge.predict(prior.images)
     raw_out = None if raw is None else judge.predict(raw.images)
     training = None  # every training image's features: how near the draws come to them
@@ -356,8 +353,8 @@ def evaluate_generation(
         _score("reconstructions", real_out.features, judge.predict(recon).features, training),
         _score("prior", real_out.features, prior_out.features, training),
     ]
-    if training is not None:
-        floor = judge.predict(train_sample.images).features
+    if training is not None:  # the floor: a sample of the training images themselves
+        floor = training[_seeded_rows(len(train), samples, seed + 1)]
         result.sets.insert(0, _score("real training images", real_out.features, floor))
     if raw_out is not None:
         result.sets.append(

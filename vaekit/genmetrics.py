@@ -25,8 +25,17 @@ import torch
 
 #: Neighbour whose distance sets a point's radius (the paper's default).
 PR_NEIGHBOUR = 3
-#: Rows of a distance matrix computed at once (bounds memory at ~ROWS × N floats).
+#: Rows of a distance matrix computed at once, at most.
 DISTANCE_ROWS = 1024
+#: Bytes of a distance-matrix chunk, at most: fewer rows at once against a large set (all
+#: of a data set's training images), so memory stays flat in its size.
+DISTANCE_BYTES = 32 * 2**20
+
+
+def _row_chunks(n: int, against: int) -> range:
+    """Starts of the row chunks of an (n, against) float32 distance matrix."""
+    rows = max(1, min(DISTANCE_ROWS, DISTANCE_BYTES // (4 * max(against, 1))))
+    return range(0, n, rows)
 
 
 def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,18 +71,20 @@ def _kth_neighbour_radii(points: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each point to its k-th nearest other point of the same set."""
     radii = torch.empty(len(points), dtype=points.dtype)
     k = min(k, len(points) - 1)
-    for lo in range(0, len(points), DISTANCE_ROWS):
-        d = torch.cdist(points[lo : lo + DISTANCE_ROWS], points)
+    chunks = _row_chunks(len(points), len(points))
+    for lo in chunks:
+        d = torch.cdist(points[lo : lo + chunks.step], points)
         # the point itself is at distance 0: the k-th neighbour is the (k+1)-th smallest
-        radii[lo : lo + DISTANCE_ROWS] = d.kthvalue(k + 1, dim=1).values
+        radii[lo : lo + chunks.step] = d.kthvalue(k + 1, dim=1).values
     return radii
 
 
 def _share_inside(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
     """Share of ``queries`` inside at least one ball (centre, radius)."""
     inside = 0
-    for lo in range(0, len(queries), DISTANCE_ROWS):
-        d = torch.cdist(queries[lo : lo + DISTANCE_ROWS], centres)
+    chunks = _row_chunks(len(queries), len(centres))
+    for lo in chunks:
+        d = torch.cdist(queries[lo : lo + chunks.step], centres)
         inside += int((d <= radii[None, :]).any(1).sum())
     return inside / len(queries)
 
@@ -152,7 +163,8 @@ def nearest_distance(features: np.ndarray, training: np.ndarray) -> float:
         return float("nan")
     reference = torch.as_tensor(np.asarray(training, dtype=np.float32))
     queries = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    chunks = _row_chunks(len(queries), len(reference))
     nearest = [
-        torch.cdist(chunk, reference).min(1).values for chunk in queries.split(DISTANCE_ROWS)
+        torch.cdist(queries[lo : lo + chunks.step], reference).min(1).values for lo in chunks
     ]
     return float(torch.cat(nearest).median())
