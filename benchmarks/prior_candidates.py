@@ -40,13 +40,9 @@ import torch
 from torch import nn
 
 from vaekit.fitted_prior import fit_prior
-from vaekit.generate import decode, encode_images, sample
-from vaekit.genmetrics import (
-    frechet_distance,
-    nearest_distance,
-    precision_recall,
-    total_variation,
-)
+from vaekit.generate import decode, encode_images, has_fitted_prior, sample
+from vaekit.generation import score_set
+from vaekit.genmetrics import nearest_distance, total_variation
 from vaekit.judge import judge_for
 from vaekit.runs import open_run
 
@@ -117,8 +113,6 @@ def fit_flow(
 
 def candidates(loaded: Any, mu: np.ndarray, logvar: np.ndarray, flow_steps: int) -> dict[str, Draw]:
     """The ex-post densities compared, each a function (n, seed) -> latents."""
-    from vaekit.generate import has_fitted_prior
-
     std = np.exp(0.5 * logvar)
     found: dict[str, Draw] = {}
     if has_fitted_prior(loaded):
@@ -168,6 +162,9 @@ def main() -> None:
     mu, logvar = encode_images(loaded, train.images)
     info = judge.info
     names = info.attribute_names or []
+    unknown = [a for a in args.attributes if a not in names]
+    if names and unknown:
+        parser.error(f"--attributes: the data has no {', '.join(unknown)} (it has {names})")
     wanted = [names.index(a) for a in args.attributes if a in names]
     data_attrs = None if train.attributes is None else train.attributes.astype(float).mean(0)
     data_classes = None
@@ -194,14 +191,12 @@ def main() -> None:
             elif out.labels is not None and data_classes is not None:
                 got = np.bincount(out.labels, minlength=len(data_classes)) / len(out.labels)
                 shares.append([total_variation(got, data_classes)])
-            if k == 0:
-                precision, recall = precision_recall(
-                    real_out.features, out.features[: len(real_out.features)]
-                )
+            if k == 0:  # as vaekit evaluate scores a set
+                score = score_set(name, real_out.features, out.features, train_features)
                 figures = (
-                    f"Fréchet {frechet_distance(real_out.features, out.features):.1f}, "
-                    f"precision {precision:.3f}, recall {recall:.3f}, nearest-training-neighbour "
-                    f"distance {nearest_distance(out.features, train_features):.1f}"
+                    f"Fréchet {score.frechet:.1f}, precision {score.precision:.3f}, recall "
+                    f"{score.recall:.3f}, nearest-training-neighbour distance "
+                    f"{score.nearest_train:.1f}"
                 )
         columns = np.array(shares).T
         labels = [names[i] for i in wanted] + ["largest attribute gap"]

@@ -144,10 +144,11 @@ def _seeded_rows(n: int, keep: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
 
 
-def _score(
+def score_set(
     name: str, real: np.ndarray, features: np.ndarray, training: np.ndarray | None = None
 ) -> SetScore:
-    """The set's Fréchet distance on every image; precision/recall on as many of its
+    """Score a set of judge features against ``real`` ones: its Fréchet distance on
+    every image; precision/recall on as many of its
     (randomly drawn) images as there are real ones, since k-NN radii shrink as a set grows;
     with ``training`` (the real training images' features), its nearest-image distance."""
     precision, recall = precision_recall(real, features[: max(len(real), 2)])
@@ -350,15 +351,15 @@ def evaluate_generation(
         training = judge.predict(train.images).features
         result.real_nearest_train = nearest_distance(real_out.features, training)
     result.sets = [
-        _score("reconstructions", real_out.features, judge.predict(recon).features, training),
-        _score("prior", real_out.features, prior_out.features, training),
+        score_set("reconstructions", real_out.features, judge.predict(recon).features, training),
+        score_set("prior", real_out.features, prior_out.features, training),
     ]
     if training is not None:  # the floor: a sample of the training images themselves
         floor = training[_seeded_rows(len(train), samples, seed + 1)]
-        result.sets.insert(0, _score("real training images", real_out.features, floor))
+        result.sets.insert(0, score_set("real training images", real_out.features, floor))
     if raw_out is not None:
         result.sets.append(
-            _score("model prior p(z)", real_out.features, raw_out.features, training)
+            score_set("model prior p(z)", real_out.features, raw_out.features, training)
         )
     shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
@@ -385,7 +386,7 @@ def evaluate_generation(
         # against the real images of its label (all real images when they are too few)
         truth = _truth(parse_query(cluster.query), real)
         of_label = truth is not None and int(truth.sum()) >= 2
-        score = _score(
+        score = score_set(
             label,
             real_out.features[truth] if of_label else real_out.features,
             judge.predict(drawn.images).features,
