@@ -465,7 +465,10 @@ def generation_html(run: Run, found: Any) -> list[str]:
         + html.escape(
             "Judged by a classifier trained on the run's labelled training images "
             "(vaekit's judge; docs/evaluation.md). Fréchet distance and precision/recall "
-            "are measured in its features against held-out real images: not FID."
+            "are measured in its features against held-out real images: not FID. "
+            '"nearest training image": the median distance from an image of the set to '
+            "its nearest training image, in the same features; a set well below the "
+            "held-out real images' distance is copying training images."
         )
         + "</p>",
     ]
