@@ -2,7 +2,7 @@
 
     python benchmarks/prior_candidates.py --run runs/f1 [--samples 2000]
         [--draw-seeds 0 1 2] [--attributes Eyeglasses Smiling] [--flow-steps 6000]
-        [--split test] [--threads 2]
+        [--bandwidths 0.2 0.3] [--chain-steps 1 3] [--split test] [--threads 2]
 
 What ``vaekit sample`` could draw from, beside what it does draw from (the run's fitted
 prior: a Gaussian mixture fitted after training, :mod:`vaekit.fitted_prior`):
@@ -11,8 +11,16 @@ prior: a Gaussian mixture fitted after training, :mod:`vaekit.fitted_prior`):
 - ``fitted mixture, T=0.9``: the same at temperature 0.9;
 - ``aggregate posterior``: a training image's posterior q(z|x), the image drawn at
   random: the density the decoder was trained on, exactly;
+- ``kernel density, bandwidth B``: a training image's posterior mean plus Gaussian
+  noise of B times the aggregate posterior's spread in each dimension (``--bandwidths``):
+  the aggregate posterior widened until its draws stop being copies;
 - ``flow``: a RealNVP (12 affine coupling layers, 128 hidden units) fitted by maximum
-  likelihood to posterior draws of the training images (``--flow-steps`` Adam steps);
+  likelihood to posterior draws of the training images (``--flow-steps`` Adam steps;
+  0 leaves it out);
+- ``fitted mixture, then N decode-encode steps``: a mixture draw decoded and encoded
+  again (its posterior mean) N times (``--chain-steps``): where the model's own
+  decoder and encoder carry a draw, which shows which way the decoder leans on an
+  attribute when it is unsure;
 - ``model prior p(z)``: the model's own prior.
 
 Each draws ``--samples`` latents per draw seed; the decoded mean images are judged by
@@ -111,18 +119,50 @@ def fit_flow(
     return draw
 
 
-def candidates(loaded: Any, mu: np.ndarray, logvar: np.ndarray, flow_steps: int) -> dict[str, Draw]:
+def kernel_density(mu: np.ndarray, bandwidth: float) -> Draw:
+    """Draws of a training row's mean plus N(0, (bandwidth * spread)^2) per dimension."""
+    scale = bandwidth * mu.std(0)
+
+    def draw(n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        rows = rng.integers(0, len(mu), n)
+        return (mu[rows] + scale * rng.standard_normal((n, mu.shape[1]))).astype(np.float32)
+
+    return draw
+
+
+def chained(loaded: Any, draw: Draw, steps: int) -> Draw:
+    """``draw``'s latents carried ``steps`` times through decode, then encode."""
+
+    def carried(n: int, seed: int) -> np.ndarray:
+        z = draw(n, seed)
+        for _ in range(steps):
+            z = encode_images(loaded, decode(loaded, z))[0]
+        return z
+
+    return carried
+
+
+def candidates(
+    loaded: Any,
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    flow_steps: int,
+    bandwidths: list[float],
+    chain_steps: list[int],
+) -> dict[str, Draw]:
     """The ex-post densities compared, each a function (n, seed) -> latents."""
     std = np.exp(0.5 * logvar)
     found: dict[str, Draw] = {}
     if has_fitted_prior(loaded):
-        found["fitted mixture"] = lambda n, s: sample(loaded, n, seed=s).z
+        mixture_draw: Draw = lambda n, s: sample(loaded, n, seed=s).z  # noqa: E731
         found["fitted mixture, T=0.9"] = lambda n, s: sample(loaded, n, seed=s, temperature=0.9).z
     else:
         mixture = fit_prior(mu, logvar)
         assert mixture is not None
-        found["fitted mixture"] = lambda n, s: mixture.sample(n, s)
+        mixture_draw = mixture.sample
         found["fitted mixture, T=0.9"] = lambda n, s: mixture.sample(n, s, temperature=0.9)
+    found = {"fitted mixture": mixture_draw, **found}
 
     def posterior(n: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -130,9 +170,16 @@ def candidates(loaded: Any, mu: np.ndarray, logvar: np.ndarray, flow_steps: int)
         return (mu[rows] + std[rows] * rng.standard_normal((n, mu.shape[1]))).astype(np.float32)
 
     found["aggregate posterior"] = posterior
-    start = time.perf_counter()
-    found["flow"] = fit_flow(mu, std, flow_steps)
-    print(f"flow: {flow_steps} steps in {time.perf_counter() - start:.0f} s")
+    for bandwidth in bandwidths:
+        found[f"kernel density, bandwidth {bandwidth:g}"] = kernel_density(mu, bandwidth)
+    if flow_steps > 0:
+        start = time.perf_counter()
+        found["flow"] = fit_flow(mu, std, flow_steps)
+        print(f"flow: {flow_steps} steps in {time.perf_counter() - start:.0f} s")
+    for steps in chain_steps:
+        found[f"fitted mixture, then {steps} decode-encode steps"] = chained(
+            loaded, mixture_draw, steps
+        )
     found["model prior p(z)"] = lambda n, s: sample(loaded, n, seed=s, model_prior=True).z
     return found
 
@@ -143,7 +190,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--draw-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--attributes", nargs="*", default=["Eyeglasses", "Smiling"])
-    parser.add_argument("--flow-steps", type=int, default=6000)
+    parser.add_argument("--flow-steps", type=int, default=6000, help="0: no flow")
+    parser.add_argument("--bandwidths", type=float, nargs="*", default=[0.2, 0.3])
+    parser.add_argument("--chain-steps", type=int, nargs="*", default=[1, 3])
     parser.add_argument("--judge-steps", type=int, default=None, help="default: vaekit's")
     parser.add_argument("--split", default="test", help="held-out real images")
     parser.add_argument("--threads", type=int, default=2)
@@ -181,7 +230,9 @@ def main() -> None:
     )
     if data_attrs is not None:
         print("data: " + ", ".join(f"{names[i]} {data_attrs[i]:.3f}" for i in wanted))
-    for name, draw in candidates(loaded, mu, logvar, args.flow_steps).items():
+    for name, draw in candidates(
+        loaded, mu, logvar, args.flow_steps, args.bandwidths, args.chain_steps
+    ).items():
         shares, figures = [], ""
         for k, seed in enumerate(args.draw_seeds):
             out = judge.predict(decode(loaded, draw(args.samples, seed)))

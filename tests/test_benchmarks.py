@@ -141,9 +141,12 @@ def test_prior_candidates_judges_every_candidate_in_its_smallest_setting(tmp_pat
     run = train_tiny(tmp_path, epochs=1).run.path
     out = run_benchmark(
         "prior_candidates.py", "--run", str(run), "--samples", "60", "--draw-seeds", "0", "1",
-        "--flow-steps", "20", "--judge-steps", "20", "--split", "val", timeout=300,
+        "--flow-steps", "20", "--judge-steps", "20", "--split", "val", "--bandwidths", "0.2",
+        "--chain-steps", "1", timeout=300,
     )  # fmt: skip
     lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
-    for name in ("fitted mixture", "aggregate posterior", "flow", "model prior p(z)"):
+    names = ("fitted mixture", "aggregate posterior", "kernel density, bandwidth 0.2", "flow")
+    names += ("fitted mixture, then 1 decode-encode steps", "model prior p(z)")
+    for name in names:
         assert "class shares TV" in lines[name] and "nearest-training-neighbour" in lines[name]
         assert len(lines[name].split("class shares TV ")[1].split(";")[0].split()) == 2
