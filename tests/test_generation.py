@@ -469,6 +469,54 @@ def test_fit_cluster_checks_decoded_images_with_the_run_that_encoded_the_latents
     assert "image_threshold" not in Cluster.load(tmp_path / "o.json").gate
 
 
+def test_a_gated_cluster_sample_decodes_its_draws_once(digits_run, tmp_path, monkeypatch):
+    """The images a gated cluster sample returns are the ones its image check decoded
+    (each kept draw decoded once, not again for the output), and they are what decoding
+    its latents gives; ``--pixels sample`` and a round too large to hold decode again."""
+    from vaekit import generate
+    from vaekit.cluster import Cluster
+    from vaekit.encode import encode_dataset
+
+    store = encode_dataset(None, tmp_path / "latents.h5", model_dir=digits_run)
+    out = CliRunner().invoke(
+        app, ["fit-cluster", "--latents", str(store), "-l", "3", "-o", str(tmp_path / "c.json")]
+    )
+    assert out.exit_code == 0, out.output
+    cluster = Cluster.load(tmp_path / "c.json")
+    run = open_run(digits_run)
+    reference = sample(run, 30, cluster=cluster, seed=2)
+
+    decoded: list[int] = []
+    checked: list[int] = []
+    real_decode, real_call = generate.decode, generate.ImageCheck.__call__
+
+    def counting_decode(*args, **kwargs):
+        images = real_decode(*args, **kwargs)
+        decoded.append(len(images))
+        return images
+
+    def counting_call(self, z):
+        checked.append(len(z))
+        return real_call(self, z)
+
+    monkeypatch.setattr(generate, "decode", counting_decode)
+    monkeypatch.setattr(generate.ImageCheck, "__call__", counting_call)
+    drawn = sample(run, 30, cluster=cluster, seed=2)
+    assert sum(decoded) == sum(checked) > 30  # the check's decodes, and nothing more
+    np.testing.assert_array_equal(drawn.images, reference.images)
+    np.testing.assert_array_equal(drawn.z, reference.z)
+    np.testing.assert_array_equal(drawn.images, real_decode(run, drawn.z))
+
+    decoded.clear(), checked.clear()
+    sample(run, 30, cluster=cluster, seed=2, pixels="sample")
+    assert sum(decoded) == sum(checked) + 30  # a draw from the likelihood is decoded apart
+    decoded.clear(), checked.clear()
+    monkeypatch.setattr(generate, "DECODE_BATCH", 4)  # every round larger than 2n: not held
+    again = sample(run, 2, cluster=cluster, seed=2)
+    assert sum(decoded) == sum(checked) + 2
+    np.testing.assert_array_equal(again.images, real_decode(run, again.z))
+
+
 def test_the_image_check_runs_only_with_the_weights_that_fitted_the_cluster(
     digits_run, tmp_path, monkeypatch
 ):

@@ -156,7 +156,10 @@ class Cluster:
         are kept; with ``reencode`` (latents -> the posterior means of their decoded
         images, under the model that encoded the cluster's latents: see
         :func:`vaekit.generate.reencoder`) and a gate with an ``image_threshold``, only
-        draws whose decoded image the probe also passes.
+        draws whose decoded image the probe also passes. A ``reencode`` with a ``keep``
+        method is told, after each call, which of the rows it was given were kept (a
+        bool mask), so it can hold on to their images only (:class:`vaekit.generate.
+        ImageCheck`).
         """
         if n < 0:
             raise UsageError(f"number of samples must be >= 0, got {n}")
@@ -176,7 +179,10 @@ class Cluster:
             z = z[self.gate_probability(z) >= self.gate["threshold"]]
             if image_threshold is not None and len(z):
                 assert reencode is not None
-                z = z[self.gate_probability(reencode(z)) >= image_threshold]
+                passed = self.gate_probability(reencode(z)) >= image_threshold
+                z = z[passed]
+                if hasattr(reencode, "keep"):  # a reencoder that holds its decoded images
+                    reencode.keep(passed)
             kept.append(z)
             have += len(z)
         if have < n:

@@ -162,6 +162,43 @@ def reencoder(run: LoadedRun) -> Reencode:
     return reencode
 
 
+class ImageCheck:
+    """A :func:`reencoder` that keeps the images of the draws a gate keeps (it is told
+    which by :meth:`keep`), so that the ``n`` draws of a gated cluster sample are
+    decoded once, for the check and for the images returned (:meth:`images`). A round
+    of more than ``2 * n`` draws is checked a chunk at a time and its images are not
+    held: the kept draws are then decoded again, as memory allows."""
+
+    def __init__(self, run: LoadedRun, n: int):
+        self.reencode = reencoder(run)
+        self.run = run
+        self.hold = max(2 * n, DECODE_BATCH)
+        self._kept: list[np.ndarray] = []
+        self._last: np.ndarray | None = None
+        self._complete = True
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """Latents (N, D) -> the posterior means (N, D) of their decoded images."""
+        if len(z) > self.hold:
+            self._complete, self._last = False, None
+            return self.reencode(z)
+        self._last = decode(self.run, z)
+        return encode_images(self.run, self._last)[0]
+
+    def keep(self, passed: np.ndarray) -> None:
+        """Keep the images of the rows of the last call that ``passed`` (bool, N)."""
+        if self._last is not None:
+            self._kept.append(self._last[passed])
+        self._last = None
+
+    def images(self, n: int) -> np.ndarray | None:
+        """The first ``n`` kept images, in the order the gate kept their draws; None when
+        a round's images were not held or fewer than ``n`` were kept."""
+        if not self._complete or sum(len(k) for k in self._kept) < n:
+            return None
+        return np.concatenate(self._kept)[:n]
+
+
 def store_reencoder(latents: str | Path) -> tuple[Reencode | None, str]:
     """The :func:`reencoder` of the run that encoded the store ``latents``, or None and
     why not (the run is gone or retrained, or its model is class-conditional)."""
@@ -307,8 +344,11 @@ def sample(
         notes = check_cluster_fits(fitted, run)
         # a cluster's gate checks the decoded images with the model that fitted it only
         same_model = fitted_by(fitted, run) and not run.num_classes
-        reencode = reencoder(run) if same_model else None
-        z = fitted.sample(n, np.random.default_rng(seed), temperature, reencode)
+        check = ImageCheck(run, n) if same_model and checks_images(fitted) else None
+        z = fitted.sample(n, np.random.default_rng(seed), temperature, check)
+        images = None if check is None or pixels != "mean" else check.images(n)
+        if images is not None:  # decoded once, for the check
+            return Generated(images, z, labels, tuple(notes))
     else:
         z = prior_sample(run, n, seed, temperature, labels)
         if labels is not None and not model_prior:
@@ -316,6 +356,12 @@ def sample(
 
             z = draw_per_class(class_priors(run), z, labels, seed, temperature)
     return Generated(decode(run, z, labels, pixels, seed), z, labels, tuple(notes))
+
+
+def checks_images(cluster: Cluster) -> bool:
+    """Whether ``cluster``'s gate checks decoded images (it has an image threshold)."""
+    gate = cluster.gate
+    return gate is not None and gate["threshold"] > 0 and gate.get("image_threshold") is not None
 
 
 def class_priors(run: LoadedRun) -> dict[int, Cluster]:
