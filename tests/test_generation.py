@@ -469,6 +469,40 @@ def test_fit_cluster_checks_decoded_images_with_the_run_that_encoded_the_latents
     assert "image_threshold" not in Cluster.load(tmp_path / "o.json").gate
 
 
+def test_evaluate_and_report_refuse_a_cluster_they_cannot_judge_before_any_work(
+    digits_run, tmp_path
+):
+    """A missing cluster, or one of another latent size, fails `report` and `evaluate`
+    (exit 1, one line) before the evaluation: no judge trained, nothing in the run
+    written (figures included), no report written."""
+    import shutil
+
+    from vaekit.cluster import Cluster
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("judge"))
+    files = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    wide = Cluster(
+        query="3", covariance_type="full", weights=np.ones(1), means=np.zeros((1, 5)),
+        covariances=np.eye(5)[None], n=10, terms=[], split="train", fitted_rows=10, seed=0,
+        model={}, created="2026-12-07T00:00:00+00:00",
+    )  # fmt: skip
+    wide.save(tmp_path / "wide.json")
+    runner = CliRunner()
+    for cluster, said in (
+        ("nothere", "no cluster 'nothere'"),
+        (str(tmp_path / "wide.json"), "5 latent dimensions"),
+    ):
+        for command in (["report", "-o", str(tmp_path / "r.html")], ["evaluate"]):
+            out = runner.invoke(
+                app, [*command, "-m", str(run), "--iwae-k", "1", "--cluster", cluster]
+            )
+            assert out.exit_code == 1, out.output
+            assert said in out.output and "Traceback" not in out.output
+    assert not (run / "judge").exists() and not (tmp_path / "r.html").exists()
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == files
+
+
 def test_a_gated_cluster_sample_decodes_its_draws_once(digits_run, tmp_path, monkeypatch):
     """The images a gated cluster sample returns are the ones its image check decoded
     (each kept draw decoded once, not again for the output), and they are what decoding

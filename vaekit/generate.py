@@ -246,16 +246,30 @@ def load_cluster(name_or_file: str | Path | Cluster) -> Cluster:
     return Cluster.load(resolve_cluster_path(name_or_file))
 
 
-def check_cluster_fits(cluster: Cluster, run: LoadedRun) -> list[str]:
-    """Fail when the cluster's latent size is not the model's; return warnings when the
-    latents it was fitted to came from other weights."""
-    latent_dim = run.config.model.latent_dim
+def load_clusters(specs: Sequence[str | Path | Cluster], latent_dim: int) -> list[Cluster]:
+    """Every cluster of ``specs`` (as :func:`load_cluster` takes them), loaded before any
+    work that needs them: a missing or damaged file, or one of another latent size
+    than the model's ``latent_dim``, fails here, not after minutes of evaluation."""
+    clusters = [load_cluster(spec) for spec in specs]
+    for cluster in clusters:
+        check_latent_size(cluster, latent_dim)
+    return clusters
+
+
+def check_latent_size(cluster: Cluster, latent_dim: int) -> None:
+    """Fail when the cluster's latent size is not the model's ``latent_dim``."""
     if cluster.latent_dim != latent_dim:
         raise DataError(
             f"cluster '{cluster.query}' lives in {cluster.latent_dim} latent dimensions but the "
             f"model has {latent_dim}; pass the --model that encoded its latents "
             f"({cluster.model.get('run_dir')})"
         )
+
+
+def check_cluster_fits(cluster: Cluster, run: LoadedRun) -> list[str]:
+    """Fail when the cluster's latent size is not the model's; return warnings when the
+    latents it was fitted to came from other weights."""
+    check_latent_size(cluster, run.config.model.latent_dim)
     if fitted_by(cluster, run):
         return []
     skipped = ""

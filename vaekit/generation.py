@@ -291,13 +291,14 @@ def evaluate_generation(
         decode,
         encode_images,
         has_fitted_prior,
-        load_cluster,
+        load_clusters,
         sample,
     )
     from vaekit.query import parse_query
 
     if samples < 2:
         raise UsageError(f"--samples must be >= 2, got {samples}")
+    fitted_clusters = load_clusters(clusters, loaded.config.model.latent_dim)
     check_images_memory(loaded, samples, f"{samples:,} samples to judge", "lower --samples")
     heldout = everything if heldout_split == "all" else everything.select_split(heldout_split)
     real = heldout.subset(_seeded_rows(len(heldout), samples, seed))
@@ -373,8 +374,7 @@ def evaluate_generation(
             result.on_label.append(
                 class_rate(called, c, name, f"class {name}{suffix}", real, real_out)
             )
-    for spec in clusters:
-        cluster = load_cluster(spec)
+    for spec, cluster in zip(clusters, fitted_clusters, strict=True):
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)
         result.skipped.extend(drawn.warnings)  # e.g. fitted to another model's latents
         label = f"cluster {cluster.query}"

@@ -596,11 +596,16 @@ def build_report(
     """Evaluate the run, redraw its figures and write the self-contained report to
     ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`).
     An existing vaekit report at ``output`` is replaced; any other file only with
-    ``overwrite`` (checked before the evaluation starts)."""
+    ``overwrite``; both, and every cluster of ``clusters``, checked before the
+    evaluation starts."""
     output = check_output_target(output, overwrite, replaceable=is_report)
     run = resolve_run(model_dir)
     for picture in run_pictures(run):  # a link or pipe in the run: refused before the work
         check_picture(picture.path)
+    if generation and clusters:  # a cluster that cannot be judged: refused before the work
+        from vaekit.generate import load_clusters
+
+        load_clusters(clusters, run.read_config().model.latent_dim)
     evaluation, _ = evaluate_and_draw(
         run.path,
         data,
