@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,25 +49,59 @@ def column_centres(n_columns: int, w: int, pad: int = 2, scale: int = 1, group: 
     ]
 
 
+#: Characters Pillow's built-in font draws as a box, and what a title writes instead.
+PLAIN_CHARACTERS = str.maketrans({"×": "x", "−": "-", "≥": ">=", "≤": "<=", "…": "..."})
+#: Font sizes a title tries, largest first, until it fits its column.
+TITLE_SIZES = (11, 10, 9, 8, 7)
+
+
 def add_titles(grid: np.ndarray, titles: list[str], centres: list[float]) -> np.ndarray:
     """``grid`` (H, W, C) with a white band above it holding each title, centred at its x
-    (Pillow's built-in bitmap font: nothing is downloaded)."""
-    from PIL import Image, ImageDraw, ImageFont
+    (Pillow's built-in font: nothing is downloaded). A title too wide for its column is
+    drawn smaller, then shortened with ".."; none runs past the picture's edges."""
+    from PIL import Image, ImageDraw
 
-    font = ImageFont.load_default()
     band = TITLE_BAND
     c = grid.shape[2]
     labelled = np.full((grid.shape[0] + band, grid.shape[1], c), 255, dtype=np.uint8)
     labelled[band:] = grid
     picture = Image.fromarray(labelled[:, :, 0] if c == 1 else labelled[:, :, :3])
     draw = ImageDraw.Draw(picture)
+    column = min((b - a for a, b in itertools.pairwise(centres)), default=picture.width)
     for title, x in zip(titles, centres, strict=False):
         if not title:
             continue
-        left, _, right, _ = draw.textbbox((0, 0), title, font=font)
-        draw.text((max(0, x - (right - left) / 2), 2), title, fill=0, font=font)
+        text, font, width = _fitted_title(draw, title.translate(PLAIN_CHARACTERS), column)
+        left = min(max(0.0, x - width / 2), max(0.0, picture.width - width))
+        draw.text((left, 2), text, fill=0, font=font)
     out = np.asarray(picture)
     return out[:, :, None] if out.ndim == 2 else out
+
+
+def _fitted_title(draw: Any, title: str, room: float) -> tuple[str, Any, float]:
+    """(text, font, width): ``title`` at the largest size that fits ``room`` pixels,
+    shortened at the smallest when none does."""
+    from PIL import ImageFont
+
+    def width(text: str, font: Any) -> float:
+        left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+        return float(right - left)
+
+    fonts = []
+    for size in TITLE_SIZES:
+        try:
+            fonts.append(ImageFont.load_default(size=size))
+        except (TypeError, ImportError, OSError):  # a Pillow without FreeType: one size
+            fonts = [ImageFont.load_default()]
+            break
+    for font in fonts:
+        if width(title, font) <= room:
+            return title, font, width(title, font)
+    font, text = fonts[-1], title
+    while len(text) > 1 and width(text + "..", font) > room:
+        text = text[:-1]
+    text = text + ".." if text != title else text
+    return text, font, width(text, font)
 
 
 def to_uint8(images) -> np.ndarray:
