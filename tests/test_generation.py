@@ -403,7 +403,13 @@ def test_attributes_are_judged_end_to_end_on_faces(tmp_path, monkeypatch):
     assert rate["query"] == "smiling and not eyeglasses" and rate["n"] == 60
     assert rate["real_n"] > 0 and 0 <= rate["ceiling"] <= 1
     (cluster_set,) = [s for s in found["sets"] if s["name"].startswith("cluster")]
-    assert cluster_set["against"] == "real 'smiling and not eyeglasses' images"
+    assert cluster_set["against"] == f"real 'smiling and not eyeglasses' images ({rate['real_n']})"
+    # the label's floor: its real training images against the same few real images
+    (floor,) = [s for s in found["sets"] if s["name"].startswith("real training 'smiling")]
+    assert floor["against"] == cluster_set["against"] and floor["n"] > 1
+    assert floor["frechet"] > 0 and floor["nearest_train"] is None
+    names = [s["name"] for s in found["sets"]]
+    assert names.index(floor["name"]) == names.index(cluster_set["name"]) - 1
     out = runner.invoke(app, ["report", "--iwae-k", "1", "--samples", "60", "--cluster", cluster])
     assert out.exit_code == 0, out.output
     page = (tmp_path / "report.html").read_text()

@@ -384,16 +384,23 @@ def evaluate_generation(
         rate = on_label_rate(judge, drawn.images, cluster.query, label, real, real_out)
         result.on_label.append(rate)
         # against the real images of its label (all real images when they are too few)
-        truth = _truth(parse_query(cluster.query), real)
+        query = parse_query(cluster.query)
+        truth = _truth(query, real)
         of_label = truth is not None and int(truth.sum()) >= 2
-        score = score_set(
-            label,
-            real_out.features[truth] if of_label else real_out.features,
-            judge.predict(drawn.images).features,
-            training,
-        )
-        if of_label:
-            score.against = f"real '{rate.query}' images"
+        reference = real_out.features[truth] if of_label else real_out.features
+        against = f"real '{rate.query}' images ({len(reference):,})" if of_label else None
+        floor = f"real training '{rate.query}' images"
+        if of_label and training is not None and all(s.name != floor for s in result.sets):
+            # the label's own floor: a distance from few real images runs high for any set
+            in_train = _truth(query, train)
+            members = np.zeros(0, dtype=int) if in_train is None else np.nonzero(in_train)[0]
+            if len(members) >= 2:
+                rows = members[_seeded_rows(len(members), samples, seed + 1)]
+                result.sets.append(score_set(floor, reference, training[rows]))
+                result.sets[-1].against = against
+        score = score_set(label, reference, judge.predict(drawn.images).features, training)
+        if against is not None:
+            score.against = against
         result.sets.append(score)
     return result
 
