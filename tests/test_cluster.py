@@ -21,6 +21,7 @@ from vaekit.cluster import (
     fit_gaussian_stream,
     fit_mixture,
     resolve_cluster_path,
+    weak_gate,
 )
 from vaekit.errors import DataError, UsageError
 from vaekit.store import LatentStoreWriter
@@ -342,6 +343,27 @@ def test_cli_writes_clusters_query_json_by_default(store, tmp_path, monkeypatch)
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert Cluster.load(tmp_path / "mine/s.json").fitted_rows == 100
+
+
+def test_fit_cluster_warns_when_the_latents_barely_separate_the_label(store, tmp_path):
+    """Eyeglasses is drawn apart from the latents of the test store: the probe cannot
+    keep 80% of the members above p = 0.5, and fit-cluster says so (still exit 0); the
+    separable smiling gets no warning."""
+    path, _ = store
+    weak = runner.invoke(
+        app,
+        ["fit-cluster", "--latents", str(path), "-l", "eyeglasses", "-o", str(tmp_path / "e.json")],
+    )
+    assert weak.exit_code == 0, weak.output
+    assert "warning: the latents barely separate 'eyeglasses'" in " ".join(weak.output.split())
+    cluster = Cluster.load(tmp_path / "e.json")
+    assert cluster.gate["threshold"] < 0.5 and weak_gate(cluster) is not None
+    sound = runner.invoke(
+        app,
+        ["fit-cluster", "--latents", str(path), "-l", "smiling", "-o", str(tmp_path / "s.json")],
+    )
+    assert sound.exit_code == 0 and "barely" not in sound.output
+    assert weak_gate(Cluster.load(tmp_path / "s.json")) is None
 
 
 def test_cli_exit_codes(store, tmp_path, monkeypatch):

@@ -457,6 +457,21 @@ def image_threshold(gate: dict[str, Any], members: np.ndarray, reencode: Reencod
     return float(min(np.quantile(decoded, 0.2), np.nextafter(1.0, 0.0)))
 
 
+def weak_gate(cluster: Cluster) -> str | None:
+    """A warning when the cluster's gate could not tell its rows apart: to keep 80% of
+    the members the probe's threshold fell under p = 0.5, so the latents barely
+    separate the label and the draws will often lack it; None when the gate is sound."""
+    gate = cluster.gate
+    if gate is None or not gate["threshold"] < min(0.5, gate.get("requested", 1.0)):
+        return None
+    return (
+        f"the latents barely separate '{cluster.query}' (the probe reads "
+        f"{gate['accuracy']:.1%} of the rows right, and keeps 80% of them only at "
+        f"p ≥ {gate['threshold']:.2g}): many draws will lack the label. Check them with "
+        "--judge, or encode with a model trained longer"
+    )
+
+
 def _fit_probe(
     inside: np.ndarray, outside: np.ndarray, threshold: float, seed: int, gate: dict[str, Any]
 ) -> dict[str, Any]:
@@ -949,4 +964,5 @@ __all__ = [
     "mean_direction",
     "min_rows",
     "resolve_cluster_path",
+    "weak_gate",
 ]

@@ -73,7 +73,9 @@ def fit_cluster_command(
 ) -> None:
     """Fit a Gaussian (or mixture) to the latents of a labelled subset; write a cluster file."""
     with user_errors():
-        from vaekit.cluster import default_cluster_path, fit_cluster
+        from rich.markup import escape
+
+        from vaekit.cluster import default_cluster_path, fit_cluster, weak_gate
 
         check_judge_steps(judge_steps)
 
@@ -111,9 +113,10 @@ def fit_cluster_command(
             f"{cluster.covariance_type} covariance in {cluster.latent_dim} dims{gated} "
             f"-> [bold]{path}[/]"
         )
+        weak = weak_gate(cluster)
+        if weak:
+            err_console.print(f"[yellow]warning:[/] {escape(weak)}")
         if why_not and cluster.gate is not None:
-            from rich.markup import escape
-
             note = f"the gate checks latents only, not decoded images: {why_not}"
             err_console.print(escape(note))
         if judge:
