@@ -279,6 +279,11 @@ def test_attribute_vector_moves_along_the_mean_difference(pipeline, model, tmp_p
     np.testing.assert_allclose(edit.z[2] - edit.z[0], 2 * direction, atol=1e-5)
     x_mu, _ = encode_images(model, load_dataset().images[:1])
     np.testing.assert_array_equal(edit.images[0], decode(model, x_mu)[0])  # strength 0
+    with pytest.raises(DataError) as info:  # a label the store lacks: which store is said
+        attribute_edit(model, png, pipeline["store"], "smiling")
+    message = str(info.value)
+    assert "unknown label 'smiling'; available classes: 0 (" in message
+    assert f"in the store '{pipeline['store']}'" in message
 
 
 def test_sample_from_add_cli(pipeline, tmp_path, monkeypatch):

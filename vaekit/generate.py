@@ -486,7 +486,10 @@ def attribute_edit(
     x = read_model_image(run, image) if not isinstance(image, np.ndarray) else image
     with LatentStore.open(latents) as store:
         check_store_fits(store, run)
-    direction, _, _ = mean_direction(latents, add)
+    try:
+        direction, _, _ = mean_direction(latents, add)
+    except DataError as error:  # say which store: --latents has a default
+        raise DataError(f"{error} (in the store '{latents}', given by --latents)") from None
     mu, _ = encode_images(run, x[None])
     z = (mu[0][None] + np.asarray(strengths, dtype=np.float32)[:, None] * direction[None]).astype(
         np.float32

@@ -200,7 +200,7 @@ def _unknown_message(
             "encode a labelled dataset"
         )
     close = difflib.get_close_matches(_key(name), [_key(k) for k in known], n=1, cutoff=0.5)
-    hint = ""
+    hint = ";"
     if close:
         hint = f"; did you mean '{next(k for k in known if _key(k) == close[0])}'?"
     listing = []
