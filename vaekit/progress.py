@@ -33,22 +33,36 @@ def make_progress(console: Console | None = None, transient: bool = False) -> Pr
 
 class CountBar:
     """A ``progress(done, total)`` callback that shows a bar from its first call on (not
-    while options are still being checked); call :meth:`stop` in ``finally``."""
+    while options are still being checked); call :meth:`stop` in ``finally``. On a
+    console that is not a terminal (output redirected to a file or a pipe), where no bar
+    is drawn until the work ends, it writes one line when the work starts (and, for a
+    transient bar, which leaves nothing behind, one when it stops)."""
 
     def __init__(self, description: str, console: Console | None = None, transient: bool = False):
         self.description = description
         self.bar = make_progress(console, transient=transient)
+        self.transient = transient
         self.task: Any = None
+        self.done, self.total = 0, 0
 
     def __call__(self, done: int, total: int) -> None:
         if self.task is None:
             self.bar.start()
             self.task = self.bar.add_task(self.description, total=total, info="")
+            if not self.bar.console.is_terminal:
+                self._say(f"{self.description}: {total:,} to do")
+        self.done, self.total = done, total
         self.bar.update(self.task, completed=done)
 
     def stop(self) -> None:
         if self.task is not None:  # a bar never shown leaves no blank line behind
             self.bar.stop()
+            if self.transient and not self.bar.console.is_terminal:  # else the bar stays
+                self._say(f"{self.description}: {self.done:,} of {self.total:,} done")
+            self.task = None
+
+    def _say(self, line: str) -> None:
+        self.bar.console.print(line, highlight=False, markup=False)
 
     def __enter__(self) -> CountBar:
         return self
