@@ -593,6 +593,13 @@ def test_the_image_check_runs_only_with_the_weights_that_fitted_the_cluster(
     assert len(calls) == 1  # no re-encoding with weights the threshold was not set for
     assert len(drawn.warnings) == 1
     assert "check of the decoded images is skipped" in drawn.warnings[0]
+    from vaekit.generation import generation
+
+    other.save(tmp_path / "other.json")  # evaluate judges it all the same, and warns
+    found = generation(digits_run, clusters=[tmp_path / "other.json"], samples=30, judge_steps=20)
+    assert found.warnings == list(drawn.warnings)
+    assert not any("decoded images" in line for line in found.skipped)
+    assert found.to_dict()["warnings"] == found.warnings
 
     with h5py.File(store, "r+") as f:  # as if the run were trained after encoding
         f.attrs["weights_sha256"] = "0" * 64

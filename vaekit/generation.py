@@ -124,6 +124,9 @@ class GenerationEvaluation:
     #: new images score (a set well below it is copying training images)
     real_nearest_train: float | None = None
     skipped: list[str] = field(default_factory=list)
+    #: what was measured all the same but may mislead (a cluster fitted to another
+    #: model's latents, whose gate then reads latents only)
+    warnings: list[str] = field(default_factory=list)
     #: name -> up to GRID_IMAGES uint8 images, for the report (not in JSON)
     grids: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -376,7 +379,7 @@ def evaluate_generation(
             )
     for spec, cluster in zip(clusters, fitted_clusters, strict=True):
         drawn = sample(loaded, samples, cluster=cluster, seed=seed)
-        result.skipped.extend(drawn.warnings)  # e.g. fitted to another model's latents
+        result.warnings.extend(drawn.warnings)  # e.g. fitted to another model's latents
         label = f"cluster {cluster.query}"
         if label in result.grids:  # two clusters of one query: tell them apart by file
             label += f" ({Path(str(spec)).stem})"

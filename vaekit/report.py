@@ -501,6 +501,7 @@ def generation_html(run: Run, found: Any) -> list[str]:
     for title, header, rows in generation_rows(found):
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(_table(header, rows))
+    parts.extend(f"<p class='note'>warning: {html.escape(line)}</p>" for line in found.warnings)
     parts.extend(f"<p class='note'>skipped: {html.escape(line)}</p>" for line in found.skipped)
     return parts
 

@@ -180,5 +180,7 @@ def _print_generation(found: Any) -> None:
     from vaekit.generation import generation_rows
 
     print_tables(generation_rows(found))
+    for line in found.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}")
     for line in found.skipped:
         err_console.print(f"[yellow]skipped:[/] {escape(line)}")
