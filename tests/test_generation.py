@@ -478,9 +478,10 @@ def test_fit_cluster_checks_decoded_images_with_the_run_that_encoded_the_latents
 def test_evaluate_and_report_refuse_a_cluster_they_cannot_judge_before_any_work(
     digits_run, tmp_path
 ):
-    """A missing cluster, or one of another latent size, fails `report` and `evaluate`
-    (exit 1, one line) before the evaluation: no judge trained, nothing in the run
-    written (figures included), no report written."""
+    """A missing cluster, one of another latent size, or one whose label the run's data
+    lacks fails `report` and `evaluate` (exit 1, one line) before the evaluation: no
+    judge trained, nothing in the run written (figures included), no report written."""
+    import dataclasses
     import shutil
 
     from vaekit.cluster import Cluster
@@ -494,10 +495,16 @@ def test_evaluate_and_report_refuse_a_cluster_they_cannot_judge_before_any_work(
         model={}, created="2026-12-07T00:00:00+00:00",
     )  # fmt: skip
     wide.save(tmp_path / "wide.json")
+    dim = open_run(digits_run).config.model.latent_dim
+    foreign = dataclasses.replace(
+        wide, query="smiling", means=np.zeros((1, dim)), covariances=np.eye(dim)[None]
+    )
+    foreign.save(tmp_path / "smiling.json")  # a label the digits do not have
     runner = CliRunner()
     for cluster, said in (
         ("nothere", "no cluster 'nothere'"),
         (str(tmp_path / "wide.json"), "5 latent dimensions"),
+        (str(tmp_path / "smiling.json"), "unknown label 'smiling'"),
     ):
         for command in (["report", "-o", str(tmp_path / "r.html")], ["evaluate"]):
             out = runner.invoke(
@@ -549,7 +556,8 @@ def test_a_gated_cluster_sample_decodes_its_draws_once(digits_run, tmp_path, mon
 
     decoded.clear(), checked.clear()
     sample(run, 30, cluster=cluster, seed=2, pixels="sample")
-    assert sum(decoded) == sum(checked) + 30  # a draw from the likelihood is decoded apart
+    # a draw from the likelihood is decoded apart, and no mean images are held for it
+    assert checked == [] and decoded[-1] == 30 and sum(decoded) > 30
     decoded.clear(), checked.clear()
     monkeypatch.setattr(generate, "DECODE_BATCH", 4)  # every round larger than 2n: not held
     again = sample(run, 2, cluster=cluster, seed=2)

@@ -465,10 +465,9 @@ def weak_gate(cluster: Cluster) -> str | None:
     if gate is None or not gate["threshold"] < min(0.5, gate.get("requested", 1.0)):
         return None
     return (
-        f"the latents barely separate '{cluster.query}' (the probe reads "
-        f"{gate['accuracy']:.1%} of the rows right, and keeps 80% of them only at "
-        f"p ≥ {gate['threshold']:.2g}): many draws will lack the label. Check them with "
-        "--judge, or encode with a model trained longer"
+        f"the latents barely separate '{cluster.query}': to keep 80% of its rows the gate "
+        f"fell to p ≥ {gate['threshold']:.2g}, so many draws will lack the label. Check "
+        "them with --judge, or encode with a model trained longer"
     )
 
 

@@ -172,8 +172,10 @@ class ImageCheck:
     def __init__(self, run: LoadedRun, n: int):
         self.reencode = reencoder(run)
         self.run = run
+        self.n = n
         self.hold = max(2 * n, DECODE_BATCH)
         self._kept: list[np.ndarray] = []
+        self._count = 0
         self._last: np.ndarray | None = None
         self._complete = True
 
@@ -187,16 +189,19 @@ class ImageCheck:
 
     def keep(self, passed: np.ndarray) -> None:
         """Keep the images of the rows of the last call that ``passed`` (bool, N)."""
-        if self._last is not None:
-            self._kept.append(self._last[passed])
+        if self._last is not None:  # only as many as the sample still needs
+            kept = self._last[passed][: max(self.n - self._count, 0)]
+            self._kept.append(kept)
+            self._count += len(kept)
         self._last = None
 
-    def images(self, n: int) -> np.ndarray | None:
-        """The first ``n`` kept images, in the order the gate kept their draws; None when
-        a round's images were not held or fewer than ``n`` were kept."""
-        if not self._complete or sum(len(k) for k in self._kept) < n:
+    def images(self) -> np.ndarray | None:
+        """The ``n`` kept images, in the order the gate kept their draws; None when a
+        round's images were not held or fewer than ``n`` were kept."""
+        if not self._complete or self._count < self.n:
             return None
-        return np.concatenate(self._kept)[:n]
+        images, self._kept = np.concatenate(self._kept), []
+        return images
 
 
 def store_reencoder(latents: str | Path) -> tuple[Reencode | None, str]:
@@ -358,9 +363,11 @@ def sample(
         notes = check_cluster_fits(fitted, run)
         # a cluster's gate checks the decoded images with the model that fitted it only
         same_model = fitted_by(fitted, run) and not run.num_classes
-        check = ImageCheck(run, n) if same_model and checks_images(fitted) else None
+        check: Reencode | None = None
+        if same_model and checks_images(fitted):  # the mean images are kept, not a draw
+            check = ImageCheck(run, n) if pixels == "mean" else reencoder(run)
         z = fitted.sample(n, np.random.default_rng(seed), temperature, check)
-        images = None if check is None or pixels != "mean" else check.images(n)
+        images = check.images() if isinstance(check, ImageCheck) else None
         if images is not None:  # decoded once, for the check
             return Generated(images, z, labels, tuple(notes))
     else:
@@ -489,7 +496,7 @@ def attribute_edit(
     try:
         direction, _, _ = mean_direction(latents, add)
     except DataError as error:  # say which store: --latents has a default
-        raise DataError(f"{error} (in the store '{latents}', given by --latents)") from None
+        raise DataError(f"{error} (in the store '{latents}')") from None
     mu, _ = encode_images(run, x[None])
     z = (mu[0][None] + np.asarray(strengths, dtype=np.float32)[:, None] * direction[None]).astype(
         np.float32

@@ -275,6 +275,35 @@ def _shares(
     return found
 
 
+def check_clusters(clusters: Sequence[str | Path], loaded: Any, everything: Any) -> list[Any]:
+    """Load every cluster and fail, before any work, on one the generation section cannot
+    judge: missing, damaged or of another latent size (:func:`vaekit.generate.
+    load_clusters`), a query naming a label the run's data ``everything`` lacks, or, for
+    a class-conditional model, a query that is not one class name (its draws are decoded
+    as that class)."""
+    from vaekit.generate import load_clusters
+    from vaekit.query import parse_query
+
+    fitted = load_clusters(clusters, loaded.config.model.latent_dim)
+    names = [name.lower() for name in loaded.class_names or []]
+    for cluster in fitted:
+        parse_query(cluster.query).mask_arrays(  # an unknown label raises, listing the known
+            len(everything),
+            everything.labels,
+            everything.class_names,
+            everything.attributes,
+            everything.attribute_names,
+        )
+        if loaded.num_classes and str(cluster.query).strip().lower() not in names:
+            raise UsageError(
+                f"model '{loaded.config.model.kind}' is class-conditional and cluster "
+                f"'{cluster.query}' names no class of it: a conditional model decodes a "
+                "cluster as the class its query names; fit one with `fit-cluster --label "
+                "CLASS`"
+            )
+    return fitted
+
+
 def evaluate_generation(
     loaded: Any,
     everything: Any,
@@ -294,14 +323,13 @@ def evaluate_generation(
         decode,
         encode_images,
         has_fitted_prior,
-        load_clusters,
         sample,
     )
     from vaekit.query import parse_query
 
     if samples < 2:
         raise UsageError(f"--samples must be >= 2, got {samples}")
-    fitted_clusters = load_clusters(clusters, loaded.config.model.latent_dim)
+    fitted_clusters = check_clusters(clusters, loaded, everything)
     check_images_memory(loaded, samples, f"{samples:,} samples to judge", "lower --samples")
     heldout = everything if heldout_split == "all" else everything.select_split(heldout_split)
     real = heldout.subset(_seeded_rows(len(heldout), samples, seed))

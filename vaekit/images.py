@@ -101,6 +101,8 @@ def _fitted_title(draw: Any, title: str, room: float) -> tuple[str, Any, float]:
     while len(text) > 1 and width(text + "..", font) > room:
         text = text[:-1]
     text = text + ".." if text != title else text
+    if width(text, font) >= width(title, font):  # a short title gains nothing from ".."
+        text = title
     return text, font, width(text, font)
 
 

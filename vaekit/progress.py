@@ -59,6 +59,7 @@ class CountBar:
             self.bar.stop()
             if self.transient and not self.bar.console.is_terminal:  # else the bar stays
                 self._say(f"{self.description}: {self.done:,} of {self.total:,} done")
+            self.bar.remove_task(self.task)  # a bar used again starts afresh
             self.task = None
 
     def _say(self, line: str) -> None:

@@ -184,6 +184,10 @@ def evaluate_and_draw(
     from vaekit.run_data import open_run_data, subsample
 
     loaded, everything, dataset, split, device = open_run_data(model_dir, data, split, accelerator)
+    if generation:  # a cluster that cannot be judged fails before the figures are drawn
+        from vaekit.generation import check_clusters
+
+        check_clusters(clusters, loaded, everything)
     dataset = subsample(dataset, max_images, seed)
     model, run = loaded.model, loaded.run
     evaluation = evaluate_model(
