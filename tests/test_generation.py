@@ -199,8 +199,10 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
         "reconstructions",
         "prior",
         "model prior p(z)",
+        "real training '3' images",  # the cluster label's own floor
         "cluster 3",
     }
+    assert sets["real training '3' images"]["against"] == sets["cluster 3"]["against"]
     for s in sets.values():
         assert s["frechet"] >= 0 and 0 <= s["precision"] <= 1 and 0 <= s["recall"] <= 1
     # how near each set comes to the training images, beside unseen real images' distance
