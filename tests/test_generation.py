@@ -265,6 +265,20 @@ def test_report_shows_generation_grids_beside_their_metrics(digits_run, tmp_path
     assert (digits_run / "figures" / "generated_prior.png").is_file()
 
 
+def test_report_shows_its_progress_when_the_output_is_redirected(digits_run, tmp_path):
+    """`report` trains the judge (minutes on real data) with a bar, and where no bar can
+    be drawn (CliRunner's streams are no terminal) says when that work starts."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("judge"))
+    args = ["report", "-m", str(run), "-o", str(tmp_path / "r.html"), "--iwae-k", "1"]
+    out = CliRunner().invoke(app, [*args, "--samples", "60", "--judge-steps", "30"])
+    assert out.exit_code == 0, out.output
+    assert "train judge: 30 to do" in out.stderr and "evaluate: " in out.stderr
+    assert (run / "judge").is_dir() and (tmp_path / "r.html").is_file()
+
+
 def test_the_cli_defaults_are_the_library_s():
     """The CLI spells the judge's step count out (importing vaekit.judge would import torch
     at start-up); it must not drift from the library's."""

@@ -169,6 +169,7 @@ def evaluate_and_draw(
     samples: int = 1000,
     judge_steps: int | None = None,
     max_images: int | None = None,
+    judge_progress: Any = None,
 ) -> tuple[Evaluation, list[Path]]:
     """Evaluate a run on ``split`` and draw every figure into ``RUN/figures/``; the
     traversals start from the posterior mean of the split's first image, and the
@@ -177,7 +178,8 @@ def evaluate_and_draw(
     ``split`` as :func:`vaekit.evaluate.evaluate` takes it: a name (None: every image), or names to
     try in order (by default test, then val). ``generation``: also judge what the model
     generates (:func:`vaekit.generation.evaluate_generation`) and save its grids as
-    ``figures/generated_*.png``."""
+    ``figures/generated_*.png``; ``judge_progress``: a ``(done, total)`` callback for the
+    judge's training, when it trains."""
     import torch
 
     from vaekit.evaluate import evaluate_model
@@ -220,6 +222,7 @@ def evaluate_and_draw(
             samples=samples,
             seed=seed,
             judge_steps=JUDGE_STEPS if judge_steps is None else judge_steps,
+            progress=judge_progress,
         )
         paths += write_generation_grids(run, evaluation.generation)
     return evaluation, paths
@@ -597,6 +600,7 @@ def build_report(
     judge_steps: int | None = None,
     overwrite: bool = False,
     max_images: int | None = None,
+    judge_progress: Any = None,
 ) -> tuple[Path, Evaluation]:
     """Evaluate the run, redraw its figures and write the self-contained report to
     ``output``; ``generation``: with a generation section (see :func:`evaluate_and_draw`).
@@ -625,6 +629,7 @@ def build_report(
         samples=samples,
         judge_steps=judge_steps,
         max_images=max_images,
+        judge_progress=judge_progress,
     )
     page = render_html(run, evaluation, run_pictures(run), run.read_config().to_dict())
     check_output_target(output, overwrite, replaceable=is_report)  # made meanwhile?

@@ -15,6 +15,7 @@ from vaekit.commands.common import (
     ModelDir,
     Overwrite,
     console,
+    err_console,
     seed_option,
     user_errors,
 )
@@ -52,25 +53,32 @@ def report_command(
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
         from vaekit.data import HELD_OUT
+        from vaekit.progress import CountBar
         from vaekit.report import build_report
 
         check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
-        path, result = build_report(
-            model,
-            output,
-            data,
-            split=split or HELD_OUT,
-            iwae_k=iwae_k,
-            by_label=by_label,
-            seed=seed,
-            accelerator=accelerator,
-            generation=generation,
-            clusters=cluster or (),
-            samples=samples,
-            judge_steps=judge_steps,
-            overwrite=overwrite,
-            max_images=max_images,
-        )
+        with (
+            CountBar("evaluate", err_console, transient=True) as progress,
+            CountBar("train judge", err_console, transient=True) as judge_bar,
+        ):
+            path, result = build_report(
+                model,
+                output,
+                data,
+                split=split or HELD_OUT,
+                iwae_k=iwae_k,
+                by_label=by_label,
+                seed=seed,
+                accelerator=accelerator,
+                progress=progress,
+                generation=generation,
+                clusters=cluster or (),
+                samples=samples,
+                judge_steps=judge_steps,
+                overwrite=overwrite,
+                max_images=max_images,
+                judge_progress=judge_bar,
+            )
         console.print(
             f"wrote [bold]{path}[/]: {result.n:,} {result.split} images, "
             f"−ELBO {result.neg_elbo:.2f} nats"
