@@ -316,6 +316,17 @@ def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_p
     sources = [o.source for o in found.on_label]
     assert "class 3" in sources and "class 3, p(z|y)" in sources and len(sources) == 20
     assert found.set_score("model prior p(z)") is not None
+    # a cluster a conditional model cannot decode (no single class) is refused up front
+    import dataclasses
+
+    not3 = dataclasses.replace(fits[3], query="not 3")
+    not3.save(tmp_path / "not3.json")
+    out = CliRunner().invoke(
+        app,
+        ["evaluate", "-m", str(run_dir), "--iwae-k", "1", "--cluster", str(tmp_path / "not3.json")],
+    )
+    assert out.exit_code == 2 and "names no class of it" in out.output
+    assert "fit-cluster --label" in out.output and "Traceback" not in out.output
     out = CliRunner().invoke(
         app,
         ["sample", "-m", str(run_dir), "--label", "3", "-n", "4", "-o", str(tmp_path / "g.png")],

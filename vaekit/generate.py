@@ -445,12 +445,16 @@ def prior_description(run: LoadedRun, model_prior: bool = False) -> str:
     return f"the model's prior p(z) ({run.config.model.prior})"
 
 
+def names_a_class(run: LoadedRun, cluster: Cluster) -> bool:
+    """Whether ``cluster``'s query is one class name of ``run``'s model."""
+    return str(cluster.query).strip().lower() in [name.lower() for name in run.class_names or []]
+
+
 def cluster_class(run: LoadedRun, cluster: Cluster) -> str:
     """The class a class-conditional model decodes a cluster's draws with: the class its
     query names (``fit-cluster --label sneaker``); any other query needs ``--label``."""
-    names = [name.lower() for name in run.class_names or []]
     query = str(cluster.query).strip()
-    if query.lower() in names:
+    if names_a_class(run, cluster):
         return query
     raise UsageError(
         f"model '{run.config.model.kind}' is class-conditional and cluster '{query}' names "

@@ -281,11 +281,10 @@ def check_clusters(clusters: Sequence[str | Path], loaded: Any, everything: Any)
     load_clusters`), a query naming a label the run's data ``everything`` lacks, or, for
     a class-conditional model, a query that is not one class name (its draws are decoded
     as that class)."""
-    from vaekit.generate import load_clusters
+    from vaekit.generate import load_clusters, names_a_class
     from vaekit.query import parse_query
 
     fitted = load_clusters(clusters, loaded.config.model.latent_dim)
-    names = [name.lower() for name in loaded.class_names or []]
     for cluster in fitted:
         parse_query(cluster.query).mask_arrays(  # an unknown label raises, listing the known
             len(everything),
@@ -294,7 +293,7 @@ def check_clusters(clusters: Sequence[str | Path], loaded: Any, everything: Any)
             everything.attributes,
             everything.attribute_names,
         )
-        if loaded.num_classes and str(cluster.query).strip().lower() not in names:
+        if loaded.num_classes and not names_a_class(loaded, cluster):
             raise UsageError(
                 f"model '{loaded.config.model.kind}' is class-conditional and cluster "
                 f"'{cluster.query}' names no class of it: a conditional model decodes a "
