@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -70,6 +72,17 @@ class CountBar:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()  # the bar never outlives the work, whatever ended it
+
+
+@contextmanager
+def evaluation_bars(console: Console | None = None) -> Iterator[tuple[CountBar, CountBar]]:
+    """The transient bars of an evaluation and of the judge's training (``evaluate``,
+    ``report``), stopped whatever ends the work."""
+    with (
+        CountBar("evaluate", console, transient=True) as progress,
+        CountBar("train judge", console, transient=True) as judge,
+    ):
+        yield progress, judge
 
 
 class RichTrainReporter:

@@ -96,13 +96,10 @@ def evaluate_command(
     with user_errors():
         from vaekit.data import HELD_OUT
         from vaekit.evaluate import evaluate
-        from vaekit.progress import CountBar
+        from vaekit.progress import evaluation_bars
 
         check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
-        with (
-            CountBar("evaluate", err_console, transient=True) as progress,
-            CountBar("train judge", err_console, transient=True) as judge_bar,
-        ):
+        with evaluation_bars(err_console) as (progress, judge_bar):
             result = evaluate(
                 model,
                 data,

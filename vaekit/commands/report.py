@@ -53,14 +53,11 @@ def report_command(
     """One self-contained HTML page: config, metrics, curves, scatter, traversals, grids."""
     with user_errors():
         from vaekit.data import HELD_OUT
-        from vaekit.progress import CountBar
+        from vaekit.progress import evaluation_bars
         from vaekit.report import build_report
 
         check_generation_options(generation, cluster, samples, judge_steps, iwae_k)
-        with (
-            CountBar("evaluate", err_console, transient=True) as progress,
-            CountBar("train judge", err_console, transient=True) as judge_bar,
-        ):
+        with evaluation_bars(err_console) as (progress, judge_bar):
             path, result = build_report(
                 model,
                 output,
