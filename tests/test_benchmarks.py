@@ -150,3 +150,26 @@ def test_prior_candidates_judges_every_candidate_in_its_smallest_setting(tmp_pat
     for name in names:
         assert "class shares TV" in lines[name] and "nearest-training-neighbour" in lines[name]
         assert len(lines[name].split("class shares TV ")[1].split(";")[0].split()) == 2
+
+
+def test_judge_agreement_reads_every_runs_draws_with_every_judge(tmp_path):
+    """Two tiny digits runs (other seeds, so other splits and judges): each run's prior
+    draws are read by both judges, with the spread between them and the run's own."""
+    from tests.helpers import train_tiny
+
+    runs = [str(train_tiny(tmp_path, epochs=1, seed=s, name=f"r{s}").run.path) for s in (0, 1)]
+    out = run_benchmark(
+        "judge_agreement.py", *runs, "--samples", "60", "--judge-steps", "20", "--split", "val"
+    )
+    assert out.count(": trained") == 2, out
+    rows = [line for line in out.splitlines() if line.startswith(("r0: ", "r1: "))]
+    assert len(rows) == 2, out
+    for row in rows:
+        readings = row.split("class shares TV: ")[1].split(";")[0].split()
+        assert len(readings) == 2 and all(0 <= float(v) <= 1 for v in readings), row
+        assert "own judge" in row and "spread" in row
+    # the judges are saved in the runs: a second call reuses them
+    again = run_benchmark(
+        "judge_agreement.py", *runs, "--samples", "60", "--judge-steps", "20", "--split", "val"
+    )
+    assert again.count(": reused") == 2, again
