@@ -277,6 +277,21 @@ def test_damaged_and_foreign_cluster_files(tmp_path):
         Cluster.load(tmp_path / "missing.json")
 
 
+def test_a_hand_edited_latent_size_is_named(store, tmp_path):
+    """A cluster file whose latent_dim was edited away from its means' length is refused
+    naming both, for a mixture and for one Gaussian."""
+    path, _ = store
+    for components, gate in ((3, None), (1, 0.0)):
+        out = tmp_path / f"c{components}.json"
+        options = {} if gate is None else {"gate": gate}
+        fit_cluster(path, "smiling", components=components, output=out, **options)
+        data = json.loads(out.read_text())
+        data["latent_dim"] = D - 1
+        out.write_text(json.dumps(data))
+        with pytest.raises(DataError, match=f"means of {D} numbers but latent_dim {D - 1}"):
+            Cluster.load(out)
+
+
 def test_names_resolve_to_cluster_files(store, tmp_path, monkeypatch):
     path, _ = store
     monkeypatch.chdir(tmp_path)

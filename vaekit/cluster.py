@@ -278,7 +278,7 @@ class Cluster:
             if "mixture" in data:
                 mix = data["mixture"]
                 weights = np.asarray(mix["weights"], dtype=np.float64)
-                means = np.asarray(mix["means"], dtype=np.float64).reshape(-1, d)
+                means = _means(mix["means"], d, source)
                 if not len(weights) == len(means) == len(mix["covariances"]) >= 1:
                     raise DataError(
                         f"'{source}' has {len(weights)} mixture weights, {len(means)} means "
@@ -288,7 +288,7 @@ class Cluster:
                 covs = np.stack([_expand(c, kind, d) for c in mix["covariances"]])
             else:
                 weights = np.ones(1)
-                means = np.asarray(data["mean"], dtype=np.float64).reshape(1, d)
+                means = _means([data["mean"]], d, source)
                 covs = _expand(data["covariance"], kind, d)[None]
             check_gaussians(weights, means, covs, source)
             gate = _read_gate(data.get("gate"), d, source)
@@ -523,6 +523,19 @@ def _compact(cov: np.ndarray, kind: str) -> Any:
     if kind == "spherical":
         return float(np.diag(cov).mean())
     return cov.tolist()
+
+
+def _means(value: Any, d: int, source: str) -> np.ndarray:
+    """A cluster file's means as (K, d); a file whose means have another length than its
+    ``latent_dim`` (hand-edited) is refused naming both."""
+    means = np.asarray(value, dtype=np.float64)
+    if means.ndim != 2 or means.shape[1] != d:
+        length = means.shape[-1] if means.ndim >= 1 else 0
+        raise DataError(
+            f"'{source}' has means of {length} numbers but latent_dim {d}; they must match "
+            "(fit it again with `vaekit fit-cluster`)"
+        )
+    return means
 
 
 def _expand(value: Any, kind: str, d: int) -> np.ndarray:
