@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -78,22 +79,29 @@ def add_titles(grid: np.ndarray, titles: list[str], centres: list[float]) -> np.
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def _fitted_title(draw: Any, title: str, room: float) -> tuple[str, Any, float]:
-    """(text, font, width): ``title`` at the largest size that fits ``room`` pixels,
-    shortened at the smallest when none does."""
+@functools.lru_cache(maxsize=1)
+def _title_fonts() -> tuple[Any, ...]:
+    """The title font at each of :data:`TITLE_SIZES`, largest first (loaded once)."""
     from PIL import ImageFont
-
-    def width(text: str, font: Any) -> float:
-        left, _, right, _ = draw.textbbox((0, 0), text, font=font)
-        return float(right - left)
 
     fonts = []
     for size in TITLE_SIZES:
         try:
             fonts.append(ImageFont.load_default(size=size))
         except (TypeError, ImportError, OSError):  # a Pillow without FreeType: one size
-            fonts = [ImageFont.load_default()]
-            break
+            return (ImageFont.load_default(),)
+    return tuple(fonts)
+
+
+def _fitted_title(draw: Any, title: str, room: float) -> tuple[str, Any, float]:
+    """(text, font, width): ``title`` at the largest size that fits ``room`` pixels,
+    shortened at the smallest when none does."""
+
+    def width(text: str, font: Any) -> float:
+        left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+        return float(right - left)
+
+    fonts = _title_fonts()
     for font in fonts:
         if width(title, font) <= room:
             return title, font, width(title, font)
