@@ -149,6 +149,7 @@ def test_prior_candidates_judges_every_candidate_in_its_smallest_setting(tmp_pat
     names += ("fitted mixture, then 1 decode-encode steps", "model prior p(z)")
     for name in names:
         assert "class shares TV" in lines[name] and "nearest-training-neighbour" in lines[name]
+        assert float(lines[name].split("nearest training latent ")[1]) > 0
         assert len(lines[name].split("class shares TV ")[1].split(";")[0].split()) == 2
 
 

@@ -210,6 +210,12 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     assert sets["real training images"]["nearest_train"] is None  # they are training images
     for name in ("reconstructions", "prior", "model prior p(z)", "cluster 3"):
         assert sets[name]["nearest_train"] > 0, name
+    # ... and in the model's latent space, each image encoded again
+    assert found["real_nearest_latent"] > 0
+    assert sets["real training images"]["nearest_latent"] is None
+    assert sets["real training '3' images"]["nearest_latent"] is None
+    for name in ("reconstructions", "prior", "model prior p(z)", "cluster 3"):
+        assert sets[name]["nearest_latent"] > 0, name
     (on_label,) = found["on_label"]
     assert on_label["query"] == "3" and on_label["n"] == 300 and 0 <= on_label["rate"] <= 1
     assert on_label["ceiling"] is not None and on_label["real_n"] > 0
@@ -233,6 +239,30 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     assert json.loads(out.stdout)["generation"] is None
     out = runner.invoke(app, [*args, "--no-generation", "--cluster", "3"])
     assert out.exit_code == 2 and "--cluster" in out.output
+
+
+def test_the_latent_copy_check_tells_copies_from_unseen_images(tmp_path):
+    """Decoded training posteriors (a sampler that replays the training set) encode back
+    next to their training latents; held-out real images and the fitted prior's draws sit
+    much further away. (A model trained long enough to use its latents: the 3-epoch
+    fixture's posteriors all sit at the prior's mean.)"""
+    from vaekit.generate import decode, encode_images, sample
+    from vaekit.generation import reencoded_nearest
+
+    wide = {"hidden": 128}
+    run = train_tiny(
+        tmp_path, epochs=40, latent_dim=8, encoder_options=wide, decoder_options=wide
+    ).run.path
+    loaded = open_run(run)
+    everything = loaded.load_data()
+    train, held_out = everything.select_split("train"), everything.select_split("val")
+    training_mu, _ = encode_images(loaded, train.images)
+    copies = decode(loaded, training_mu[:200])
+    copied = reencoded_nearest(loaded, copies, training_mu)
+    unseen = reencoded_nearest(loaded, held_out.images, training_mu)
+    drawn = reencoded_nearest(loaded, sample(loaded, 200, seed=0).images, training_mu)
+    assert copied < 0.5 * unseen, (copied, unseen)
+    assert drawn > 2 * copied, (drawn, copied)
 
 
 def test_evaluate_without_labels_says_what_it_skipped(tmp_path):
@@ -260,6 +290,7 @@ def test_report_shows_generation_grids_beside_their_metrics(digits_run, tmp_path
     page = out.read_text()
     assert "Generation" in page and "Fréchet distance" in page and "not FID" in page
     assert "nearest training image" in page and "(held-out real images)" in page
+    assert "nearest training latent" in page
     assert evaluation.generation is not None
     assert page.count("data:image/png;base64") >= 3
     assert (digits_run / "figures" / "generated_prior.png").is_file()
@@ -316,6 +347,8 @@ def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_p
     sources = [o.source for o in found.on_label]
     assert "class 3" in sources and "class 3, p(z|y)" in sources and len(sources) == 20
     assert found.set_score("model prior p(z)") is not None
+    # the latent copy check encodes each draw with its class, as the encoder was trained
+    assert found.real_nearest_latent > 0 and found.set_score("prior").nearest_latent > 0
     # a cluster a conditional model cannot decode (no single class) is refused up front
     import dataclasses
 
@@ -390,6 +423,8 @@ def test_the_judge_does_not_follow_the_draws_seed(digits_run):
     # ... and so are the nearest-training-image distances (every compared image is one)
     assert c.generation.real_nearest_train is None
     assert all(s.nearest_train is None for s in c.generation.sets)
+    assert c.generation.real_nearest_latent is None
+    assert all(s.nearest_latent is None for s in c.generation.sets)
     assert any("nearest-training-image" in line for line in c.generation.skipped)
     assert a.generation.real_nearest_train > 0
 

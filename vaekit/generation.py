@@ -65,6 +65,11 @@ class SetScore:
     #: not measured, as for training images themselves); below the held-out real images'
     #: (:attr:`GenerationEvaluation.real_nearest_train`), the set copies the training set
     nearest_train: float | None = None
+    #: the same in the model's latent space: median distance from the posterior mean of
+    #: an image of the set, encoded again, to the nearest training image's posterior mean
+    #: (:func:`reencoded_nearest`); below the held-out real images'
+    #: (:attr:`GenerationEvaluation.real_nearest_latent`), the set copies training images
+    nearest_latent: float | None = None
 
 
 @dataclass
@@ -123,6 +128,9 @@ class GenerationEvaluation:
     #: the held-out real images' median distance to their nearest training image: what
     #: new images score (a set well below it is copying training images)
     real_nearest_train: float | None = None
+    #: the held-out real images' median distance, in the model's latent space, from their
+    #: posterior mean to the nearest training image's
+    real_nearest_latent: float | None = None
     skipped: list[str] = field(default_factory=list)
     #: what was measured all the same but may mislead (a cluster fitted to another
     #: model's latents, whose gate then reads latents only)
@@ -303,6 +311,24 @@ def check_clusters(clusters: Sequence[str | Path], loaded: Any, everything: Any)
     return fitted
 
 
+def reencoded_nearest(
+    loaded: Any, images: np.ndarray, training: np.ndarray, labels: np.ndarray | None = None
+) -> float:
+    """The median distance from the posterior mean of each of ``images`` (uint8, encoded by
+    ``loaded``'s model, conditioned on ``labels`` for a class-conditional one) to the
+    nearest row of ``training`` (the training images' posterior means, (M, D)).
+
+    A copy check in the model's own terms: a draw that decodes to a training image
+    (a training image's posterior, or a density hugging the training latents) encodes back
+    next to that image's mean, while an unseen image encodes as far as held-out real images
+    do. In the judge's features, faces built from a few discrete parts put unseen faces
+    near a training face too, so a copier can pass there (docs/benchmarks.md)."""
+    from vaekit.generate import encode_images
+
+    means, _ = encode_images(loaded, images, labels)
+    return nearest_distance(means, training)
+
+
 def evaluate_generation(
     loaded: Any,
     everything: Any,
@@ -381,10 +407,14 @@ def evaluate_generation(
     else:
         training = judge.predict(train.images).features
         result.real_nearest_train = nearest_distance(real_out.features, training)
+        train_labels = train.labels if loaded.num_classes else None
+        training_mu, _ = encode_images(loaded, train.images, train_labels)
+        result.real_nearest_latent = nearest_distance(mu, training_mu)
     result.sets = [
         score_set("reconstructions", real_out.features, judge.predict(recon).features, training),
         score_set("prior", real_out.features, prior_out.features, training),
     ]
+    latent_sets = [(recon, labels), (prior.images, prior.labels)]
     if training is not None:  # the floor: a sample of the training images themselves
         floor = training[_seeded_rows(len(train), samples, seed + 1)]
         result.sets.insert(0, score_set("real training images", real_out.features, floor))
@@ -392,6 +422,12 @@ def evaluate_generation(
         result.sets.append(
             score_set("model prior p(z)", real_out.features, raw_out.features, training)
         )
+        latent_sets.append((raw.images, raw.labels))
+    if training is not None:  # the sets in order, the floor (index 0) left out
+        for score, (images, drawn_labels) in zip(
+            result.sets[-len(latent_sets) :], latent_sets, strict=True
+        ):
+            score.nearest_latent = reencoded_nearest(loaded, images, training_mu, drawn_labels)
     shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
     result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
@@ -429,6 +465,10 @@ def evaluate_generation(
                 result.sets.append(score_set(floor, reference, training[rows]))
                 result.sets[-1].against = against
         score = score_set(label, reference, judge.predict(drawn.images).features, training)
+        if training is not None:
+            score.nearest_latent = reencoded_nearest(
+                loaded, drawn.images, training_mu, drawn.labels
+            )
         if against is not None:
             score.against = against
         result.sets.append(score)
@@ -508,6 +548,14 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             header.append("nearest training image")
             for row, score in zip(rows, found.sets, strict=True):
                 row.append(score.nearest_train)
+        if found.real_nearest_latent is not None:
+            title += (
+                "; nearest training latent (an image encoded again): held-out real images "
+                f"{found.real_nearest_latent:.4g}"
+            )
+            header.append("nearest training latent")
+            for row, score in zip(rows, found.sets, strict=True):
+                row.append(score.nearest_latent)
         tables.append((title, header, rows))
     if found.on_label:
         tables.append(

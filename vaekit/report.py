@@ -475,7 +475,9 @@ def generation_html(run: Run, found: Any) -> list[str]:
             "are measured in its features against held-out real images: not FID. "
             '"nearest training image": the median distance from an image of the set to '
             "its nearest training image, in the same features; a set well below the "
-            "held-out real images' distance is copying training images."
+            "held-out real images' distance is copying training images. \"nearest "
+            "training latent\": the same in the model's latent space, each image encoded "
+            "again (it catches copies the judge's features can miss)."
         )
         + "</p>",
     ]
@@ -494,6 +496,11 @@ def generation_html(run: Run, found: Any) -> list[str]:
                 rows += [
                     ["nearest training image", s.nearest_train],
                     ["(held-out real images)", found.real_nearest_train],
+                ]
+            if s.nearest_latent is not None and found.real_nearest_latent is not None:
+                rows += [
+                    ["nearest training latent", s.nearest_latent],
+                    ["(held-out real images)", found.real_nearest_latent],
                 ]
         if name in rates:
             rows += [["on-label", rates[name].rate], ["ceiling (real)", rates[name].ceiling]]
