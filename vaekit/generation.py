@@ -46,6 +46,8 @@ from vaekit.run_data import open_run_data
 SAMPLES = 1000
 #: Images of each set kept for the report's grids.
 GRID_IMAGES = 64
+#: What a set is compared with unless it is a cluster's draws (its label's real images).
+HELD_OUT_REAL = "held-out real images"
 
 Progress = Callable[[int, int], None]
 
@@ -60,7 +62,7 @@ class SetScore:
     precision: float
     recall: float
     #: the real images it is compared with
-    against: str = "held-out real images"
+    against: str = HELD_OUT_REAL
     #: median distance from an image of the set to its nearest real training image (None:
     #: not measured, as for training images themselves); below the held-out real images'
     #: (:attr:`GenerationEvaluation.real_nearest_train`), the set copies the training set
@@ -538,8 +540,12 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             f"against {found.heldout_n:,} held-out real images ({found.heldout_split}), "
             "in the judge's features (not FID)"
         )
-        header = ["set", "images", "Fréchet distance", "precision", "recall", "against"]
-        rows = [[s.name, s.n, s.frechet, s.precision, s.recall, s.against] for s in found.sets]
+        header = ["set", "images", "Fréchet distance", "precision", "recall"]
+        rows = [[s.name, s.n, s.frechet, s.precision, s.recall] for s in found.sets]
+        if any(s.against != HELD_OUT_REAL for s in found.sets):  # a cluster's own label
+            header.append("against")
+            for row, score in zip(rows, found.sets, strict=True):
+                row.append(score.against)
         if found.real_nearest_train is not None:
             title += (
                 "; nearest training image: median distance, held-out real images "

@@ -121,8 +121,16 @@ def print_tables(tables: Any) -> None:
 
     for title, header, rows in tables:
         table = Table(title=escape(title))
+        # the row names stay whole where the terminal leaves room (about 12 columns per
+        # figure); the figures' headers wrap instead
+        names = max((len(cell(row[0])) for row in rows), default=0)
+        room = console.width - 12 * (len(header) - 1)
         for i, column in enumerate(header):
-            table.add_column(escape(column), justify="left" if i == 0 else "right")
+            if i == 0:
+                width = max(min(names, 22, room), 0) or None
+                table.add_column(escape(column), justify="left", min_width=width)
+            else:
+                table.add_column(escape(column), justify="right")
         for row in rows:
             table.add_row(*(escape(cell(v)) for v in row))
         console.print(table)
