@@ -542,26 +542,26 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
         )
         header = ["set", "images", "Fréchet distance", "precision", "recall"]
         rows = [[s.name, s.n, s.frechet, s.precision, s.recall] for s in found.sets]
+        columns: list[tuple[str, str, str]] = []  # header, the set's field, title's words
         if any(s.against != HELD_OUT_REAL for s in found.sets):  # a cluster's own label
-            header.append("against")
-            for row, score in zip(rows, found.sets, strict=True):
-                row.append(score.against)
+            columns.append(("against", "against", ""))
         if found.real_nearest_train is not None:
-            title += (
+            said = (
                 "; nearest training image: median distance, held-out real images "
                 f"{found.real_nearest_train:.4g} (a set well below that copies training images)"
             )
-            header.append("nearest training image")
-            for row, score in zip(rows, found.sets, strict=True):
-                row.append(score.nearest_train)
+            columns.append(("nearest training image", "nearest_train", said))
         if found.real_nearest_latent is not None:
-            title += (
+            said = (
                 "; nearest training latent (an image encoded again): held-out real images "
                 f"{found.real_nearest_latent:.4g}"
             )
-            header.append("nearest training latent")
+            columns.append(("nearest training latent", "nearest_latent", said))
+        for name, attribute, said in columns:
+            title += said
+            header.append(name)
             for row, score in zip(rows, found.sets, strict=True):
-                row.append(score.nearest_latent)
+                row.append(getattr(score, attribute))
         tables.append((title, header, rows))
     if found.on_label:
         tables.append(
