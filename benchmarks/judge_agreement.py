@@ -2,7 +2,8 @@
 run's judge.
 
     python benchmarks/judge_agreement.py runs/f0 runs/f1 runs/f2 runs/f3 [--samples 2000]
-        [--seed 0] [--attributes Eyeglasses Smiling] [--split test] [--threads 2]
+        [--seed 0] [--attributes Eyeglasses Smiling] [--judge-steps N] [--split test]
+        [--threads 2]
 
 The runs are trainings on the same data (other seeds or settings). Each run's judge is
 vaekit's (trained on that run's own training split on first use, as ``vaekit evaluate``
@@ -25,13 +26,14 @@ import argparse
 import numpy as np
 import torch
 
+from vaekit.dataset import ImageDataset
 from vaekit.generate import sample
 from vaekit.genmetrics import total_variation
 from vaekit.judge import Judge, judge_for
 from vaekit.runs import open_run
 
 
-def data_shares(train, judge: Judge, wanted: list[int]) -> np.ndarray:
+def data_shares(train: ImageDataset, judge: Judge, wanted: list[int]) -> np.ndarray:
     """The training split's true attribute shares (``wanted`` ones) or class shares."""
     if judge.info.attribute_names and train.attributes is not None:
         return train.attributes.astype(float).mean(0)[wanted]
@@ -80,10 +82,12 @@ def main() -> None:
     if names and unknown:
         parser.error(f"--attributes: the data has no {', '.join(unknown)} (it has {names})")
     wanted = [names.index(a) for a in args.attributes if a in names]
+    if names and not wanted:
+        parser.error("--attributes: name at least one of the data's attributes")
     labels = [names[i] for i in wanted] or ["class shares TV"]
     judge_names = [run.path.name for run in loaded]
     print(f"columns: {', '.join(labels)} as read by the judges of {', '.join(judge_names)}")
-    for run, train in zip(loaded, data, strict=True):
+    for index, (run, train) in enumerate(zip(loaded, data, strict=True)):
         truth = data_shares(train, judges[0], wanted)
         images = sample(run, args.samples, seed=args.seed).images
         readings = np.array([read(judge, images, wanted, truth) for judge in judges])
@@ -92,7 +96,7 @@ def main() -> None:
             column = readings[:, k]
             values = " ".join(f"{v:.3f}" for v in column)
             spread = f"spread {column.max() - column.min():.3f}"
-            own = f"own judge {column[loaded.index(run)]:.3f}"
+            own = f"own judge {column[index]:.3f}"
             known = "" if label == "class shares TV" else f" (data {truth[k]:.3f})"
             said.append(f"{label}{known}: {values}; {own}, {spread}")
         print(f"{run.path.name}: " + " | ".join(said), flush=True)

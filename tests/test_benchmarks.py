@@ -165,10 +165,13 @@ def test_judge_agreement_reads_every_runs_draws_with_every_judge(tmp_path):
     assert out.count(": trained") == 2, out
     rows = [line for line in out.splitlines() if line.startswith(("r0: ", "r1: "))]
     assert len(rows) == 2, out
-    for row in rows:
-        readings = row.split("class shares TV: ")[1].split(";")[0].split()
-        assert len(readings) == 2 and all(0 <= float(v) <= 1 for v in readings), row
-        assert "own judge" in row and "spread" in row
+    for index, row in enumerate(sorted(rows)):
+        readings = [float(v) for v in row.split("class shares TV: ")[1].split(";")[0].split()]
+        assert len(readings) == 2 and all(0 <= v <= 1 for v in readings), row
+        # the run's own judge is its column; the spread is the readings' range
+        assert f"own judge {readings[index]:.3f}" in row, row
+        spread = float(row.split("spread ")[1])  # of the unrounded readings
+        assert abs(spread - (max(readings) - min(readings))) <= 0.0011, row
     # the judges are saved in the runs: a second call reuses them
     again = run_benchmark(
         "judge_agreement.py", *runs, "--samples", "60", "--judge-steps", "20", "--split", "val"

@@ -281,7 +281,7 @@ def test_a_hand_edited_latent_size_is_named(store, tmp_path):
     """A cluster file whose latent_dim was edited away from its means' length is refused
     naming both, for a mixture and for one Gaussian."""
     path, _ = store
-    for components, gate in ((3, None), (1, 0.0)):
+    for components, gate in ((3, None), (1, 0.0)):  # a mixture; one Gaussian, 0.4's fit
         out = tmp_path / f"c{components}.json"
         options = {} if gate is None else {"gate": gate}
         fit_cluster(path, "smiling", components=components, output=out, **options)

@@ -324,6 +324,58 @@ def test_the_cli_defaults_are_the_library_s():
     assert params["samples"].default == SAMPLES
 
 
+def test_the_latent_copy_check_encodes_each_set_with_its_classes(tmp_path, monkeypatch):
+    """A class-conditional model's sets are encoded again with their own class ids (the
+    reconstructions with the real images', the draws with theirs), and each figure lands
+    on its own set."""
+    import vaekit.generation as generation_module
+    from vaekit.evaluate import evaluate
+
+    run_dir = train_tiny(tmp_path, epochs=1, kind="cvae").run.path
+    calls = []
+    real = generation_module.reencoded_nearest
+
+    def spy(loaded, images, training, labels=None):
+        calls.append((len(images), None if labels is None else labels.copy()))
+        real(loaded, images, training, labels)  # runs as it would
+        return float(len(calls))  # tells the calls apart
+
+    monkeypatch.setattr(generation_module, "reencoded_nearest", spy)
+    found = evaluate(run_dir, iwae_k=0, generation=True, samples=60, judge_steps=20).generation
+    assert len(calls) == 3  # reconstructions, the fitted priors' draws, p(z|y)'s draws
+    (recon_n, recon_labels), (prior_n, prior_labels), (raw_n, raw_labels) = calls
+    assert recon_n == found.heldout_n and recon_labels is not None
+    assert prior_n == raw_n == 60
+    assert (prior_labels == np.arange(60) % 10).all() and (raw_labels == prior_labels).all()
+    figures = {s.name: s.nearest_latent for s in found.sets}
+    assert figures == {
+        "real training images": None,
+        "reconstructions": 1.0,
+        "prior": 2.0,
+        "model prior p(z)": 3.0,
+    }
+
+
+def test_the_set_table_shows_against_only_for_a_label_and_lines_up_its_columns():
+    from vaekit.generation import GenerationEvaluation, SetScore, generation_rows
+
+    sets = [
+        SetScore("reconstructions", 10, 1.0, 0.9, 0.8, nearest_train=4.0, nearest_latent=0.4),
+        SetScore("prior", 20, 2.0, 0.7, 0.6, nearest_train=5.0, nearest_latent=0.5),
+    ]
+    found = GenerationEvaluation(20, 0, "test", 10, sets=sets)
+    found.real_nearest_train, found.real_nearest_latent = 6.0, 0.6
+    (title, header, rows) = next(t for t in generation_rows(found) if t[1][0] == "set")
+    assert "against" not in header and "10 held-out real images (test)" in title
+    assert header[-2:] == ["nearest training image", "nearest training latent"]
+    assert [row[-2:] for row in rows] == [[4.0, 0.4], [5.0, 0.5]]
+    sets.append(SetScore("cluster 3", 20, 3.0, 0.5, 0.4, against="real '3' images (2)"))
+    (_, header, rows) = next(t for t in generation_rows(found) if t[1][0] == "set")
+    column = header.index("against")
+    assert [row[column] for row in rows] == ["held-out real images"] * 2 + ["real '3' images (2)"]
+    assert rows[-1][-2:] == [None, None]
+
+
 def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_path):
     from vaekit.fitted_prior import load_class_priors
 
@@ -347,7 +399,6 @@ def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_p
     sources = [o.source for o in found.on_label]
     assert "class 3" in sources and "class 3, p(z|y)" in sources and len(sources) == 20
     assert found.set_score("model prior p(z)") is not None
-    # the latent copy check encodes each draw with its class, as the encoder was trained
     assert found.real_nearest_latent > 0 and found.set_score("prior").nearest_latent > 0
     # a cluster a conditional model cannot decode (no single class) is refused up front
     import dataclasses

@@ -14,6 +14,9 @@ at generated images the way a person would ask of them:
   reconstructions and, as a floor, of real training images against held-out real
   images, all in the judge's feature space. This is not FID: FID uses Inception
   features, which cannot be fetched offline and mean little on 28×28 greyscale;
+- **copy checks**: how near each set comes to the training images, in the judge's
+  features and in the model's latent space (each image encoded again), beside unseen
+  real images' distance: a set well below it replays the training set;
 - **PSNR and SSIM** of reconstructions (the posterior mean decoded to its mean image).
 
 Without labels no judge can be trained: only PSNR/SSIM are measured, and ``skipped``
@@ -69,8 +72,9 @@ class SetScore:
     nearest_train: float | None = None
     #: the same in the model's latent space: median distance from the posterior mean of
     #: an image of the set, encoded again, to the nearest training image's posterior mean
-    #: (:func:`reencoded_nearest`); below the held-out real images'
-    #: (:attr:`GenerationEvaluation.real_nearest_latent`), the set copies training images
+    #: (:func:`reencoded_nearest`); well below the held-out real images' (encoded once,
+    #: :attr:`GenerationEvaluation.real_nearest_latent`; the reconstructions' figure is the
+    #: like-for-like reference, decoded and encoded again), the set copies training images
     nearest_latent: float | None = None
 
 
@@ -375,8 +379,8 @@ def evaluate_generation(
     if not has_labels(everything):
         result.skipped.append(
             f"dataset '{everything.source}' has no class labels or attributes, so no judge "
-            "could be trained: on-label rates, shares, Fréchet distance and precision/recall "
-            "were skipped (PSNR/SSIM need no labels)"
+            "could be trained: on-label rates, shares, Fréchet distance, precision/recall "
+            "and the copy checks were skipped (PSNR/SSIM need no labels)"
         )
         if clusters:
             result.skipped.append("clusters were not judged: " + ", ".join(map(str, clusters)))
@@ -403,7 +407,7 @@ def evaluate_generation(
     if heldout_split in ("train", "all"):  # the training images are the compared ones
         result.skipped.append(
             f"no floor (real training images against split '{heldout_split}') and no "
-            "nearest-training-image distances: the two sets share images; judge a "
+            "nearest-training-image or -latent distances: the two sets share images; judge a "
             "held-out split (--split val or test) for them"
         )
     else:
@@ -553,8 +557,9 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             columns.append(("nearest training image", "nearest_train", said))
         if found.real_nearest_latent is not None:
             said = (
-                "; nearest training latent (an image encoded again): held-out real images "
-                f"{found.real_nearest_latent:.4g}"
+                "; nearest training latent (each image of a set encoded again): held-out "
+                f"real images, encoded once, {found.real_nearest_latent:.4g} (reconstructions "
+                "are the like-for-like reference)"
             )
             columns.append(("nearest training latent", "nearest_latent", said))
         for name, attribute, said in columns:

@@ -500,7 +500,7 @@ def generation_html(run: Run, found: Any) -> list[str]:
             if s.nearest_latent is not None and found.real_nearest_latent is not None:
                 rows += [
                     ["nearest training latent", s.nearest_latent],
-                    ["(held-out real images)", found.real_nearest_latent],
+                    ["(held-out real images, latent)", found.real_nearest_latent],
                 ]
         if name in rates:
             rows += [["on-label", rates[name].rate], ["ceiling (real)", rates[name].ceiling]]
