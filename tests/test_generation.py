@@ -222,6 +222,9 @@ def test_evaluate_generation_through_the_cli(digits_run, tmp_path, monkeypatch):
     shares = found["class_shares"]
     assert len(shares["generated"]) == 10 and sum(shares["data"]) == pytest.approx(1)
     assert 0 <= shares["distance"] <= 1
+    # each share's 95% interval from the 300 draws alone
+    expected = [1.96 * (g * (1 - g) / 300) ** 0.5 for g in shares["generated"]]
+    assert shares["margin"] == pytest.approx(expected)
     # the model's own p(z) beside the fitted prior: the before and after on every run
     assert len(shares["model_prior"]) == 10 and 0 <= shares["model_prior_distance"] <= 1
     assert 0 < found["ssim"] <= 1 and found["psnr"] > 0
@@ -374,6 +377,19 @@ def test_the_set_table_shows_against_only_for_a_label_and_lines_up_its_columns()
     column = header.index("against")
     assert [row[column] for row in rows] == ["held-out real images"] * 2 + ["real '3' images (2)"]
     assert rows[-1][-2:] == [None, None]
+
+
+def test_a_shares_margin_is_its_binomial_interval_and_shows_in_the_table():
+    from vaekit.generation import GenerationEvaluation, Shares, generation_rows, share_margin
+
+    margin = share_margin(np.array([0.5, 0.25, 0.0]), 2000)
+    assert margin == pytest.approx([0.0219, 0.0190, 0.0], abs=1e-4)
+    shares = Shares("attribute", ["Smiling", "Eyeglasses"], [0.5, 0.25], [0.49, 0.25], [], 0.01)
+    shares.margin = share_margin(np.array(shares.generated), 2000).tolist()
+    found = GenerationEvaluation(2000, 0, "test", 400, attribute_shares=shares)
+    (_, header, rows) = next(t for t in generation_rows(found) if t[1][0] == "attribute")
+    column = header.index("± (95%, draws)")
+    assert [row[column] for row in rows] == [*shares.margin, None]
 
 
 def test_a_cvae_fits_one_prior_per_class_and_draws_each_class_from_its_own(tmp_path):

@@ -113,6 +113,9 @@ class Shares:
     #: fitted prior (what the fit changed)
     model_prior: list[float] | None = None
     model_prior_distance: float | None = None
+    #: half the width of each generated share's 95% interval from the number of draws
+    #: alone (binomial); the judge's own uncertainty comes on top (docs/evaluation.md)
+    margin: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -273,6 +276,7 @@ def _shares(
         kinds.append(("attribute", info.attribute_names, means, data, largest))
     for kind, names, shares_of, data, distance in kinds:
         generated, real, raw = shares_of(out), shares_of(real_out), shares_of(raw_out)
+        draws = len(out.labels if kind == "class" else out.attributes)
         found.append(
             Shares(
                 kind,
@@ -284,9 +288,17 @@ def _shares(
                 None if real is None else distance(real, data),
                 None if raw is None else raw.tolist(),
                 None if raw is None else distance(raw, data),
+                share_margin(generated, draws).tolist(),
             )
         )
     return found
+
+
+def share_margin(shares: np.ndarray, draws: int) -> np.ndarray:
+    """Half the width of the 95% interval of each share measured on ``draws`` draws
+    (binomial, normal approximation): how far a share moves with the draws alone."""
+    shares = np.asarray(shares, dtype=np.float64)
+    return 1.96 * np.sqrt(shares * (1.0 - shares) / max(draws, 1))
 
 
 def check_clusters(clusters: Sequence[str | Path], loaded: Any, everything: Any) -> list[Any]:
@@ -584,10 +596,11 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
         blank = [None] * len(shares.names)
         raw = shares.model_prior
         rows = [
-            [name, g, d, r] + ([] if raw is None else [p])
-            for name, g, d, r, p in zip(
+            [name, g, m, d, r] + ([] if raw is None else [p])
+            for name, g, m, d, r, p in zip(
                 shares.names,
                 shares.generated,
+                shares.margin or blank,
                 shares.data,
                 shares.real_judged or blank,
                 raw or blank,
@@ -595,10 +608,10 @@ def generation_rows(found: GenerationEvaluation) -> list[Table]:
             )
         ]
         rows.append(
-            [measure, shares.distance, None, shares.real_distance]
+            [measure, shares.distance, None, None, shares.real_distance]
             + ([] if raw is None else [shares.model_prior_distance])
         )
-        header = [shares.kind, "prior draws", "data", "real, judged"]
+        header = [shares.kind, "prior draws", "± (95%, draws)", "data", "real, judged"]
         tables.append(
             (
                 f"{shares.kind} shares of prior draws (judged) against the training data's",
