@@ -113,31 +113,16 @@ def is_lead_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-#: Terminal columns a table's figure takes, borders included, when the first column
-#: (the row names) is kept whole; and the most a row name is kept whole for.
-FIGURE_COLUMN = 12
-NAME_COLUMN = 22
-
-
 def print_tables(tables: Any) -> None:
     """Print ``(title, header, rows)`` tables (the library's plain rows: the report's
     generation section, a store's scores) with rich; the first column left-aligned."""
-    from rich.cells import cell_len
     from rich.markup import escape
     from rich.table import Table
 
     for title, header, rows in tables:
         table = Table(title=escape(title))
-        # the row names stay whole where the terminal leaves room; the figures' headers
-        # wrap instead
-        names = max((cell_len(cell(row[0])) for row in rows), default=0)
-        room = console.width - FIGURE_COLUMN * (len(header) - 1)
         for i, column in enumerate(header):
-            if i == 0:
-                width = max(min(names, NAME_COLUMN, room), 0) or None
-                table.add_column(escape(column), justify="left", min_width=width)
-            else:
-                table.add_column(escape(column), justify="right")
+            table.add_column(escape(column), justify="left" if i == 0 else "right")
         for row in rows:
             table.add_row(*(escape(cell(v)) for v in row))
         console.print(table)
