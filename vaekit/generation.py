@@ -416,6 +416,7 @@ def evaluate_generation(
     prior_out = judge.predict(prior.images)
     raw_out = None if raw is None else judge.predict(raw.images)
     training = None  # every training image's features: how near the draws come to them
+    training_mu = None  # ... and their posterior means
     if heldout_split in ("train", "all"):  # the training images are the compared ones
         result.skipped.append(
             f"no floor (real training images against split '{heldout_split}') and no "
@@ -428,24 +429,32 @@ def evaluate_generation(
         train_labels = train.labels if loaded.num_classes else None
         training_mu, _ = encode_images(loaded, train.images, train_labels)
         result.real_nearest_latent = nearest_distance(mu, training_mu)
+
+    def scored(
+        name: str,
+        reference: np.ndarray,
+        images: np.ndarray,
+        features: np.ndarray,
+        drawn_labels: np.ndarray | None,
+    ) -> SetScore:
+        """A set of images (with its judge features), scored against ``reference`` and,
+        when the training images are not the compared ones, checked for copies."""
+        score = score_set(name, reference, features, training)
+        if training_mu is not None:
+            score.nearest_latent = reencoded_nearest(loaded, images, training_mu, drawn_labels)
+        return score
+
     result.sets = [
-        score_set("reconstructions", real_out.features, judge.predict(recon).features, training),
-        score_set("prior", real_out.features, prior_out.features, training),
+        scored("reconstructions", real_out.features, recon, judge.predict(recon).features, labels),
+        scored("prior", real_out.features, prior.images, prior_out.features, prior.labels),
     ]
-    latent_sets = [(recon, labels), (prior.images, prior.labels)]
     if training is not None:  # the floor: a sample of the training images themselves
         floor = training[_seeded_rows(len(train), samples, seed + 1)]
         result.sets.insert(0, score_set("real training images", real_out.features, floor))
     if raw_out is not None:
         result.sets.append(
-            score_set("model prior p(z)", real_out.features, raw_out.features, training)
+            scored("model prior p(z)", real_out.features, raw.images, raw_out.features, raw.labels)
         )
-        latent_sets.append((raw.images, raw.labels))
-    if training is not None:  # the sets in order, the floor (index 0) left out
-        for score, (images, drawn_labels) in zip(
-            result.sets[-len(latent_sets) :], latent_sets, strict=True
-        ):
-            score.nearest_latent = reencoded_nearest(loaded, images, training_mu, drawn_labels)
     shares = _shares(judge, prior_out, train, real_out, raw_out)
     result.class_shares = next((s for s in shares if s.kind == "class"), None)
     result.attribute_shares = next((s for s in shares if s.kind == "attribute"), None)
@@ -482,11 +491,8 @@ def evaluate_generation(
                 rows = members[_seeded_rows(len(members), samples, seed + 1)]
                 result.sets.append(score_set(floor, reference, training[rows]))
                 result.sets[-1].against = against
-        score = score_set(label, reference, judge.predict(drawn.images).features, training)
-        if training is not None:
-            score.nearest_latent = reencoded_nearest(
-                loaded, drawn.images, training_mu, drawn.labels
-            )
+        features = judge.predict(drawn.images).features
+        score = scored(label, reference, drawn.images, features, drawn.labels)
         if against is not None:
             score.against = against
         result.sets.append(score)
