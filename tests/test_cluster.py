@@ -290,6 +290,13 @@ def test_a_hand_edited_latent_size_is_named(store, tmp_path):
         out.write_text(json.dumps(data))
         with pytest.raises(DataError, match=f"means of {D} numbers but latent_dim {D - 1}"):
             Cluster.load(out)
+    # a mixture whose means were all deleted is told by count, not by length
+    mixture = tmp_path / "c3.json"
+    data = json.loads(mixture.read_text())
+    data["latent_dim"], data["mixture"]["means"] = D, []
+    mixture.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="3 mixture weights, 0 means and 3 covariances"):
+        Cluster.load(mixture)
 
 
 def test_names_resolve_to_cluster_files(store, tmp_path, monkeypatch):

@@ -529,6 +529,8 @@ def _means(value: Any, d: int, source: str) -> np.ndarray:
     """A cluster file's means as (K, d); a file whose means have another length than its
     ``latent_dim`` (hand-edited) is refused naming both."""
     means = np.asarray(value, dtype=np.float64)
+    if means.size == 0:  # no means at all: the count check names what is missing
+        return means.reshape(0, d)
     if means.ndim != 2 or means.shape[1] != d:
         length = means.shape[-1] if means.ndim >= 1 else 0
         raise DataError(

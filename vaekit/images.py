@@ -79,7 +79,7 @@ def add_titles(grid: np.ndarray, titles: list[str], centres: list[float]) -> np.
     return out[:, :, None] if out.ndim == 2 else out
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def _title_fonts() -> tuple[Any, ...]:
     """The title font at each of :data:`TITLE_SIZES`, largest first (loaded once)."""
     from PIL import ImageFont
