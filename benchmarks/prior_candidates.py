@@ -32,9 +32,9 @@ recall against held-out real images (the first draw seed), and **nearest-neighbo
 distance**: the median distance, in the judge's features, from a decoded draw to its
 nearest training image, beside the same for held-out real images, and **nearest training
 latent**: the same in the model's latent space, each decoded draw encoded again (its
-posterior mean against the training images'). A candidate whose draws sit nearer the
-training images than unseen real images do is replaying the training set, whatever its
-other figures. Not a unit test; figures in
+posterior mean against the training images'). A candidate whose draws sit well nearer
+the training images than unseen real images do is replaying the training set, whatever
+its other figures. Not a unit test; figures in
 docs/benchmarks.md ("Generation").
 """
 

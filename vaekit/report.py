@@ -477,7 +477,8 @@ def generation_html(run: Run, found: Any) -> list[str]:
             "its nearest training image, in the same features; a set well below the "
             "held-out real images' distance is copying training images. \"nearest "
             "training latent\": the same in the model's latent space, each image encoded "
-            "again (it catches copies the judge's features can miss)."
+            "again (it catches copies the judge's features can miss); the reconstructions, "
+            "decoded and encoded again as a generated set is, are its like-for-like reference."
         )
         + "</p>",
     ]
